@@ -1,0 +1,5 @@
+"""`python -m maskforge` runs the CLI."""
+
+from maskforge.cli import main
+
+main()

@@ -1,0 +1,173 @@
+"""Model factory (torchvision backbones with a small head), weights loading, checkpoints."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from maskforge import __version__
+
+CHECKPOINT_FORMAT = "maskforge-checkpoint-v1"
+ARCHS = ("resnet50", "resnet18", "mobilenet_v3", "mobilenet_v2", "efficientnet_b0")
+# torchvision's names for our short ones.
+_TORCHVISION_NAME = {"mobilenet_v3": "mobilenet_v3_large"}
+
+
+def num_outputs_for(classes: list[str]) -> int:
+    """One logit (BCE) for two classes, else one per class (cross-entropy)."""
+    if len(classes) < 2:
+        raise ValueError(f"Need at least two classes to train a classifier, got {classes}.")
+    return 1 if len(classes) == 2 else len(classes)
+
+
+def _check_arch(arch: str) -> str:
+    if arch not in ARCHS:
+        raise ValueError(f"Invalid architecture {arch!r}. Only {', '.join(ARCHS)} are supported.")
+    return _TORCHVISION_NAME.get(arch, arch)
+
+
+def imagenet_weights_cached(arch: str) -> bool:
+    """True when torchvision's ImageNet weights for arch are already in the torch hub cache."""
+    import torchvision
+
+    weights = torchvision.models.get_model_weights(_check_arch(arch)).DEFAULT
+    filename = os.path.basename(weights.url)
+    return (Path(torch.hub.get_dir()) / "checkpoints" / filename).is_file()
+
+
+def build_model(arch: str, num_outputs: int, weights: str = "none") -> nn.Module:
+    """A torchvision classifier with its last layer replaced by `num_outputs` outputs.
+
+    weights: "none" (random init), "imagenet" (torchvision's DEFAULT weights, downloaded or
+    cached; a clear error offline), or a path to a maskforge checkpoint or a state_dict file.
+    """
+    import torchvision
+
+    name = _check_arch(arch)
+    if weights == "imagenet":
+        try:
+            model = torchvision.models.get_model(name, weights="DEFAULT")
+        except OSError as exc:  # URLError is an OSError
+            raise ValueError(
+                f"Cannot load ImageNet weights for {arch} ({exc}); no network? "
+                "Use --weights none or --weights PATH to a saved checkpoint."
+            ) from None
+    elif weights in ("none", None):
+        model = torchvision.models.get_model(name, weights=None)
+    else:
+        model = torchvision.models.get_model(name, weights=None)
+    replace_head(model, num_outputs)
+    if weights not in ("none", "imagenet", None):
+        _load_weights_file(model, Path(weights))
+    return model
+
+
+def replace_head(model: nn.Module, num_outputs: int) -> None:
+    """Swap the final Linear layer of a torchvision classifier for one with num_outputs."""
+    if hasattr(model, "fc") and isinstance(model.fc, nn.Linear):
+        model.fc = nn.Linear(model.fc.in_features, num_outputs)
+        return
+    classifier = getattr(model, "classifier", None)
+    if isinstance(classifier, nn.Sequential) and isinstance(classifier[-1], nn.Linear):
+        classifier[-1] = nn.Linear(classifier[-1].in_features, num_outputs)
+        return
+    raise ValueError(f"Do not know how to replace the head of {type(model).__name__}.")
+
+
+def head_parameters(model: nn.Module) -> list[nn.Parameter]:
+    """Parameters of the final classification layer (what --freeze-backbone trains)."""
+    head = model.fc if hasattr(model, "fc") else model.classifier[-1]
+    return list(head.parameters())
+
+
+def _load_weights_file(model: nn.Module, path: Path) -> None:
+    if not path.is_file():
+        raise FileNotFoundError(f"Weights file not found: {path} (use auto, imagenet or none)")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if isinstance(state, dict) and state.get("format") == CHECKPOINT_FORMAT:
+        state = state["model"]
+    own = model.state_dict()
+    # Keep backbone weights; a head of another shape (other class count) stays freshly initialised.
+    usable = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    if not usable:
+        raise ValueError(f"{path} holds no weights that fit this architecture.")
+    model.load_state_dict(usable, strict=False)
+
+
+@dataclass
+class CheckpointInfo:
+    """Everything needed to rebuild and use a trained model (see docs/formats.md)."""
+
+    arch: str
+    classes: list[str]
+    img_size: int
+    mean: list[float]
+    std: list[float]
+    config: dict = field(default_factory=dict)
+    manifests: dict = field(default_factory=dict)
+    metrics: dict = field(default_factory=dict)
+    epoch: int = 0
+
+    @property
+    def num_outputs(self) -> int:
+        """Number of model outputs (1 for binary)."""
+        return num_outputs_for(self.classes)
+
+
+def checkpoint_dict(model: nn.Module, info: CheckpointInfo, **extra) -> dict:
+    """The plain dict saved as a checkpoint (loadable with weights_only=True)."""
+    module = model.module if hasattr(model, "module") else model
+    state = {k: v.detach().cpu() for k, v in module.state_dict().items()}
+    return {
+        "format": CHECKPOINT_FORMAT,
+        "arch": info.arch,
+        "classes": list(info.classes),
+        "num_outputs": info.num_outputs,
+        "img_size": int(info.img_size),
+        "mean": [float(x) for x in info.mean],
+        "std": [float(x) for x in info.std],
+        "model": state,
+        "config": info.config,
+        "manifests": info.manifests,
+        "metrics": info.metrics,
+        "epoch": int(info.epoch),
+        "maskforge_version": __version__,
+        **extra,
+    }
+
+
+def read_checkpoint(path: Path) -> dict:
+    """Load a checkpoint dict safely (weights_only=True) and check its format."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"Checkpoint not found: {path}")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unpickling failure means "not a checkpoint"
+        raise ValueError(f"{path} is not a readable checkpoint: {exc}") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"{path} is not a maskforge checkpoint (no '{CHECKPOINT_FORMAT}' tag).")
+    return ckpt
+
+
+def load_checkpoint(path: Path, device: str | torch.device = "cpu") -> tuple[nn.Module, CheckpointInfo]:
+    """Rebuild the model from a checkpoint, in eval mode on `device`, with its metadata."""
+    ckpt = read_checkpoint(path)
+    info = CheckpointInfo(
+        arch=ckpt["arch"],
+        classes=list(ckpt["classes"]),
+        img_size=int(ckpt["img_size"]),
+        mean=list(ckpt["mean"]),
+        std=list(ckpt["std"]),
+        config=ckpt.get("config", {}),
+        manifests=ckpt.get("manifests", {}),
+        metrics=ckpt.get("metrics", {}),
+        epoch=int(ckpt.get("epoch", 0)),
+    )
+    model = build_model(info.arch, info.num_outputs, weights="none")
+    model.load_state_dict(ckpt["model"])
+    return model.to(device).eval(), info
