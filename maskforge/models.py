@@ -171,3 +171,16 @@ def load_checkpoint(path: Path, device: str | torch.device = "cpu") -> tuple[nn.
     model = build_model(info.arch, info.num_outputs, weights="none")
     model.load_state_dict(ckpt["model"])
     return model.to(device).eval(), info
+
+
+def probabilities(logits: torch.Tensor) -> torch.Tensor:
+    """Class probabilities (N, n_classes) from logits (N, 1) for binary or (N, C) for C classes.
+
+    With one logit, column 1 is the positive class (the second in class order) = sigmoid(logit).
+    """
+    if logits.ndim != 2:
+        raise ValueError(f"Expected logits of shape (N, outputs), got {tuple(logits.shape)}.")
+    if logits.shape[1] == 1:
+        p = torch.sigmoid(logits.float())
+        return torch.cat([1 - p, p], dim=1)
+    return torch.softmax(logits.float(), dim=1)
