@@ -16,7 +16,7 @@ from maskforge.imageio import read_image
 
 
 def eval_transform(img_size: int, mean: Sequence[float], std: Sequence[float]) -> A.Compose:
-    """Resize to img_size x img_size (area interpolation), normalise (RGB, 0..1 stats), to CHW tensor."""
+    """Resize to img_size square (area interpolation), normalise (RGB 0..1 stats), CHW tensor."""
     return A.Compose(
         [
             A.Resize(img_size, img_size, interpolation=cv2.INTER_AREA),

@@ -45,7 +45,9 @@ def read_manifest(path: Path) -> pd.DataFrame:
     except pd.errors.EmptyDataError:
         raise ValueError(f"Manifest {path} is empty.") from None
     except (pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise ValueError(f"Manifest {path} is not a valid CSV: {' '.join(str(exc).split())}") from None
+        raise ValueError(
+            f"Manifest {path} is not a valid CSV: {' '.join(str(exc).split())}"
+        ) from None
     missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
     if missing:
         raise ValueError(

@@ -154,7 +154,9 @@ def read_checkpoint(path: Path) -> dict:
     return ckpt
 
 
-def load_checkpoint(path: Path, device: str | torch.device = "cpu") -> tuple[nn.Module, CheckpointInfo]:
+def load_checkpoint(
+    path: Path, device: str | torch.device = "cpu"
+) -> tuple[nn.Module, CheckpointInfo]:
     """Rebuild the model from a checkpoint, in eval mode on `device`, with its metadata."""
     ckpt = read_checkpoint(path)
     info = CheckpointInfo(

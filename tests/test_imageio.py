@@ -72,7 +72,9 @@ def test_rgba_is_composited_on_white():
 
 
 def test_palette_image():
-    im = Image.fromarray(np.full((5, 5, 3), (10, 200, 30), np.uint8)).convert("P", palette=Image.Palette.ADAPTIVE)
+    im = Image.fromarray(np.full((5, 5, 3), (10, 200, 30), np.uint8)).convert(
+        "P", palette=Image.Palette.ADAPTIVE
+    )
     out = decode_image(_png(im))
     np.testing.assert_allclose(out[2, 2], [10, 200, 30], atol=2)
 

@@ -1,0 +1,375 @@
+"""`maskforge synthesize RAW OUT`: mask every face in a folder of photos."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import click
+
+EXIT_SOME_FAILED = 3
+
+
+class ChoiceSpec(click.ParamType):
+    """`a,b=2,c` or `random`: weighted names, checked later against what is installed."""
+
+    name = "LIST"
+
+    def __init__(self, what: str, allowed: tuple[str, ...] | None = None):
+        self.what, self.allowed = what, allowed
+
+    def convert(self, value, param, ctx):
+        from maskforge.sampling import Choice, parse_choice
+
+        if isinstance(value, Choice) or value is None:
+            return value
+        try:
+            return parse_choice(value, self.allowed, self.what, _random_weights(self.what))
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+def _random_weights(what: str) -> dict | None:
+    if what == "mask type":
+        from maskforge.synthesize import default_mask_mix
+
+        return default_mask_mix()
+    return None
+
+
+class ColorSpec(click.ParamType):
+    """`random` (each mask type's realistic palette) or names / #hex, optionally weighted."""
+
+    name = "COLORS"
+
+    def convert(self, value, param, ctx):
+        from maskforge.sampling import Choice, parse_choice
+        from maskforge.templates import parse_color
+
+        if value is None or isinstance(value, Choice) or value == "random":
+            return None if value == "random" else value
+        try:
+            choice = parse_choice(value, None, "colour")
+            for option in choice.options:
+                parse_color(option)
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+        return choice
+
+
+@click.command()
+@click.argument("raw", type=click.Path(path_type=Path, file_okay=False))
+@click.argument("out", type=click.Path(path_type=Path, file_okay=False))
+@click.option(
+    "--workers",
+    "-j",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Worker processes. [default: all cores]",
+)
+@click.option(
+    "--seed",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Seed for every random choice; the same seed and inputs give identical files.",
+)
+@click.option(
+    "--mask-type",
+    "mask_types",
+    type=ChoiceSpec("mask type", None),
+    default="random",
+    show_default=True,
+    help="Mask template(s): a name (see `maskforge templates`), a list with optional "
+    "weights like 'surgical=3,kn95,cloth', or 'random' (a realistic mix).",
+)
+@click.option(
+    "--color",
+    "colors",
+    type=ColorSpec(),
+    default="random",
+    show_default=True,
+    help="Mask colour(s): names or #rrggbb, weighted like --mask-type, or 'random' for "
+    "each mask type's realistic palette.",
+)
+@click.option(
+    "--pattern",
+    "patterns",
+    type=ChoiceSpec("pattern", None),
+    default="none",
+    show_default=True,
+    help="Fabric pattern(s): none, stripes, dots, checks, camo, ..., an image file, or a "
+    "weighted list like 'none=3,dots,stripes'.",
+)
+@click.option(
+    "--pattern-weight",
+    type=click.FloatRange(0, 1),
+    default=0.7,
+    show_default=True,
+    help="How strongly a pattern replaces the plain colour (0..1).",
+)
+@click.option(
+    "--wear",
+    type=ChoiceSpec("wear style", ("correct", "nose_out", "chin")),
+    default="correct",
+    show_default=True,
+    help="How masks are worn: correct, nose_out (nose uncovered), chin (pulled under "
+    "the mouth), weighted like 'correct=2,nose_out,chin', or random. Incorrectly "
+    "worn masks go to out/incorrect/ (a third class).",
+)
+@click.option(
+    "--negatives",
+    type=ChoiceSpec("negative kind", ("hand", "object", "scarf")),
+    default=None,
+    help="Also write hard negatives, labelled unmasked: a hand, object (phone, "
+    "notebook) or scarf over the mouth, e.g. 'hand,object,scarf'. [default: none]",
+)
+@click.option(
+    "--negative-rate",
+    type=click.FloatRange(0, 1),
+    default=0.3,
+    show_default=True,
+    help="Fraction of faces that also get a hard negative (with --negatives).",
+)
+@click.option(
+    "--detector",
+    type=click.Choice(["cascade", "hog", "cnn"]),
+    default="cascade",
+    show_default=True,
+    help="Face detection: cascade = HOG, then HOG on a padded copy, then dlib's CNN on "
+    "what is still missing; hog = HOG only (as MaskTheFace); cnn = CNN only.",
+)
+@click.option(
+    "--boxes",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="CSV of your own faces: image (relative to RAW) and left,top,right,bottom or "
+    "x0,y0,...,x67,y67 landmarks; listed photos skip detection.",
+)
+@click.option(
+    "--landmarks-model",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="dlib 68-point model file. [default: $MASKFORGE_LANDMARKS_MODEL, else the "
+    "face-recognition-models package]",
+)
+@click.option(
+    "--cnn-model",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="dlib mmod face detector file. [default: $MASKFORGE_CNN_MODEL, else "
+    "face-recognition-models]",
+)
+@click.option(
+    "--full-frame",
+    is_flag=True,
+    help="Write whole photos (every face masked) instead of one square crop per face.",
+)
+@click.option(
+    "--max-faces",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Mask at most this many faces per photo, largest first. [default: all]",
+)
+@click.option(
+    "--margin",
+    type=click.FloatRange(0, 2),
+    default=0.25,
+    show_default=True,
+    help="Crop margin around the face box on each side, as a fraction of the box.",
+)
+@click.option(
+    "--size",
+    type=click.IntRange(min=16),
+    default=None,
+    help="Resize crops to SIZE x SIZE pixels. [default: keep the photo's resolution]",
+)
+@click.option(
+    "--min-face",
+    type=click.IntRange(min=1),
+    default=40,
+    show_default=True,
+    help="Skip faces narrower than this many pixels (status too_small).",
+)
+@click.option(
+    "--max-yaw",
+    type=click.FloatRange(0, 90),
+    default=60.0,
+    show_default=True,
+    help="Skip heads turned further than this many degrees (status extreme_yaw).",
+)
+@click.option(
+    "--max-shape-residual",
+    type=click.FloatRange(min=0),
+    default=0.1,
+    show_default=True,
+    help="Reject landmark fits whose Procrustes residual against the mean face shape "
+    "exceeds this (status implausible).",
+)
+@click.option(
+    "--realism/--no-realism",
+    default=True,
+    show_default=True,
+    help="Match light, colour cast, softness and noise to the photo, feather edges.",
+)
+@click.option(
+    "--format",
+    "out_format",
+    type=click.Choice(["jpg", "png"]),
+    default="jpg",
+    show_default=True,
+    help="Output image format.",
+)
+@click.option(
+    "--quality", type=click.IntRange(1, 100), default=95, show_default=True, help="JPEG quality."
+)
+@click.option(
+    "--max-pixels",
+    type=click.IntRange(min=1),
+    default=64_000_000,
+    show_default=True,
+    help="Refuse photos with more pixels than this (status too_large).",
+)
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Process at most this many new photos (for a quick trial).",
+)
+@click.option(
+    "--overwrite",
+    is_flag=True,
+    help="Start OUT afresh instead of resuming (needed to change options on a used OUT).",
+)
+def synthesize(
+    raw,
+    out,
+    workers,
+    seed,
+    mask_types,
+    colors,
+    patterns,
+    pattern_weight,
+    wear,
+    negatives,
+    negative_rate,
+    detector,
+    boxes,
+    landmarks_model,
+    cnn_model,
+    full_frame,
+    max_faces,
+    margin,
+    size,
+    min_face,
+    max_yaw,
+    max_shape_residual,
+    realism,
+    out_format,
+    quality,
+    max_pixels,
+    limit,
+    overwrite,
+):
+    """Mask every face in the photos under RAW; write paired images and a CSV to OUT.
+
+    \b
+    OUT/masked/...      faces with a mask worn correctly (label masked)
+    OUT/incorrect/...   masks worn wrongly, with --wear (label incorrect)
+    OUT/unmasked/...    the same faces without a mask, same crop (label unmasked),
+                        and hard negatives (*_neg) with --negatives
+    OUT/synthesis.csv   one row per face and per photo that gave none, with status and reason
+
+    RAW is walked recursively (jpg, jpeg, png, bmp, webp) and its tree is mirrored. An
+    interrupted run (Ctrl-C, kill -9) resumes when rerun with the same options: finished photos
+    are skipped and no half-written file is left. Exit code 0 when every photo gave a masked
+    face, 3 when some did not (see the summary and synthesis.csv), 2 for bad options or input.
+    """
+    from maskforge import compose
+    from maskforge.runner import run_synthesis
+    from maskforge.synthesize import SynthesisOptions
+    from maskforge.workspace import remember
+
+    finish = compose.Finish() if realism else compose.Finish(light=0, cast=0, feather=0, grain=0)
+    options = SynthesisOptions(
+        seed=seed,
+        mask_types=mask_types,
+        colors=colors,
+        patterns=patterns,
+        pattern_weight=pattern_weight,
+        wear=wear,
+        negatives=negatives,
+        negative_rate=negative_rate if negatives else 0.0,
+        finish=finish,
+        margin=margin,
+        size=size,
+        full_frame=full_frame,
+        max_faces=max_faces,
+        min_face=min_face,
+        max_yaw=max_yaw,
+        max_residual=max_shape_residual,
+        out_format=f".{out_format}",
+        quality=quality,
+        max_pixels=max_pixels,
+    )
+    workers = workers or os.cpu_count() or 1
+    click.echo(
+        f"synthesize: {raw} -> {out}  (seed {seed}, {workers} workers, detector {detector}, "
+        f"mask {mask_types}, wear {wear})"
+    )
+    try:
+        summary = run_synthesis(
+            raw,
+            out,
+            options,
+            detector=detector,
+            landmarks_model=landmarks_model,
+            cnn_model=cnn_model,
+            boxes=boxes,
+            workers=workers,
+            overwrite=overwrite,
+            limit=limit,
+        )
+    except KeyboardInterrupt:
+        click.echo(
+            "\nInterrupted: finished photos are in synthesis.csv; rerun the same command "
+            "to resume.",
+            err=True,
+        )
+        raise SystemExit(130) from None
+    remember("synthesize_out", out)
+    _print_summary(summary, out)
+    if summary.photos_masked < summary.processed:
+        raise SystemExit(EXIT_SOME_FAILED)
+
+
+def _print_summary(summary, out: Path) -> None:
+    s = summary
+    click.echo(
+        f"  photos            {s.inputs} found, {s.already_done} already done, "
+        f"{s.processed} processed"
+    )
+    det = ", ".join(f"{k} {v}" for k, v in sorted(s.detectors.items()))
+    click.echo(
+        f"  faces             {s.faces} found"
+        + (f"  (masked ones by detector: {det})" if det else "")
+    )
+    outs = s.outputs
+    click.echo(
+        f"  written           masked {outs.get('masked', 0)}, "
+        f"incorrect {outs.get('incorrect', 0)}, negatives {outs.get('negative', 0)} "
+        "(+ the unmasked original of each)"
+    )
+    failed = {k: v for k, v in s.status.items() if k != "ok"}
+    if failed:
+        click.echo(
+            "  not masked        "
+            + ", ".join(f"{k} {v}" for k, v in sorted(failed.items(), key=lambda kv: -kv[1]))
+        )
+    if s.processed:
+        click.echo(
+            f"  coverage          {s.photos_masked}/{s.processed} photos "
+            f"({100 * s.photos_masked / s.processed:.1f}%) gave at least one masked face"
+        )
+    click.echo(f"  speed             {s.images_per_second:.1f} photos/s ({s.seconds:.1f} s)")
+    click.echo(f"  see               {out / 'synthesis.csv'} (status and reason per face)")
+
+
+COMMANDS = [synthesize]

@@ -1,0 +1,309 @@
+"""Face detection cascade (dlib HOG -> HOG on a padded copy -> dlib CNN) and 68-point landmarks."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from maskforge import geometry
+
+DETECTORS = ("cascade", "hog", "cnn")
+STAGES = ("hog", "hog_pad", "cnn", "boxes")
+LANDMARKS_ENV = "MASKFORGE_LANDMARKS_MODEL"
+CNN_ENV = "MASKFORGE_CNN_MODEL"
+_MODEL_FILES = {
+    "landmarks": ("shape_predictor_68_face_landmarks.dat", LANDMARKS_ENV, "--landmarks-model"),
+    "cnn": ("mmod_human_face_detector.dat", CNN_ENV, "--cnn-model"),
+}
+# HOG runs on a copy whose long side is at most this (faces in big photos are big enough).
+HOG_MAX_SIDE = 640
+# Replicate border for the padded HOG pass, as a fraction of the long side: tight crops whose
+# face touches the frame edge give HOG's window no context, padding restores some.
+PAD_FRACTION = 0.3
+# dlib's mmod detector finds faces of about 80+ px; tight crops are scaled so the short side is
+# this, which puts a frame-filling face in that range at the lowest cost.
+CNN_FACE_SIDE = 96
+# Second CNN try, for photos where the face is a small part of the frame.
+CNN_WIDE_SIDE = 480
+CNN_MIN_CONFIDENCE = 0.3
+# Plausibility limits: Procrustes residual against the mean shape, and disagreement (mean point
+# distance / eye distance) between the fit and the mirrored fit of the mirrored photo. A good
+# fit is stable under mirroring; a misplaced one usually is not. Both were chosen by looking at
+# the worst fits on ../shared/faces (README: "Landmark plausibility").
+MAX_RESIDUAL = 0.1
+MAX_FLIP_ERROR = 0.08
+# Box moves (dx, dy in box sizes, scale) tried when a fit is implausible.
+BOX_JITTER = (
+    (0, 0, 0.88),
+    (0, 0, 1.12),
+    (0, 0.08, 1.0),
+    (0, -0.08, 1.0),
+    (-0.08, 0, 1.0),
+    (0.08, 0, 1.0),
+)
+# Index of each landmark's mirror image in dlib's 68-point scheme.
+MIRROR = (
+    list(range(16, -1, -1))
+    + list(range(26, 16, -1))
+    + [27, 28, 29, 30]
+    + [35, 34, 33, 32, 31]
+    + [45, 44, 43, 42, 47, 46]
+    + [39, 38, 37, 36, 41, 40]
+    + [54, 53, 52, 51, 50, 49, 48, 59, 58, 57, 56, 55]
+    + [64, 63, 62, 61, 60, 67, 66, 65]
+)
+# Detections smaller than this (px in the scaled copy) are re-detected on a crop around them.
+CNN_REFINE_BELOW = 64
+
+
+@dataclass(frozen=True)
+class Face:
+    """A detected face: box (left, top, right, bottom) px, landmarks (68, 2) float x, y."""
+
+    box: tuple[int, int, int, int]
+    landmarks: np.ndarray
+    detector: str
+    score: float
+    residual: float = 0.0  # Procrustes residual against the mean face shape
+    flip_error: float = 0.0  # fit vs mirrored fit, in eye distances
+
+    def plausible(
+        self, max_residual: float = MAX_RESIDUAL, max_flip: float = MAX_FLIP_ERROR
+    ) -> bool:
+        """True when the landmark fit passes both plausibility checks."""
+        return self.residual <= max_residual and self.flip_error <= max_flip
+
+    @property
+    def width(self) -> int:
+        """Box width in pixels."""
+        return self.box[2] - self.box[0]
+
+
+def _cnn_to_hog(box: tuple) -> tuple:
+    """Map an mmod box to the HOG-like box the shape predictor was trained on (calibrated)."""
+    calib = geometry._calibration()["cnn_to_hog"]
+    left, top, right, bottom = box
+    w, h = right - left, bottom - top
+    return (left + calib[0] * w, top + calib[1] * h, right + calib[2] * w, bottom + calib[3] * h)
+
+
+def find_model_file(kind: str, explicit: Path | str | None = None) -> Path:
+    """Path of a dlib model file: explicit path, else env var, else face-recognition-models.
+
+    kind: "landmarks" (68-point shape predictor) or "cnn" (mmod face detector).
+    """
+    filename, env, option = _MODEL_FILES[kind]
+    if explicit:
+        path = Path(explicit).expanduser()
+        if not path.is_file():
+            raise FileNotFoundError(f"{option} file not found: {path}")
+        return path
+    if os.environ.get(env):
+        path = Path(os.environ[env]).expanduser()
+        if not path.is_file():
+            raise FileNotFoundError(f"${env} points at a missing file: {path}")
+        return path
+    # face_recognition_models' __init__ imports pkg_resources, which may be missing: locate the
+    # package without importing it.
+    spec = importlib.util.find_spec("face_recognition_models")
+    if spec is not None and spec.submodule_search_locations:
+        for location in spec.submodule_search_locations:
+            path = Path(location) / "models" / filename
+            if path.is_file():
+                return path
+    raise FileNotFoundError(
+        f"dlib model {filename} not found: pip install face-recognition-models, "
+        f"or pass {option} PATH, or set ${env}"
+    )
+
+
+class FaceFinder:
+    """Finds faces and their 68 landmarks; load once per process (models are not picklable).
+
+    detector: "cascade" (HOG, then HOG on a padded copy, then the CNN on what is still missing),
+    "hog" (HOG only, as MaskTheFace) or "cnn" (CNN only).
+    """
+
+    def __init__(
+        self,
+        detector: str = "cascade",
+        landmarks_model: Path | str | None = None,
+        cnn_model: Path | str | None = None,
+        hog_upsample: int = 0,
+        max_residual: float = MAX_RESIDUAL,
+    ):
+        import dlib
+
+        if detector not in DETECTORS:
+            raise ValueError(
+                f"Invalid detector {detector!r}. Only {', '.join(DETECTORS)} are supported."
+            )
+        self.detector = detector
+        self.hog_upsample = hog_upsample
+        self.max_residual = max_residual
+        self._predictor = dlib.shape_predictor(str(find_model_file("landmarks", landmarks_model)))
+        self._hog = dlib.get_frontal_face_detector() if detector != "cnn" else None
+        self._cnn = None
+        if detector != "hog":
+            self._cnn = dlib.cnn_face_detection_model_v1(str(find_model_file("cnn", cnn_model)))
+        self._rect = dlib.rectangle
+
+    # -- detection stages: each returns [(box as float (l, t, r, b) in image px, score)] --
+
+    def _hog_boxes(self, rgb: np.ndarray, pad: float = 0.0) -> list[tuple[tuple, float]]:
+        scale = min(1.0, HOG_MAX_SIDE / max(rgb.shape[:2]))
+        small = (
+            rgb
+            if scale == 1.0
+            else cv2.resize(rgb, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        )
+        p = int(round(pad * max(small.shape[:2])))
+        if p:
+            small = cv2.copyMakeBorder(small, p, p, p, p, cv2.BORDER_REPLICATE)
+        rects, scores, _ = self._hog.run(small, self.hog_upsample, 0.0)
+        return [
+            (
+                (
+                    (r.left() - p) / scale,
+                    (r.top() - p) / scale,
+                    (r.right() - p) / scale,
+                    (r.bottom() - p) / scale,
+                ),
+                s,
+            )
+            for r, s in zip(rects, scores)
+        ]
+
+    def _cnn_boxes(self, rgb: np.ndarray, raw: bool = False) -> list[tuple[tuple, float]]:
+        height, width = rgb.shape[:2]
+        tries = [CNN_FACE_SIDE / min(height, width)]
+        if (
+            min(height, width) * tries[0] < CNN_WIDE_SIDE / 2
+            and max(height, width) > 2 * CNN_FACE_SIDE
+        ):
+            tries.append(CNN_WIDE_SIDE / max(height, width))
+        for scale in tries:
+            found = self._cnn_run(rgb, scale)
+            if found:
+                out = []
+                for box, side, confidence in found:
+                    # A face much smaller than the detector's window gets a loose box: detect
+                    # again on a crop around it, scaled to the working size.
+                    if side < CNN_REFINE_BELOW:
+                        box = self._cnn_recrop(rgb, box) or box
+                    out.append((box if raw else _cnn_to_hog(box), confidence))
+                return out
+        return []
+
+    def _cnn_run(self, rgb: np.ndarray, scale: float) -> list[tuple[tuple, float, float]]:
+        """CNN detections on a copy scaled by `scale`: (box in rgb px, side in scaled px, conf)."""
+        interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+        small = cv2.resize(rgb, None, fx=scale, fy=scale, interpolation=interp)
+        out = []
+        for d in self._cnn(small, 0):
+            if d.confidence >= CNN_MIN_CONFIDENCE:
+                r = d.rect
+                box = (r.left() / scale, r.top() / scale, r.right() / scale, r.bottom() / scale)
+                out.append((box, float(r.width()), float(d.confidence)))
+        return out
+
+    def _cnn_recrop(self, rgb: np.ndarray, box: tuple) -> tuple | None:
+        side = max(box[2] - box[0], box[3] - box[1])
+        x0, y0, x1, y1 = geometry.square_crop(box, rgb.shape, margin=0.35)
+        found = self._cnn_run(rgb[y0:y1, x0:x1], CNN_FACE_SIDE * 0.85 / side)
+        if not found:
+            return None
+        cx, cy = (box[0] + box[2]) / 2 - x0, (box[1] + box[3]) / 2 - y0
+        best = min(
+            found,
+            key=lambda f: abs((f[0][0] + f[0][2]) / 2 - cx) + abs((f[0][1] + f[0][3]) / 2 - cy),
+        )
+        b = best[0]
+        return (b[0] + x0, b[1] + y0, b[2] + x0, b[3] + y0)
+
+    def _stage(self, rgb: np.ndarray, stage: str) -> list[tuple[tuple, float]]:
+        if stage == "hog":
+            return self._hog_boxes(rgb)
+        if stage == "hog_pad":
+            return self._hog_boxes(rgb, pad=PAD_FRACTION)
+        return self._cnn_boxes(rgb)
+
+    def landmarks(self, rgb: np.ndarray, box: tuple) -> np.ndarray:
+        """68 landmarks (68, 2) float64 for a face box (l, t, r, b) in image pixels."""
+        left, top, right, bottom = (int(round(v)) for v in box)
+        shape = self._predictor(rgb, self._rect(left, top, right, bottom))
+        return np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float64)
+
+    def flip_error(self, rgb: np.ndarray, box: tuple, landmarks: np.ndarray) -> float:
+        """Mean distance, in eye distances, between a fit and the fit of the mirrored photo."""
+        x0, y0, x1, y1 = geometry.square_crop(box, rgb.shape, margin=0.3)
+        crop = np.ascontiguousarray(rgb[y0:y1, x0:x1, :][:, ::-1])
+        w = x1 - x0
+        left, top, right, bottom = box
+        mirrored = self.landmarks(
+            crop, (w - 1 - (right - x0), top - y0, w - 1 - (left - x0), bottom - y0)
+        )
+        mirrored[:, 0] = w - 1 - mirrored[:, 0] + x0
+        mirrored[:, 1] += y0
+        distance = np.linalg.norm(mirrored[MIRROR] - landmarks, axis=1).mean()
+        return float(distance / max(geometry.interocular(landmarks), 1.0))
+
+    def fit(self, rgb: np.ndarray, box: tuple, stage: str, score: float) -> Face:
+        """Landmarks for a box, with their plausibility measures.
+
+        An implausible fit is retried from slightly moved and scaled boxes (the predictor's
+        result depends on where it starts); the most stable plausible fit wins.
+        """
+        face = self._fit_once(rgb, box, stage, score)
+        if face.plausible(self.max_residual):
+            return face
+        left, top, right, bottom = box
+        w, h = right - left, bottom - top
+        tries = [face]
+        for dx, dy, grow in BOX_JITTER:
+            cx, cy = (left + right) / 2 + dx * w, (top + bottom) / 2 + dy * h
+            hw, hh = w * grow / 2, h * grow / 2
+            moved = self._fit_once(rgb, (cx - hw, cy - hh, cx + hw, cy + hh), stage, score)
+            tries.append(moved)
+            if moved.plausible(self.max_residual):
+                break
+        good = [f for f in tries if f.residual <= self.max_residual]
+        return min(good or tries, key=lambda f: (f.flip_error, f.residual))
+
+    def _fit_once(self, rgb: np.ndarray, box: tuple, stage: str, score: float) -> Face:
+        points = self.landmarks(rgb, box)
+        return Face(
+            box=tuple(int(round(v)) for v in box),
+            landmarks=points,
+            detector=stage,
+            score=float(score),
+            residual=geometry.shape_residual(points),
+            flip_error=self.flip_error(rgb, box, points),
+        )
+
+    def find(self, rgb: np.ndarray) -> list[Face]:
+        """All faces in an RGB uint8 image, largest first.
+
+        The cascade goes on to its next stage while no face found so far is plausible, so a
+        misplaced HOG box gets a second chance from the CNN.
+        """
+        stages = {"hog": ("hog",), "cnn": ("cnn",), "cascade": ("hog", "hog_pad", "cnn")}[
+            self.detector
+        ]
+        best: list[Face] = []
+        for stage in stages:
+            faces = [self.fit(rgb, box, stage, score) for box, score in self._stage(rgb, stage)]
+            if any(f.plausible(self.max_residual) for f in faces):
+                best = faces
+                break
+            best = best or faces
+        return sorted(best, key=lambda f: -(f.box[2] - f.box[0]) * (f.box[3] - f.box[1]))
+
+    def from_box(self, rgb: np.ndarray, box: tuple) -> Face:
+        """A face from a user-given box (l, t, r, b): landmarks fitted, detector 'boxes'."""
+        return self._fit_once(rgb, box, "boxes", 1.0)

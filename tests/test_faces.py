@@ -1,0 +1,132 @@
+"""Face finding on real photos: model lookup, landmarks, the cascade, mapped-back paths."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from maskforge import geometry
+from maskforge.faces import PAD_FRACTION, FaceFinder, find_model_file
+from maskforge.imageio import iter_image_files, read_image
+
+
+@pytest.fixture(scope="module")
+def finder() -> FaceFinder:
+    return FaceFinder("cascade")
+
+
+@pytest.fixture(scope="module")
+def hog_only() -> FaceFinder:
+    return FaceFinder("hog")
+
+
+@pytest.fixture(scope="module")
+def photos(unmasked_dir: Path) -> list[tuple[str, np.ndarray]]:
+    """Every 24th photo of ../shared/faces/unmasked (a varied, fixed sample of 40)."""
+    paths = itertools.islice(iter_image_files(unmasked_dir), 0, None, 24)
+    return [(p.name, read_image(p)) for p in paths]
+
+
+def test_model_lookup(tmp_path, monkeypatch):
+    default = find_model_file("landmarks")
+    assert default.name == "shape_predictor_68_face_landmarks.dat" and default.is_file()
+    with pytest.raises(FileNotFoundError, match="--landmarks-model file not found"):
+        find_model_file("landmarks", tmp_path / "nope.dat")
+    monkeypatch.setenv("MASKFORGE_LANDMARKS_MODEL", str(tmp_path / "missing.dat"))
+    with pytest.raises(FileNotFoundError, match="MASKFORGE_LANDMARKS_MODEL"):
+        find_model_file("landmarks")
+    monkeypatch.setenv("MASKFORGE_LANDMARKS_MODEL", str(default))
+    assert find_model_file("landmarks") == default
+
+
+def test_no_model_anywhere_is_a_clear_error(monkeypatch):
+    monkeypatch.delenv("MASKFORGE_CNN_MODEL", raising=False)
+    monkeypatch.setattr("importlib.util.find_spec", lambda name: None)
+    with pytest.raises(FileNotFoundError, match="pip install face-recognition-models"):
+        find_model_file("cnn")
+
+
+def test_landmarks_inside_box_and_in_anatomical_order(finder, photos):
+    checked = 0
+    for name, rgb in photos:
+        faces = [f for f in finder.find(rgb) if f.plausible()]
+        if not faces:
+            continue  # synthesize records these as implausible and masks nothing
+        face = faces[0]
+        lm = face.landmarks
+        left, top, right, bottom = face.box
+        w, h = right - left, bottom - top
+        core = lm[27:68]  # eyes, nose, mouth (brows may rise above a HOG box)
+        assert (core[:, 0] > left - 0.1 * w).all() and (core[:, 0] < right + 0.1 * w).all(), name
+        assert (core[:, 1] > top - 0.25 * h).all() and (core[:, 1] < bottom + 0.1 * h).all(), name
+        left_eye, right_eye = geometry.eye_centres(lm)
+        assert left_eye[0] < right_eye[0], name
+        eyes_y = (left_eye[1] + right_eye[1]) / 2
+        assert eyes_y < lm[33, 1] < lm[62, 1] < lm[8, 1], name  # eyes > nose tip > mouth > chin
+        assert lm[48, 0] < lm[54, 0], name  # mouth corners left to right
+        checked += 1
+    assert checked >= 30
+
+
+def test_cascade_masks_faces_that_hog_misses(finder, hog_only, photos):
+    missed = [(n, rgb) for n, rgb in photos if not hog_only.find(rgb)]
+    assert len(missed) >= 8, "the sample should hold tight crops that HOG misses"
+    rescued = 0
+    for _, rgb in missed:
+        faces = finder.find(rgb)
+        if faces and faces[0].plausible():
+            assert faces[0].detector in ("hog_pad", "cnn")
+            rescued += 1
+    assert rescued >= 0.85 * len(missed)
+
+
+def test_picture_without_a_face_yields_nothing(finder, rng):
+    h, w = 200, 240
+    yy, xx = np.mgrid[0:h, 0:w]
+    img = np.stack([xx * 255 // w, yy * 255 // h, np.full((h, w), 90)], axis=2).astype(np.uint8)
+    img[40:90, 30:200] = (200, 30, 30)  # a red bar
+    img += rng.integers(0, 20, img.shape, dtype=np.uint8)
+    assert finder.find(img) == []
+
+
+def test_padded_and_scaled_paths_map_back_to_original_coordinates(finder, photos):
+    """Where plain HOG succeeds, landmarks from the padded and CNN boxes agree with it."""
+    pad_err, cnn_err = [], []
+    for _, rgb in photos:
+        hog = finder._hog_boxes(rgb)
+        if len(hog) != 1 or hog[0][1] < 0.5:  # only confident plain detections as reference
+            continue
+        ref = finder.landmarks(rgb, hog[0][0])
+        iod = geometry.interocular(ref)
+        padded = finder._hog_boxes(rgb, pad=PAD_FRACTION)
+        if len(padded) == 1:
+            pad_err.append(
+                np.linalg.norm(finder.landmarks(rgb, padded[0][0]) - ref, axis=1).mean() / iod
+            )
+        cnn = finder._cnn_boxes(rgb)
+        if len(cnn) == 1:
+            cnn_err.append(
+                np.linalg.norm(finder.landmarks(rgb, cnn[0][0]) - ref, axis=1).mean() / iod
+            )
+    assert len(pad_err) >= 5 and len(cnn_err) >= 5
+    assert np.median(pad_err) < 0.03 and np.median(cnn_err) < 0.03
+    assert np.mean(np.array(pad_err) < 0.03) >= 0.8 and np.mean(np.array(cnn_err) < 0.03) >= 0.7
+
+
+def test_user_box_is_used_as_given(finder, photos):
+    _, rgb = photos[0]
+    face = finder.from_box(rgb, (10, 12, 100, 110))
+    assert face.box == (10, 12, 100, 110) and face.detector == "boxes"
+    assert face.landmarks.shape == (68, 2)
+    # The shape predictor places the face inside the given box.
+    assert (
+        0 <= face.landmarks[:, 0].mean() - 10 <= 90 and 0 <= face.landmarks[:, 1].mean() - 12 <= 98
+    )
+
+
+def test_invalid_detector_name():
+    with pytest.raises(ValueError, match="Invalid detector 'yolo'"):
+        FaceFinder("yolo")

@@ -1,0 +1,171 @@
+"""Per-face masking on real photos: where pixels change, wear styles, colours, determinism."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from maskforge import compose, geometry
+from maskforge.faces import FaceFinder
+from maskforge.imageio import read_image
+from maskforge.sampling import FaceParams
+from maskforge.synthesize import apply_mask, mask_face
+from maskforge.templates import load_templates
+
+# Frontal, well-lit photos from ../shared/faces/unmasked where HOG finds the face.
+PHOTOS = ("0_0_caiguoqing_0146.jpg", "120.jpg", "125.jpg")
+
+
+@pytest.fixture(scope="module")
+def finder() -> FaceFinder:
+    return FaceFinder("cascade")
+
+
+@pytest.fixture(scope="module")
+def faces(unmasked_dir: Path, finder) -> list[tuple[np.ndarray, object]]:
+    out = []
+    for name in PHOTOS:
+        rgb = read_image(unmasked_dir / name)
+        found = [f for f in finder.find(rgb) if f.plausible()]
+        assert found, name
+        out.append((rgb, found[0]))
+    return out
+
+
+def params(**kw) -> FaceParams:
+    base = dict(
+        mask_type="surgical",
+        variant="front",
+        color=(120, 170, 210),
+        pattern=None,
+        pattern_weight=0.7,
+        wear="correct",
+        negative=None,
+        seed=0,
+    )
+    return FaceParams(**{**base, **kw})
+
+
+def masked(rgb, face, **kw):
+    p = params(**kw)
+    template = load_templates()[p.mask_type]
+    return apply_mask(
+        rgb,
+        face.landmarks,
+        template,
+        p,
+        compose.Finish(),
+        np.random.default_rng(0),
+        return_alpha=True,
+    )
+
+
+def test_changes_lie_in_the_lower_face(faces):
+    for rgb, face in faces:
+        out, alpha = masked(rgb, face)
+        changed = np.abs(out.astype(int) - rgb.astype(int)).sum(axis=2) > 30
+        ys, xs = np.nonzero(changed)
+        assert len(ys) > 0.08 * rgb.shape[0] * rgb.shape[1]
+        lm = face.landmarks
+        nose_line = lm[27, 1] + 0.3 * (lm[30, 1] - lm[27, 1])  # upper third of the nose
+        assert np.mean(ys > nose_line) > 0.97
+        left, top, right, bottom = face.box
+        w = right - left
+        inside = (
+            (xs > left - 0.2 * w) & (xs < right + 0.2 * w) & (ys > top) & (ys < bottom + 0.35 * w)
+        )
+        assert inside.mean() > 0.95
+        # Eyes (with a margin of a quarter eye distance) are untouched, but for the faint tail
+        # of the feathered top edge (at most a few grey levels).
+        iod = geometry.interocular(lm)
+        for eye in geometry.eye_centres(lm):
+            x0, x1 = int(eye[0] - 0.25 * iod), int(eye[0] + 0.25 * iod)
+            y0, y1 = int(eye[1] - 0.15 * iod), int(eye[1] + 0.15 * iod)
+            diff = np.abs(out[y0:y1, x0:x1].astype(int) - rgb[y0:y1, x0:x1].astype(int))
+            assert diff.max() <= 3 and diff.mean() < 0.1
+
+
+def _alpha_at(alpha, point):
+    return float(alpha[int(round(point[1])), int(round(point[0]))])
+
+
+@pytest.mark.parametrize(
+    "wear, nose_covered, mouth_covered",
+    [("correct", True, True), ("nose_out", False, True), ("chin", False, False)],
+)
+def test_wear_styles(faces, wear, nose_covered, mouth_covered):
+    for rgb, face in faces:
+        _, alpha = masked(rgb, face, wear=wear)
+        lm = face.landmarks
+        nose_tip = _alpha_at(alpha, lm[30])
+        mouth = _alpha_at(alpha, lm[62:67].mean(axis=0))
+        assert (nose_tip > 0.9) if nose_covered else (nose_tip < 0.05), (wear, nose_tip)
+        assert (mouth > 0.9) if mouth_covered else (mouth < 0.05), (wear, mouth)
+        assert _alpha_at(alpha, lm[8] - [0, 0.1 * geometry.interocular(lm)]) > 0.9  # chin covered
+
+
+def test_colour_changes_only_mask_pixels(faces):
+    rgb, face = faces[0]
+    blue, alpha = masked(rgb, face, color=(40, 60, 200))
+    red, _ = masked(rgb, face, color=(200, 40, 40))
+    diff = np.abs(blue.astype(int) - red.astype(int)).sum(axis=2)
+    assert (diff[alpha > 0.5] > 40).mean() > 0.9
+    assert (diff[alpha == 0] == 0).all()
+    # The mask reads as its colour: blue channel dominates under the blue mask.
+    core = alpha > 0.99
+    assert blue[core][:, 2].mean() > blue[core][:, 0].mean() + 50
+    assert red[core][:, 0].mean() > red[core][:, 2].mean() + 50
+
+
+def test_pattern_changes_fabric_only(faces):
+    rgb, face = faces[0]
+    plain, alpha = masked(rgb, face)
+    striped, _ = masked(rgb, face, pattern="stripes")
+    diff = np.abs(plain.astype(int) - striped.astype(int)).sum(axis=2)
+    assert (diff[alpha > 0.99] > 20).mean() > 0.2
+    assert (diff[alpha == 0] == 0).all()
+
+
+def test_grayscale_photo_gets_a_gray_mask(faces):
+    rgb, face = faces[1]
+    gray = np.repeat(rgb.mean(axis=2, keepdims=True).astype(np.uint8), 3, axis=2)
+    out, alpha = masked(gray, face, color=(40, 60, 200))
+    core = out[alpha > 0.5].astype(int)
+    assert np.abs(core[:, 0] - core[:, 2]).max() <= 2
+
+
+def test_light_follows_the_photo(faces):
+    rgb, face = faces[1]
+    dark = (rgb.astype(np.float32) * 0.35).astype(np.uint8)
+    bright, alpha = masked(rgb, face, color=(230, 230, 230))
+    dim, _ = masked(dark, face, color=(230, 230, 230))
+    core = alpha > 0.99
+    assert dim[core].mean() < 0.75 * bright[core].mean()
+
+
+def test_public_mask_face_is_deterministic(faces):
+    rgb, face = faces[0]
+    a = mask_face(rgb, face.landmarks, mask_type="surgical", seed=3)
+    b = mask_face(rgb, face.landmarks, mask_type="surgical", seed=3)
+    c = mask_face(rgb, face.landmarks, mask_type="surgical", seed=4)
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)
+    assert a.shape == rgb.shape and not np.array_equal(a, rgb)
+
+
+def test_public_mask_face_detects_when_no_landmarks(faces):
+    rgb, face = faces[0]
+    out = mask_face(rgb, seed=1)
+    lm = face.landmarks
+    assert (
+        np.abs(
+            out[int(lm[62, 1]), int(lm[62, 0])].astype(int) - rgb[int(lm[62, 1]), int(lm[62, 0])]
+        ).sum()
+        > 0
+    )
+    with pytest.raises(ValueError, match="RGB uint8"):
+        mask_face(rgb[..., 0])
+    with pytest.raises(ValueError, match="Invalid mask type 'balaclava'"):
+        mask_face(rgb, face.landmarks, mask_type="balaclava")
