@@ -94,7 +94,7 @@ def _mix(a: np.ndarray, b: np.ndarray, m: np.ndarray) -> np.ndarray:
 def _stripes(h, w, rng, base, accent):
     period = w * rng.uniform(0.06, 0.14)
     angle = float(rng.choice([0.0, np.pi / 2, np.pi / 4, -np.pi / 4])) + rng.normal(0, 0.05)
-    duty = rng.uniform(0.3, 0.55)
+    duty = rng.uniform(0.2, 0.45)  # fraction of accent stripes
     u, _ = _grid(h, w, angle)
     phase = (u / period + rng.uniform()) % 1.0
     # Distance to the stripe boundary in pixels, for anti-aliasing.
