@@ -56,7 +56,7 @@ _FRONT = [(-0.6, 0.72), (0.0, 0.75), (0.3, 0.78), (0.6, 0.8), (0.88, 0.78), (0.9
 _RIDGE = [(-0.6, 0.78), (-0.25, 0.86), (0.0, 0.95), (0.15, 1.07), (0.25, 1.16), (0.31, 1.08),
           (0.36, 0.95), (0.48, 0.94), (0.58, 0.9), (0.68, 0.92), (0.8, 0.86), (0.9, 0.85),
           (1.0, 0.76), (1.06, 0.5), (1.3, 0.25)]
-_SLICE_EXPONENT = 3.2  # superellipse exponent of a face slice (a face is boxy in section)
+_SLICE_EXPONENT = 5.0  # superellipse exponent of a face slice: boxy, as turned faces show
 _CHIN_Y = 1.0
 _JAW_Y = 0.608  # mean height of landmarks 4/12
 # Turned faces: dlib's far-side jaw point rides up, the near-side one down; the near-side
@@ -617,12 +617,13 @@ def surgical() -> list[Part]:
 def ellipsoid_part(centre, axes, face: FaceDepth, albedo_fn,
                    taper: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]] | None = None,
                    theta_max_deg: float = 110.0, clearance: float = 0.004,
-                   **kw) -> tuple[Part, dict]:
+                   nose_bridge: float | None = None, **kw) -> tuple[Part, dict]:
     """The part of an ellipsoid in front of the face.
 
     taper(y) -> (f, df/dy) scales x by f(y) (an egg shape narrower at the top);
     albedo_fn(p, rim_dist) -> (albedo, tint), rim_dist being each sample's distance from the
-    rim (where the shell meets the face) along the surface, in units.
+    rim (where the shell meets the face) along the surface, in units; nose_bridge: height
+    below which the shell is pushed out over the nose (a nose clip) rather than pierced.
     Returns the part and the point of the rim at each height, for attaching straps.
     """
     cx, cy, cz = centre
@@ -648,6 +649,17 @@ def ellipsoid_part(centre, axes, face: FaceDepth, albedo_fn,
         f, df = taper(q[..., 1])
         n = np.stack([n[..., 0] / f, n[..., 1] - q[..., 0] * df / f * n[..., 0], n[..., 2]], -1)
     n /= np.linalg.norm(n, axis=-1, keepdims=True)
+    if nose_bridge is not None:
+        # The nose clip bends the shell over the nose instead of letting the nose poke
+        # through: push the shell in front of the nose below the clip's height.
+        fz = face(p[..., 0], p[..., 1])
+        d = np.where(np.isfinite(fz), fz + 0.03 - p[..., 2], -1.0)
+        push = 0.5 * (d + np.sqrt(d * d + 0.02**2)) * smoothstep(nose_bridge - 0.06,
+                                                                 nose_bridge + 0.04, p[..., 1])
+        p[..., 2] += push
+        pushed = grid_normals(p)
+        pushed = np.where(np.sum(pushed * n, -1, keepdims=True) < 0, -pushed, pushed)
+        n = np.where((push > 1e-4)[..., None], pushed, n)
     keep = p[..., 2] - face(p[..., 0], p[..., 1]) > clearance
     # Distance from the rim along each meridian (columns run from the apex outwards).
     step = np.linalg.norm(np.diff(p, axis=0), axis=-1)
@@ -744,7 +756,8 @@ def n95(valve: bool = False) -> list[Part]:
         alb = alb * (1 - clip[..., None]) + metal * clip[..., None]
         return alb, 1.0 - clip
 
-    body, info = ellipsoid_part(centre, axes, face, albedo_fn, taper=taper, sheen=0.5)
+    body, info = ellipsoid_part(centre, axes, face, albedo_fn, taper=taper, nose_bridge=-0.1,
+                                sheen=0.5)
     parts = [body]
     if valve:
         # Exhalation valve housing in front of the mouth, a little below centre.
@@ -902,8 +915,8 @@ def gas() -> list[Part]:
         groove = 1.0 - 0.25 * band(rim_dist, 0.07, 0.085, 0.004)
         return rubber[None, None] * (grain * seal * groove)[..., None], 1.0
 
-    body, info = ellipsoid_part(centre, axes, face, albedo_fn, taper=taper, specular=0.1,
-                                shininess=12.0)
+    body, info = ellipsoid_part(centre, axes, face, albedo_fn, taper=taper, nose_bridge=-0.12,
+                                specular=0.1, shininess=12.0)
     parts = [body]
 
     def on_body(x, y):
@@ -936,24 +949,18 @@ def gas() -> list[Part]:
     parts += disc(valve_pos - np.array([0, 0, 0.06]), np.array([0.0, 0.35, 1.0]), 0.2, 0.13,
                   hex_to_rgb("#3a3d43"), hex_to_rgb("#33363b"), rim=0.05, face_pattern=slots,
                   specular=0.15, shininess=20)
-    hull = Hull(standoff=0.02, y_range=(-0.3, 1.3))
-    strap = hex_to_rgb("#3b3e44")
-    for sign in (-1.0, 1.0):
-        for y0, y_end in ((0.1, -0.4), (0.85, 1.05)):
-            start = rim_point(info["rim"], y0, sign)
-            phi0 = float(np.arctan2(start[0], start[2] - Hull.AXIS_Z))
-            path = strap_path(hull, phi0, y0, sign, 30.0, y0 + (y_end - y0) * 0.3)
-            parts.append(ribbon(np.vstack([start, path]), 0.05, np.array([0.0, 1.0, 0.0]),
-                                strap, 0.0, specular=0.05))
+    # No head-harness straps: at face scale their stubs read as stray sticks.
     parts.append(head_occluder())
     return parts
 
 
-# name: (builder, description, default colour, realistic palette for color="random").
+# name: (builder, description, default colour, realistic palette for color="random"; a colour
+# listed twice is drawn twice as often, as in real photos where light blue, white and black
+# surgical masks dominate).
 MASKS: dict[str, tuple[Callable[[], list[Part]], str, str, list[str]]] = {
     "surgical": (surgical, "pleated surgical mask with nose wire and ear loops", "#a8d4ec",
                  ["#a8d4ec", "#a8d4ec", "#9cc8e6", "#bcd9f0", "#f2f3f1", "#f2f3f1", "#2a2b2e",
-                  "#f2b8c8", "#a9dcc0"]),
+                  "#2a2b2e", "#f2b8c8", "#a9dcc0", "#e6d3c0"]),
     "n95": (n95, "moulded N95 cup respirator with head straps", "#eeeeea",
             ["#eeeeea", "#eeeeea", "#f2f2ef", "#e9e5da", "#e4e6e8"]),
     "n95_valve": (lambda: n95(valve=True),
