@@ -94,7 +94,7 @@ def _mix(a: np.ndarray, b: np.ndarray, m: np.ndarray) -> np.ndarray:
 def _stripes(h, w, rng, base, accent):
     period = w * rng.uniform(0.06, 0.14)
     angle = float(rng.choice([0.0, np.pi / 2, np.pi / 4, -np.pi / 4])) + rng.normal(0, 0.05)
-    duty = rng.uniform(0.3, 0.55)
+    duty = rng.uniform(0.2, 0.45)  # fraction of accent stripes
     u, _ = _grid(h, w, angle)
     phase = (u / period + rng.uniform()) % 1.0
     # Distance to the stripe boundary in pixels, for anti-aliasing.
@@ -151,10 +151,10 @@ def _smooth_noise(h, w, rng, scale):
 
 
 def _camo(h, w, rng, base, accent):
-    # Woodland-style blobs: thresholded band-limited noise in four tones.
-    dark = base * 0.45
-    mid = base * 0.75 + accent * 0.25
-    tones = [base, mid, accent * 0.5 + base * 0.5, dark]
+    # Woodland-style blobs in four tones: the base and earthy shades mixed from it.
+    olive = np.array([0.36, 0.4, 0.24], np.float32)
+    brown = np.array([0.4, 0.31, 0.22], np.float32)
+    tones = [base, 0.55 * base + 0.45 * olive, 0.5 * base + 0.5 * brown, 0.35 * base + 0.05]
     scale = w * rng.uniform(0.08, 0.14)
     out = np.empty((h, w, 3), np.float32)
     out[:] = tones[0]

@@ -13,8 +13,11 @@ from maskforge.templates import (
     ANCHOR_NAMES,
     NAMED_COLORS,
     MaskTemplate,
+    Occluder,
     TemplateVariant,
+    default_root,
     format_color,
+    load_occluders,
     load_templates,
     make_pattern,
     parse_color,
@@ -24,7 +27,7 @@ from maskforge.templates import (
 
 REPO = Path(__file__).resolve().parents[1]
 TEMPLATE_DIR = REPO / "mask_templates"
-EXPECTED = ("surgical",)
+EXPECTED = ("surgical", "n95", "n95_valve", "kn95", "cloth", "gas")
 
 
 @pytest.fixture(scope="module")
@@ -49,8 +52,13 @@ def test_expected_templates_load_with_three_variants(templates):
             assert v.anchors.shape == (6, 2)
 
 
-def test_default_root_is_the_repository_folder():
-    assert load_templates() is load_templates(TEMPLATE_DIR)
+def test_default_root_holds_the_library():
+    # The installed package's folder when maskforge.mask_templates is installed, else the
+    # repository's mask_templates/ next to the maskforge package.
+    root = default_root()
+    assert (root / "templates.json").is_file()
+    assert load_templates() is load_templates(root)
+    assert "surgical" in load_templates()
 
 
 @pytest.mark.parametrize("name", EXPECTED)
@@ -102,7 +110,54 @@ def test_tint_in_range_and_zero_outside_alpha(templates, name):
         assert v.tint.min() >= 0.0 and v.tint.max() <= 1.0
         assert np.all(v.tint[v.rgba[..., 3] == 0] == 0)
         body = v.rgba[..., 3] == 255
-        assert np.mean(v.tint[body] > 0.5) > 0.8, "the fabric should be mostly tintable"
+        assert np.mean(v.tint[body] > 0.5) > 0.4, "the mask body should be mostly tintable"
+
+
+def _opaque_rows(v: TemplateVariant) -> np.ndarray:
+    return np.flatnonzero((v.rgba[..., 3] > 128).any(axis=1))
+
+
+@pytest.mark.parametrize("name", EXPECTED)
+def test_front_mask_spans_nose_bridge_to_just_below_the_chin(templates, name):
+    # Where the mask sits: its top edge rests just above the nose-bridge anchor, its bottom
+    # edge lies a little below the chin anchor (masks tuck under the chin), never far off.
+    v = templates[name].variants["front"]
+    a = _anchors(v)
+    height = a["chin"][1] - a["nose"][1]
+    body = v.rgba[..., 3] > 128
+    centre = int(round(a["nose"][0]))
+    column = np.flatnonzero(body[:, centre - 3 : centre + 4].any(axis=1))
+    top, bottom = column.min(), column.max()
+    assert 0.0 < (a["nose"][1] - top) / height < 0.3
+    assert 0.0 < (bottom - a["chin"][1]) / height < 0.3
+
+
+@pytest.mark.parametrize("name", ["n95", "n95_valve", "gas"])
+def test_cups_and_respirators_are_face_sized(templates, name):
+    # MaskTheFace's N95 and gas masks were far too large; here the cup's body at mouth height
+    # spans about the face (jaw anchors), and at the nose-bridge height it is narrow.
+    v = templates[name].variants["front"]
+    a = _anchors(v)
+    jaw_width = a["jaw_right"][0] - a["jaw_left"][0]
+    cheek_width = a["cheek_right"][0] - a["cheek_left"][0]
+    body = (v.rgba[..., 3] > 128) & (v.tint > 0.5)  # not straps, filters
+    cols = np.flatnonzero(body[int(round(a["nose"][1]))])
+    assert (cols.max() - cols.min()) < 0.6 * cheek_width
+    if name == "gas":
+        # Filters stick out sideways (as on a real half mask), but not by a face width.
+        cols = np.flatnonzero(v.rgba[int(round(a["jaw_left"][1])), :, 3] > 128)
+        assert 1.0 * jaw_width < cols.max() - cols.min() < 1.8 * jaw_width
+    else:
+        cols = np.flatnonzero(body[int(round(a["jaw_left"][1]))])
+        assert 0.75 * jaw_width < cols.max() - cols.min() < 1.25 * jaw_width
+
+
+def test_gas_filters_keep_their_colour(templates):
+    v = templates["gas"].variants["front"]
+    rgb = v.rgba[..., :3].astype(int)
+    pink = (rgb[..., 0] - rgb[..., 1] > 60) & (v.rgba[..., 3] == 255)
+    assert pink.sum() > 2000, "twin filter cartridges expected"
+    assert np.mean(v.tint[pink] < 0.05) > 0.99  # all but anti-aliased borders
 
 
 def test_surgical_loops_are_not_tinted(templates):
@@ -115,6 +170,61 @@ def test_arrays_are_read_only(templates):
     v = templates["surgical"].variants["front"]
     with pytest.raises(ValueError):
         v.rgba[0, 0, 0] = 1
+
+
+# --- occluders --------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def occluders() -> dict[str, Occluder]:
+    return load_occluders(TEMPLATE_DIR)
+
+
+def test_occluder_kinds_present(occluders):
+    kinds = [o.kind for o in occluders.values()]
+    assert kinds.count("hand") >= 2 and "object" in kinds and "scarf" in kinds
+    assert {"phone", "notebook"} <= set(occluders)
+
+
+def _sprite_point(o: Occluder, dy_units: float) -> tuple[int, int]:
+    """Sprite pixel dy_units (1 = nose bridge to chin) below the mouth anchor."""
+    unit = o.face_width / (2 * 0.8325)
+    x, y = o.mouth
+    return int(round(x)), int(round(y + dy_units * unit))
+
+
+def test_hands_and_objects_cover_the_mouth(occluders):
+    for o in occluders.values():
+        h, w = o.rgba.shape[:2]
+        assert 0 <= o.mouth[0] < w and 0 <= o.mouth[1] < h
+        assert 200 < o.face_width < 700
+        if o.kind in ("hand", "object"):
+            x, y = _sprite_point(o, 0.0)
+            assert o.rgba[y, x, 3] == 255, f"{o.name} does not cover the mouth"
+
+
+def test_scarf_covers_chin_and_lower_lip_but_not_the_nose(occluders):
+    for o in occluders.values():
+        if o.kind != "scarf":
+            continue
+        for dy in (0.08, 0.25, 0.42):  # lower lip, below the lip, chin
+            x, y = _sprite_point(o, dy)
+            assert o.rgba[y, x, 3] == 255, f"{o.name}: not covered {dy} below the mouth"
+        x, y = _sprite_point(o, -0.32)  # nose tip
+        assert y < 0 or o.rgba[y, x, 3] == 0
+
+
+def test_hands_are_grey_and_fully_tintable(occluders):
+    for o in occluders.values():
+        if o.kind != "hand":
+            continue
+        opaque = o.rgba[..., 3] == 255
+        rgb = o.rgba[opaque][:, :3].astype(int)
+        assert np.abs(rgb[:, 0] - rgb[:, 2]).max() <= 1, "hand shading must be grey"
+        assert np.all(o.tint[opaque] > 0.99)
+        skin = render_appearance(o, (200, 150, 120), None, 0.0)
+        mean = skin[opaque][:, :3].mean(axis=0)
+        assert mean[0] > mean[1] > mean[2]
 
 
 # --- recolouring -------------------------------------------------------------------------------

@@ -1,0 +1,65 @@
+"""`maskforge templates`: list the mask templates and occluders, optionally as a contact sheet."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+def _png_path(ctx: click.Context, param: click.Parameter, value: Path | None) -> Path | None:
+    if value is not None and value.suffix.lower() != ".png":
+        raise click.BadParameter(f"{str(value)!r}: the contact sheet is written as .png")
+    return value
+
+
+@click.command("templates")
+@click.option(
+    "--root",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=None,
+    help="Template folder holding templates.json.  [default: the installed mask_templates]",
+)
+@click.option(
+    "--sheet",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    callback=_png_path,
+    help="Also write a PNG contact sheet of every template, variant and occluder here.",
+)
+@click.option(
+    "--anchors/--no-anchors",
+    default=True,
+    show_default=True,
+    help="Mark the anchor points (nose green, others red; occluders: mouth) on the sheet.",
+)
+@click.option(
+    "--seed",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Seed for the sample colours and patterns shown on the sheet.",
+)
+def templates_command(root: Path | None, sheet: Path | None, anchors: bool, seed: int) -> None:
+    """List mask templates (name, variants, preview image) and hard-negative occluders.
+
+    \b
+    Examples:
+      maskforge templates
+      maskforge templates --sheet templates.png
+    """
+    from maskforge.templates import describe_templates, write_template_sheet
+
+    rows = describe_templates(root)
+    width = max(len(r["name"]) for r in rows)
+    for r in rows:
+        variants = ",".join(r["variants"])
+        click.echo(f"{r['name']:<{width}}  {r['kind']:<6}  {variants:<16}  {r['images']['front']}")
+    masks = sum(r["kind"] == "mask" for r in rows)
+    click.echo(f"{masks} mask templates, {len(rows) - masks} occluders")
+    if sheet is not None:
+        write_template_sheet(sheet, root, anchors=anchors, seed=seed)
+        click.echo(f"Contact sheet: {sheet}")
+
+
+COMMANDS = [templates_command]
