@@ -123,6 +123,12 @@ def _fewer_splits(ratios: Sequence[float], n_groups: int) -> str:
 def _empty_split_error(split: str, label: str, n_groups: int, ratios) -> ValueError:
     n_active = sum(r > 0 for r in ratios)
     noun = "group" if n_groups == 1 else "groups"
+    if n_groups >= n_active:
+        return ValueError(
+            f"{split} would have no {label} images: each of the {n_groups} {noun} of class "
+            f"{label} would overfill {split}'s quota of another class it holds; try another "
+            "--seed or --ratios, or add data."
+        )
     return ValueError(
         f"{split} would have no {label} images: {n_groups} {noun} of class {label} cannot fill "
         f"{n_active} splits at ratios {format_ratios(ratios)}; use --ratios "
@@ -151,10 +157,11 @@ def assign_splits(
 ) -> pd.Series:
     """Split name (train/val/test) per item, index aligned; every group lands in one split.
 
-    Per stratum (label, plus `stratify` columns) item quotas come from `allocate`; groups are
-    visited in a seeded order (sorted names, shuffled, then largest first) and each goes to the
-    split where it overshoots the quotas least, ties to the split with most room left. Raises
-    ValueError when a class cannot reach every split with a positive ratio.
+    Per stratum (label, plus `stratify` columns) item quotas come from `allocate`. Groups are
+    visited rarest stratum first, then largest first, then in seeded random order (names sorted
+    before shuffling); each goes to the split where it overshoots its rarest stratum's quota
+    least, then all quotas least, ties to the split with most room left. Raises ValueError
+    when a class cannot reach every split with a positive ratio.
     """
     ratios = check_ratios(ratios)
     active = [k for k, r in enumerate(ratios) if r > 0]
@@ -181,26 +188,37 @@ def assign_splits(
     cell_c = cells.to_numpy().tolist()
     starts = np.searchsorted(cell_g, np.arange(n_groups + 1)).tolist()
 
+    # Visit groups holding the rarest strata first (iterative stratification, Sechidis et al.
+    # 2011), larger groups before smaller ones, otherwise in seeded random order: rare classes
+    # get their share while common ones still have room to absorb rounding.
+    rank = np.empty(n_strata, dtype=np.int64)
+    rank[np.argsort(n_items, kind="stable")] = np.arange(n_strata)
+    rarest = np.full(n_groups, n_strata, dtype=np.int64)
+    np.minimum.at(rarest, g_codes, rank[s_codes])
+    rare_stratum = np.argsort(rank)[rarest].tolist()
     sizes = np.bincount(g_codes, minlength=n_groups)
     order = rng.permutation(n_groups)
-    order = order[np.argsort(-sizes[order], kind="stable")]
+    order = order[np.lexsort((-sizes[order], rarest[order]))]
 
     filled = [[0] * n_strata for _ in SPLITS]
     choice = np.empty(n_groups, dtype=np.int64)
     for g in order.tolist():
         members = range(starts[g], starts[g + 1])
+        rare = rare_stratum[g]
         best, best_key = active[0], None
         for k in active:
-            over, room = 0, 0.0
-            row, want = filled[k], quota
+            over, over_rare, room = 0, 0, 0.0
+            row = filled[k]
             for m in members:
                 s, c = cell_s[m], cell_c[m]
-                target = want[s][k]
-                after = row[s] + c
-                if after > target:
-                    over += after - target
+                target = quota[s][k]
+                excess = row[s] + c - target
+                if excess > 0:
+                    over += excess
+                    if s == rare:
+                        over_rare = excess
                 room += (target - row[s]) / target if target else -1.0
-            key = (over, -room)
+            key = (over_rare, over, -room)
             if best_key is None or key < best_key:
                 best, best_key = k, key
         choice[g] = best
