@@ -188,7 +188,7 @@ def split_command(
                 f"No source folder given and {_show(folder)}/ ({origin}) does not exist; run "
                 "`maskforge synthesize raw/ out/` first or pass a folder."
             )
-        sources = (parse_source(str(folder)),)
+        sources = (parse_source(_show(folder)),)
     else:
         origin = None
     options = SplitOptions(
