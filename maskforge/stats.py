@@ -23,6 +23,9 @@ R = TypeVar("R")
 # Fixed chunk size (not derived from the worker count) so that the merge order, and therefore
 # every floating-point rounding, is the same for any --workers.
 CHUNK_SIZE = 64
+# Starting a spawn pool costs 1-3 s (each worker imports numpy, OpenCV, PIL); below this many
+# items one process finishes sooner (benchmarks/split.py --real).
+MIN_POOL_ITEMS = 512
 STATS_SPACE = "RGB, 0..1, after resizing to size x size"
 
 
@@ -103,7 +106,8 @@ def map_chunks(
     desc: str = "",
     progress: bool | None = None,
 ) -> Iterator[R]:
-    """Yield fn(task) for each task in order, in a spawn process pool when workers > 1.
+    """Yield fn(task) for each task in order, in a spawn process pool when workers > 1
+    and there are at least MIN_POOL_ITEMS items.
 
     `sizes` (items per task) drive the tqdm bar; progress=None shows it only on a TTY.
     `fn` must be a module-level function (it is pickled to the workers).
@@ -111,7 +115,7 @@ def map_chunks(
     total = int(sum(sizes))
     disable = None if progress is None else not progress
     with tqdm(total=total, desc=desc, unit="img", disable=disable, leave=False) as bar:
-        if workers <= 1 or len(tasks) <= 1:
+        if workers <= 1 or len(tasks) <= 1 or total < MIN_POOL_ITEMS:
             for task, n in zip(tasks, sizes, strict=True):
                 yield fn(task)
                 bar.update(n)

@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 import maskforge.duplicates as duplicates
+import maskforge.stats as stats_module
 from maskforge.duplicates import (
     find_duplicates,
     hash_images,
@@ -106,7 +107,8 @@ def test_find_duplicates_merges_copies_and_reports_them(tmp_path, faces):
     assert all(d <= 4 for _, _, d in report.pairs)
 
 
-def test_hash_images_with_workers_matches_in_process(faces):
+def test_hash_images_with_workers_matches_in_process(faces, monkeypatch):
+    monkeypatch.setattr(stats_module, "MIN_POOL_ITEMS", 0)
     paths = [str(p) for p in faces] * 6  # 72 paths: two chunks
     one, _ = hash_images(paths, workers=1)
     two, _ = hash_images(paths, workers=2)

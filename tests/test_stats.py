@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
+import maskforge.stats as stats_module
 from maskforge.cli import cli
 from maskforge.data import eval_transform
 from maskforge.imageio import read_image, write_image
@@ -81,8 +82,9 @@ def test_real_photos_match_a_straightforward_numpy_computation(unmasked_dir, mas
     assert stats.count == 70
 
 
-def test_workers_give_identical_numbers(unmasked_dir):
-    # 150 images = 3 chunks, so the pool really splits the work.
+def test_workers_give_identical_numbers(unmasked_dir, monkeypatch):
+    # 150 images = 3 chunks; a pool even for so few, so that it really splits the work.
+    monkeypatch.setattr(stats_module, "MIN_POOL_ITEMS", 0)
     paths = sorted(unmasked_dir.glob("*.jpg"))[:150]
     one = channel_stats(paths, size=24, workers=1)
     two = channel_stats(list(reversed(paths)), size=24, workers=2)
