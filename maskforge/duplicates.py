@@ -119,6 +119,8 @@ class DuplicateReport:
     groups_before: int
     groups_after: int
     unreadable: tuple[tuple[str, str], ...]
+    # Pairs whose two images carry different labels: likely labelling mistakes.
+    conflicts: tuple[tuple[str, str, str, str], ...] = ()  # (path a, label a, path b, label b)
 
 
 def find_duplicates(
@@ -146,6 +148,14 @@ def find_duplicates(
     listed = tuple(
         sorted((paths[i], paths[j], int(np.bitwise_count(hashes[i] ^ hashes[j]))) for i, j in pairs)
     )
+    labels = hashed["label"].to_numpy()
+    conflicts = tuple(
+        sorted(
+            (paths[i], str(labels[i]), paths[j], str(labels[j]))
+            for i, j in pairs
+            if labels[i] != labels[j]
+        )
+    )
     report = DuplicateReport(
         threshold=threshold,
         hashed=len(paths) - len(bad),
@@ -153,5 +163,6 @@ def find_duplicates(
         groups_before=items["group"].nunique(),
         groups_after=new.nunique(),
         unreadable=tuple(bad),
+        conflicts=conflicts,
     )
     return new, report

@@ -592,6 +592,13 @@ def render_report(result: SplitResult, options: SplitOptions, ratios) -> str:
             out.append(_md_table(["image", "near-duplicate of", "distance"], rows))
             if len(dup.pairs) > MAX_LISTED:
                 out.append(f"\n... and {len(dup.pairs) - MAX_LISTED} more pairs.")
+        if dup.conflicts:
+            out.append(
+                f"\n{len(dup.conflicts)} near-duplicate pairs carry different labels; check "
+                "these images (they stay in one split, each with its own label):\n"
+            )
+            rows = [[_rel(a), la, _rel(b), lb] for a, la, b, lb in dup.conflicts[:MAX_LISTED]]
+            out.append(_md_table(["image", "label", "near-duplicate", "label"], rows))
         out.append("")
 
     out += ["## Balancing\n"]

@@ -89,7 +89,9 @@ def test_merged_groups_are_transitive_and_named_by_smallest():
 def test_find_duplicates_merges_copies_and_reports_them(tmp_path, faces):
     copies = copies_of(faces[0], tmp_path / "copies")
     (tmp_path / "broken.jpg").write_bytes(b"not an image")
-    rows = [(str(p), "masked", f"s:{p.name}", "photo") for p in copies]
+    # The recompressed copy is labelled differently: a labelling mistake to report.
+    rows = [(str(p), "masked", f"s:{p.name}", "photo") for p in copies[:3]]
+    rows.append((str(copies[3]), "unmasked", "s:recompressed.jpg", "photo"))
     rows += [(str(p), "unmasked", f"s:{p.name}", "photo") for p in faces[1:6]]
     rows += [
         (str(faces[6]), "unmasked", "s:pair", "original"),
@@ -105,6 +107,11 @@ def test_find_duplicates_merges_copies_and_reports_them(tmp_path, faces):
     assert report.groups_before == 11 and report.groups_after == 8
     assert [Path(p).name for p, _ in report.unreadable] == ["broken.jpg"]
     assert all(d <= 4 for _, _, d in report.pairs)
+    assert len(report.conflicts) == 3
+    for a, label_a, b, label_b in report.conflicts:
+        labels = {Path(a).name: label_a, Path(b).name: label_b}
+        assert labels.pop("recompressed.jpg") == "unmasked"
+        assert list(labels.values()) == ["masked"]
 
 
 def test_hash_images_with_workers_matches_in_process(faces, monkeypatch):

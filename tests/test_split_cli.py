@@ -252,3 +252,43 @@ def test_cli_missing_and_unreadable_files(tmp_path, out, monkeypatch):
     assert not names & {p.name for p in [*gone, broken]}
     report = (tmp_path / "manifests" / "split_report.md").read_text()
     assert "2 missing, 1 unreadable:" in report and "file is empty (0 bytes)" in report
+
+
+def test_cli_reports_near_duplicates_with_different_labels(tmp_path, photos, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for folder, chosen in [("with_mask", photos[:8]), ("without_mask", photos[8:16])]:
+        (tmp_path / "data" / folder).mkdir(parents=True)
+        for p in chosen:
+            shutil.copyfile(p, tmp_path / "data" / folder / p.name)
+    # The same photo, recompressed, also sits among the masked ones.
+    copy = copies_of(photos[8], tmp_path / "tmp")[3]
+    shutil.copyfile(copy, tmp_path / "data" / "with_mask" / "copy.jpg")
+    result = CliRunner().invoke(
+        cli, ["split", "data", "--ratios", "0.5,0.25,0.25", "--balance", "none", "--no-stats"]
+    )
+    assert result.exit_code == 0, result.output
+    assert (
+        "Near-duplicates: 1 pairs within 4 bits among 17 photos; 1 groups merged" in result.output
+    )
+    assert "1 of them have different labels: see the report" in result.output
+    assert (
+        "Classes: with_mask, without_mask (rename with --class-map, e.g. with_mask=masked)"
+        in result.output
+    )
+    rows = pd.concat(_read_all(tmp_path / "manifests").values())
+    pair = rows[rows["abspath"].str.endswith(("copy.jpg", f"without_mask/{photos[8].name}"))]
+    assert len(pair) == 2 and pair["group"].nunique() == 1
+    report = (tmp_path / "manifests" / "split_report.md").read_text()
+    assert "1 near-duplicate pairs carry different labels" in report
+    assert f"| data/with_mask/copy.jpg | with_mask | data/without_mask/{photos[8].name}" in report
+
+
+def test_cli_single_class_folder_warns(tmp_path, photos, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "faces").mkdir()
+    for p in photos[:6]:
+        shutil.copyfile(p, tmp_path / "faces" / p.name)
+    result = CliRunner().invoke(cli, ["split", "faces", "--class-map", "faces=unmasked"])
+    assert result.exit_code == 0, result.output
+    assert "Warning: only one class (unmasked); a classifier needs two" in result.output
+    assert "Wrote manifests/: train 4, val 1, test 1 images" in result.output

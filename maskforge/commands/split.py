@@ -243,6 +243,10 @@ def _print_summary(result, origin: str | None) -> None:
         click.echo(
             f"Left out: {len(result.missing)} missing, {len(result.unreadable)} unreadable images"
         )
+    if dup is not None and dup.conflicts:
+        click.echo(f"  {len(dup.conflicts)} of them have different labels: see the report")
+    if len(result.classes) < 2:
+        click.echo(f"Warning: only one class ({result.classes[0]}); a classifier needs two")
     odd = [c for c in result.classes if c not in ("unmasked", "masked", "incorrect")]
     if odd:
         click.echo(
