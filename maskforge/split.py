@@ -3,8 +3,9 @@
 Why not scikit-learn: `GroupShuffleSplit` sizes splits in groups and does not stratify, and
 `StratifiedGroupKFold` makes k equal folds (0.8/0.1/0.1 only via 10 folds, 0.7/0.15/0.15 via
 20, 1/3 never) and does not promise per-class counts within one item or a non-empty split for
-small data. So groups are placed greedily against exact per-stratum item quotas computed by
-largest-remainder allocation, in a seeded order (sorted, then shuffled).
+small data. So groups are placed greedily (rarest stratum first, as in iterative
+stratification) against exact per-stratum item quotas from largest-remainder allocation, in a
+seeded order (sorted, then shuffled).
 """
 
 from __future__ import annotations
