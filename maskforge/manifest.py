@@ -83,3 +83,38 @@ def write_manifest(df: pd.DataFrame, path: Path) -> None:
             out[col] = 1.0 if col == "weight" else ""
     extra = [c for c in out.columns if c not in MANIFEST_COLUMNS and c != "abspath"]
     atomic_write_text(path, out[list(MANIFEST_COLUMNS) + extra].to_csv(index=False))
+
+
+def missing_files(paths) -> list[str]:
+    """The paths (in the given order, each once) that are not existing files."""
+    seen: set[str] = set()
+    missing = []
+    for p in map(str, paths):
+        if p not in seen:
+            seen.add(p)
+            if not os.path.isfile(p):
+                missing.append(p)
+    return missing
+
+
+def require_files(
+    df: pd.DataFrame, where: str, drop_missing: bool = False
+) -> tuple[pd.DataFrame, list[str]]:
+    """Check that every `abspath` exists; returns (rows kept, missing paths).
+
+    Raises ValueError naming the count and the first missing file unless drop_missing, in which
+    case rows whose file is missing are dropped (and raises if nothing is left).
+    """
+    missing = missing_files(df["abspath"])
+    if not missing:
+        return df, []
+    total = df["abspath"].nunique()
+    if not drop_missing:
+        raise ValueError(
+            f"{len(missing)} of {total} images listed in {where} are missing "
+            f"(first: {os.path.relpath(missing[0])}); pass --drop-missing to leave them out."
+        )
+    kept = df[~df["abspath"].isin(set(missing))]
+    if kept.empty:
+        raise ValueError(f"All {total} images listed in {where} are missing.")
+    return kept, missing

@@ -1,0 +1,70 @@
+"""`maskforge stats`: per-channel mean/std of a manifest's images."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from maskforge.commands.split import _show, default_workers
+
+
+@click.command("stats")
+@click.argument("manifest", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--size",
+    type=click.IntRange(1, 4096),
+    default=112,
+    show_default=True,
+    help="Images are resized to SIZE x SIZE (area interpolation, as in training) first.",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 256),
+    default=None,
+    show_default="CPU cores, at most 8",
+    help="Processes reading images.",
+)
+@click.option(
+    "--drop-missing",
+    is_flag=True,
+    help="Leave out (and count) missing or unreadable images instead of stopping.",
+)
+@click.option(
+    "--json",
+    "json_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Also write the result in stats.json format to this file. [default: print only]",
+)
+def stats_command(manifest, size, workers, drop_missing, json_path) -> None:
+    """Per-channel (RGB, 0..1) mean and std of the images of MANIFEST.
+
+    MANIFEST defaults to train.csv in the folder the last split wrote (default manifests/).
+    Rows count as often as they are listed; accumulation is float64, so the numbers equal
+    those `maskforge split` writes to stats.json.
+    """
+    from maskforge.stats import manifest_stats, write_stats_json
+    from maskforge.workspace import load_state, recall
+
+    if manifest is None:
+        manifest = recall("manifests") / "train.csv"
+        origin = "from the last split" if "manifests" in load_state() else "default"
+        click.echo(f"Using {_show(manifest)} ({origin})")
+    stats, record = manifest_stats(
+        manifest, size=size, workers=workers or default_workers(), drop_missing=drop_missing
+    )
+    click.echo("mean " + " ".join(f"{v:.6f}" for v in stats.mean))
+    click.echo("std  " + " ".join(f"{v:.6f}" for v in stats.std))
+    click.echo(f"{stats.count} images at {stats.size}x{stats.size}, RGB, 0..1")
+    if stats.unreadable:
+        missing = sum(1 for _, reason in stats.unreadable if reason == "missing")
+        click.echo(
+            f"Left out: {missing} missing, {len(stats.unreadable) - missing} unreadable images"
+        )
+    if json_path is not None:
+        write_stats_json(json_path, record)
+        click.echo(f"Wrote {json_path}")
+
+
+COMMANDS = [stats_command]
