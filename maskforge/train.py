@@ -586,9 +586,10 @@ def _epoch_seed(seed: int, epoch: int, rank: int) -> int:
 class TrainingInterrupted(KeyboardInterrupt):
     """Training stopped by Ctrl-C / SIGTERM after saving last.pt."""
 
-    def __init__(self, run_dir: Path, epoch: int, step: int, steps: int):
+    def __init__(self, run_dir: Path, epoch: int, step: int, steps: int, is_main: bool = True):
         super().__init__(f"interrupted in epoch {epoch + 1}, after batch {step}/{steps}")
         self.run_dir, self.epoch, self.step, self.steps = run_dir, epoch, step, steps
+        self.is_main = is_main
 
 
 @dataclass
@@ -631,6 +632,7 @@ def train(
     device = resolve_device(config.device)
     ctx = dist_utils.init_distributed(device.type)
     handlers: list[logging.Handler] = []
+    saved_logger = (logger.propagate, logger.level)
     try:
         if device.type == "cuda":
             device = torch.device(
@@ -645,15 +647,9 @@ def train(
             cache_dir=str(Path(config.cache_dir).resolve()),
             img_size=config.img_size or data.stats_size or DEFAULT_IMG_SIZE,
         )
-        if ctx.is_main:
+        if ctx.is_main and not resume:
             run_dir = (
-                Path(run_dir)
-                if resume
-                else (
-                    _claim_run_dir(Path(run_dir))
-                    if run_dir
-                    else new_run_dir(runs_root, config.arch)
-                )
+                _claim_run_dir(Path(run_dir)) if run_dir else new_run_dir(runs_root, config.arch)
             )
         run_dir = Path(dist_utils.broadcast_object(ctx, str(run_dir) if run_dir else None))
         handlers = _start_logging(run_dir, ctx)
@@ -666,6 +662,8 @@ def train(
         for handler in handlers:
             logger.removeHandler(handler)
             handler.close()
+        logger.propagate = saved_logger[0]
+        logger.setLevel(saved_logger[1])
         dist_utils.close(ctx)
 
 
@@ -1131,7 +1129,9 @@ def _fit(
                     totals,
                     stop_reason=None,
                 )
-                raise TrainingInterrupted(run_dir, epoch, totals.step, t.steps_per_epoch)
+                raise TrainingInterrupted(
+                    run_dir, epoch, totals.step, t.steps_per_epoch, ctx.is_main
+                )
             # Validation on the unwrapped module: DDP's forward would sync buffers every batch.
             if phase == "frozen":
                 val = evaluate(
@@ -1213,7 +1213,7 @@ def _fit(
                     )
                 break
             if stop.check(ctx, device):
-                raise TrainingInterrupted(run_dir, epoch + 1, 0, t.steps_per_epoch)
+                raise TrainingInterrupted(run_dir, epoch + 1, 0, t.steps_per_epoch, ctx.is_main)
     logger.info(
         "Best epoch %d: val loss %.4f, accuracy %.3f -> %s",
         early.best_epoch,

@@ -536,13 +536,15 @@ def test_error_cuda_without_gpu(tmp_path, small_set):
 def test_weights_auto_offline_warns_and_trains_from_random_init(tmp_path, small_set, monkeypatch):
     import urllib.error
 
+    import torchvision.models._api as weights_api
+
     import maskforge.models as models
 
-    def offline(*args, **kwargs):
+    def offline(url, *args, **kwargs):
         raise urllib.error.URLError("[Errno -2] Name or service not known")
 
     monkeypatch.setattr(models, "imagenet_weights_cached", lambda arch: False)
-    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", offline)
+    monkeypatch.setattr(weights_api, "load_state_dict_from_url", offline)
     write_manifests(tmp_path, *small_set)
     result = CliRunner().invoke(
         cli,

@@ -235,6 +235,8 @@ def train_command(
     try:
         result = train(config, run_dir, resume=resume is not None, on_start=on_start)
     except TrainingInterrupted as stop:
+        if not stop.is_main:
+            ctx.exit(130)
         click.echo(
             f"\nInterrupted ({stop}); saved {_show(stop.run_dir / 'last.pt')}.\n"
             f"Resume with: maskforge train --resume {_show(stop.run_dir)}",
