@@ -106,6 +106,18 @@ def all_reduce(ctx: DistContext, values: torch.Tensor, op: str = "sum") -> torch
     return values
 
 
+def broadcast_buffers(ctx: DistContext, model: nn.Module) -> None:
+    """Copy rank 0's buffers (BatchNorm running statistics) to every rank.
+
+    DDP keeps parameters equal, but each rank updates running statistics from its own last
+    batch; DDP would overwrite them from rank 0 at the next forward anyway. Doing it before
+    validation and saving makes every rank evaluate and hold exactly the saved model.
+    """
+    if ctx.enabled:
+        for buffer in model.buffers():
+            dist.broadcast(buffer, src=0)
+
+
 def gather_strided(ctx: DistContext, local: torch.Tensor, n_total: int) -> torch.Tensor:
     """Rows i of rank r (items r, r + W, r + 2W, ...) reassembled in item order on every rank.
 

@@ -1,39 +1,34 @@
-"""Training: config, data checks, the epoch loop, early stopping, checkpoints, resume, metrics."""
+"""Training: the config, one epoch of training / evaluation, early stopping, the resumable run."""
 
 from __future__ import annotations
 
-import contextlib
-import io
-import json
+import functools
 import logging
 import math
-import os
 import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from maskforge import __version__
+from maskforge import __version__, runs
 from maskforge import distributed as dist_utils
+from maskforge.data import TrainingData, load_training_data
+from maskforge.devices import DEVICES, amp_dtype_for, autocast, resolve_device
 from maskforge.distributed import DistContext
-from maskforge.imageio import atomic_write_bytes, atomic_write_text
-from maskforge.manifest import class_order, file_sha256, read_manifest
 from maskforge.models import (
     ARCHS,
     CheckpointInfo,
     build_model,
     checkpoint_dict,
     head_module,
-    headless,
     num_outputs_for,
     read_checkpoint,
     resolve_weights,
@@ -41,27 +36,13 @@ from maskforge.models import (
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULERS = ("cosine", "step", "none")
-DEVICES = ("auto", "cpu", "cuda")
 DEFAULT_IMG_SIZE = 112
-METRIC_COLUMNS = (
-    "epoch",
-    "phase",
-    "train_loss",
-    "train_acc",
-    "val_loss",
-    "val_acc",
-    "lr",
-    "images_per_s",
-    "train_seconds",
-    "epoch_seconds",
-    "best",
-)
 # Settings that may differ when a run is resumed: they change speed, not results.
 RESUME_OVERRIDES = ("workers", "device", "cache_dir")
-
 SINGLE_PROCESS = DistContext()
 
 logger = logging.getLogger("maskforge.train")
+Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # inputs, class indices, sample weights
 
 
 @dataclass(frozen=True)
@@ -116,16 +97,15 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, values: dict) -> TrainConfig:
-        """The config stored in a config.json (unknown keys, e.g. the data section, ignored)."""
+        """The config stored in a config.json (other keys, e.g. the data section, ignored)."""
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in values.items() if k in names})
 
     def phase(self, epoch: int) -> str:
-        """ "frozen" (head on cached features) or "full" (whole network) for a 0-based epoch."""
-        frozen = self.freeze_backbone and (
-            self.unfreeze_after is None or epoch < self.unfreeze_after
-        )
-        return "frozen" if frozen else "full"
+        """'frozen' (head on cached features) or 'full' (whole network) for a 0-based epoch."""
+        if self.freeze_backbone and (self.unfreeze_after is None or epoch < self.unfreeze_after):
+            return "frozen"
+        return "full"
 
 
 def _check_choice(what: str, value: str, allowed: tuple[str, ...]) -> None:
@@ -133,209 +113,45 @@ def _check_choice(what: str, value: str, allowed: tuple[str, ...]) -> None:
         raise ValueError(f"Invalid {what} {value!r}. Only {', '.join(allowed)} are supported.")
 
 
-# --- inputs -----------------------------------------------------------------------------------
-
-
-@dataclass
-class TrainingData:
-    """Checked manifests and normalisation (mean/std None: compute them from the train images)."""
-
-    manifests: Path
-    train: pd.DataFrame
-    val: pd.DataFrame
-    classes: list[str]
-    mean: list[float] | None
-    std: list[float] | None
-    stats_size: int | None
-    digests: dict[str, str]
-
-    def targets(self, split: str) -> np.ndarray:
-        """Class indices (N,) int64 of a split, in class order."""
-        index = {c: i for i, c in enumerate(self.classes)}
-        frame = self.train if split == "train" else self.val
-        return np.array([index[x] for x in frame["label"]], dtype=np.int64)
-
-
-def load_training_data(manifests: Path) -> TrainingData:
-    """Read and check train.csv, val.csv and stats.json of a manifests folder.
-
-    Raises FileNotFoundError / ValueError with one line for: missing folder or CSV, empty or
-    single-class train set, val labels unknown to train, missing image files, bad weights,
-    stats.json that belongs to another train.csv or other classes.
-    """
-    manifests = Path(manifests)
-    if not manifests.is_dir():
-        raise FileNotFoundError(
-            f"Manifests folder not found: {manifests} "
-            "(run `maskforge split` first, or pass --manifests)"
-        )
-    train = read_manifest(manifests / "train.csv")
-    val = read_manifest(manifests / "val.csv")
-    classes = class_order(train["label"])
-    if len(classes) < 2:
-        raise ValueError(
-            f"{manifests / 'train.csv'} has only one class ({classes[0]}); a classifier needs at "
-            "least two (e.g. masked and unmasked)."
-        )
-    unknown = sorted(set(val["label"]) - set(classes))
-    if unknown:
-        raise ValueError(
-            f"{manifests / 'val.csv'} has label(s) {', '.join(unknown)} that train.csv lacks "
-            f"(train classes: {', '.join(classes)})."
-        )
-    for name, frame in (("train.csv", train), ("val.csv", val)):
-        missing = [p for p in frame["abspath"] if not os.path.isfile(p)]
-        if missing:
-            raise FileNotFoundError(
-                f"{len(missing)} image(s) listed in {manifests / name} are missing, "
-                f"e.g. {missing[0]}"
-            )
-        weights = frame["weight"].to_numpy()
-        if not (np.isfinite(weights).all() and (weights >= 0).all() and weights.sum() > 0):
-            raise ValueError(f"{manifests / name} has negative, infinite or all-zero weights.")
-    digests = {
-        "train": file_sha256(manifests / "train.csv"),
-        "val": file_sha256(manifests / "val.csv"),
-    }
-    if (manifests / "test.csv").is_file():
-        digests["test"] = file_sha256(manifests / "test.csv")
-    mean, std, size = _read_stats(manifests, digests["train"], classes)
-    return TrainingData(manifests, train, val, classes, mean, std, size, digests)
-
-
-def _read_stats(
-    manifests: Path, train_sha: str, classes: list[str]
-) -> tuple[list[float] | None, list[float] | None, int | None]:
-    path = manifests / "stats.json"
-    if not path.is_file():
-        return None, None, None
-    try:
-        stats = json.loads(path.read_text())
-        mean = [float(x) for x in stats["mean"]]
-        std = [float(x) for x in stats["std"]]
-    except (ValueError, KeyError, TypeError) as exc:
-        raise ValueError(f"{path} is not valid stats (need mean and std lists): {exc}") from None
-    if len(mean) != 3 or len(std) != 3 or min(std) <= 0:
-        raise ValueError(f"{path} needs 3 mean values and 3 positive std values (RGB).")
-    recorded = stats.get("manifest_sha256")
-    if recorded and recorded != train_sha:
-        raise ValueError(
-            f"{path} belongs to another train.csv (manifest_sha256 {recorded[:12]}… but "
-            f"{manifests / 'train.csv'} is {train_sha[:12]}…); rerun `maskforge split` so the "
-            "stats match, or delete stats.json to compute them from the train images."
-        )
-    if stats.get("classes") and list(stats["classes"]) != classes:
-        raise ValueError(
-            f"{path} lists classes {stats['classes']} but train.csv has {classes}; "
-            "rerun `maskforge split`."
-        )
-    size = stats.get("size")
-    return mean, std, int(size) if isinstance(size, (int, float)) else None
-
-
-# --- run folder -------------------------------------------------------------------------------
-
-
-def new_run_dir(runs_root: Path, arch: str) -> Path:
-    """runs_root/<YYYYmmdd-HHMMSS>-<arch>, created (with a -2, -3 ... suffix if taken)."""
-    base = f"{time.strftime('%Y%m%d-%H%M%S')}-{arch}"
-    for n in range(1, 1000):
-        path = Path(runs_root) / (base if n == 1 else f"{base}-{n}")
-        try:
-            path.mkdir(parents=True)
-            return path
-        except FileExistsError:
-            continue
-    raise FileExistsError(f"Cannot create a new run folder under {runs_root}.")
-
-
-def _claim_run_dir(path: Path) -> Path:
-    if path.exists() and not path.is_dir():
-        raise NotADirectoryError(f"--run {path} is a file, not a folder.")
-    if (path / "config.json").exists() or any(path.glob("*.pt")):
-        raise FileExistsError(
-            f"{path} already holds a run; continue it with --resume {path} or choose another --run."
-        )
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
 def resume_config(run_dir: Path, **overrides) -> TrainConfig:
     """The TrainConfig saved in run_dir/config.json, with RESUME_OVERRIDES (not None) replaced."""
-    path = Path(run_dir) / "config.json"
-    if not path.is_file():
-        raise FileNotFoundError(f"Cannot resume: {path} not found (is {run_dir} a run folder?).")
-    try:
-        saved = json.loads(path.read_text())
-    except ValueError as exc:
-        raise ValueError(f"Cannot resume: {path} is not valid JSON ({exc}).") from None
     bad = sorted(set(overrides) - set(RESUME_OVERRIDES))
     if bad:
-        raise ValueError(
-            f"Cannot change {', '.join(bad)} when resuming; only {', '.join(RESUME_OVERRIDES)}."
-        )
-    return replace(
-        TrainConfig.from_dict(saved), **{k: v for k, v in overrides.items() if v is not None}
-    )
+        allowed = ", ".join(RESUME_OVERRIDES)
+        raise ValueError(f"Cannot change {', '.join(bad)} when resuming; only {allowed}.")
+    saved = TrainConfig.from_dict(runs.read_run_config(run_dir))
+    return replace(saved, **{k: v for k, v in overrides.items() if v is not None})
 
 
-def write_metrics(rows: list[dict], run_dir: Path) -> None:
-    """metrics.csv (one row per epoch, METRIC_COLUMNS) and curves.png."""
-    from maskforge.curves import plot_curves
-
-    frame = pd.DataFrame(rows, columns=list(METRIC_COLUMNS))
-    atomic_write_text(run_dir / "metrics.csv", frame.to_csv(index=False, float_format="%.6g"))
-    plot_curves(frame, run_dir / "curves.png")
+# --- one epoch ----------------------------------------------------------------------------------
 
 
-def _read_metrics(run_dir: Path, epochs_done: int) -> list[dict]:
-    path = run_dir / "metrics.csv"
-    if not path.is_file():
-        return []
-    frame = pd.read_csv(path)
-    frame = frame[frame["epoch"] <= epochs_done]
-    return frame.to_dict("records")
+def make_loss(
+    num_outputs: int,
+) -> Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
+    """loss(logits, targets) -> (per-sample loss (N,) float32, predicted class (N,) int64).
 
+    One logit: BCE-with-logits, positive class = index 1. Otherwise cross-entropy.
+    """
+    functional = nn.functional
 
-# --- the loop ---------------------------------------------------------------------------------
+    def binary(logits: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        z = logits[:, 0].float()
+        loss = functional.binary_cross_entropy_with_logits(z, targets.float(), reduction="none")
+        return loss, (z > 0).long()
 
+    def multiclass(
+        logits: torch.Tensor, targets: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        z = logits.float()
+        return functional.cross_entropy(z, targets, reduction="none"), z.argmax(dim=1)
 
-@dataclass
-class EarlyStopping:
-    """Stop when the val loss has not improved for `patience` epochs (0: never stop)."""
-
-    patience: int
-    best_loss: float = math.inf
-    best_epoch: int = 0
-    best_acc: float = float("nan")
-    bad_epochs: int = 0
-
-    def update(self, val_loss: float, val_acc: float, epoch: int) -> bool:
-        """Record a finished epoch (1-based); True when it is the best so far."""
-        if val_loss < self.best_loss:
-            self.best_loss, self.best_epoch, self.best_acc, self.bad_epochs = (
-                val_loss,
-                epoch,
-                val_acc,
-                0,
-            )
-            return True
-        self.bad_epochs += 1
-        return False
-
-    @property
-    def should_stop(self) -> bool:
-        """True once patience epochs passed without improvement."""
-        return self.patience > 0 and self.bad_epochs >= self.patience
-
-    def state_dict(self) -> dict:
-        """Plain values for last.pt."""
-        return asdict(self)
+    return binary if num_outputs == 1 else multiclass
 
 
 @dataclass
 class EpochTotals:
-    """Running sums of one epoch's training, on the device (no per-step host sync)."""
+    """Running sums of one epoch's training, kept on the device (no per-step host sync)."""
 
     sums: torch.Tensor  # float64 (4,): weighted loss sum, weight sum, correct, count
     step: int = 0
@@ -356,34 +172,17 @@ class EpochTotals:
         sums = torch.tensor(values["sums"], dtype=torch.float64, device=device)
         return cls(sums, int(values["step"]), float(values["seconds"]))
 
-
-def make_loss(
-    num_outputs: int,
-) -> Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
-    """loss(logits, targets) -> (per-sample loss (N,) float32, predicted class (N,) int64).
-
-    One logit: BCE-with-logits, positive class = index 1. Otherwise cross-entropy.
-    """
-    if num_outputs == 1:
-
-        def binary(
-            logits: torch.Tensor, targets: torch.Tensor
-        ) -> tuple[torch.Tensor, torch.Tensor]:
-            z = logits[:, 0].float()
-            loss = nn.functional.binary_cross_entropy_with_logits(
-                z, targets.float(), reduction="none"
-            )
-            return loss, (z > 0).long()
-
-        return binary
-
-    def multiclass(
-        logits: torch.Tensor, targets: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        z = logits.float()
-        return nn.functional.cross_entropy(z, targets, reduction="none"), z.argmax(dim=1)
-
-    return multiclass
+    def summary(self) -> dict:
+        """loss (weighted mean), acc, images, seconds, images_per_s, step."""
+        loss_sum, weight_sum, correct, count = self.sums.tolist()
+        return {
+            "loss": loss_sum / weight_sum if weight_sum else float("nan"),
+            "acc": correct / count if count else float("nan"),
+            "images": int(count),
+            "seconds": self.seconds,
+            "images_per_s": count / self.seconds if self.seconds > 0 else 0.0,
+            "step": self.step,
+        }
 
 
 class StopRequest:
@@ -421,14 +220,18 @@ class StopRequest:
         return self.requested
 
 
+def _identity(x: torch.Tensor) -> torch.Tensor:
+    return x
+
+
 def train_one_epoch(
     model: nn.Module,
-    batches: Iterable[tuple[torch.Tensor, torch.Tensor, torch.Tensor]],
+    batches: Iterable[Batch],
     optimizer: torch.optim.Optimizer,
     device: torch.device,
     *,
     loss_fn: Callable,
-    prepare: Callable[[torch.Tensor], torch.Tensor] = lambda x: x,
+    prepare: Callable[[torch.Tensor], torch.Tensor] = _identity,
     totals: EpochTotals | None = None,
     amp_dtype: torch.dtype | None = None,
     scaler: torch.amp.GradScaler | None = None,
@@ -436,10 +239,10 @@ def train_one_epoch(
     ctx: DistContext = SINGLE_PROCESS,
     on_step: Callable[[int], None] | None = None,
 ) -> dict:
-    """One pass over (inputs, targets, weights) batches; returns loss, acc, images, seconds, step.
+    """One pass over (inputs, targets, weights) batches -> EpochTotals.summary().
 
-    The loss is the weight-normalised mean over the batch (sum w*l / sum w); `totals` (updated in
-    place) continues an interrupted epoch. Stops early, after a whole step, when `stop` fires.
+    The loss is the weight-normalised batch mean (sum w*l / sum w). `totals` (updated in place)
+    continues an interrupted epoch. Stops early, after a whole step, when `stop` fires.
     """
     totals = totals if totals is not None else EpochTotals.zeros(device)
     model.train()
@@ -461,14 +264,10 @@ def train_one_epoch(
             loss.backward()
             optimizer.step()
         with torch.no_grad():
-            totals.sums += torch.stack(
-                [
-                    (per_sample * weights).sum().double(),
-                    weights.sum().double(),
-                    (predicted == targets).sum().double(),
-                    torch.tensor(float(len(targets)), dtype=torch.float64, device=device),
-                ]
-            )
+            count = torch.tensor(float(len(targets)), dtype=torch.float64, device=device)
+            correct = (predicted == targets).sum().double()
+            weighted = (per_sample * weights).sum().double()
+            totals.sums += torch.stack([weighted, weights.sum().double(), correct, count])
         totals.step += 1
         if on_step is not None:
             on_step(totals.step)
@@ -477,32 +276,20 @@ def train_one_epoch(
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     totals.seconds += time.perf_counter() - start
-    return _summarise(totals)
-
-
-def _summarise(totals: EpochTotals) -> dict:
-    loss_sum, weight_sum, correct, count = totals.sums.tolist()
-    return {
-        "loss": loss_sum / weight_sum if weight_sum else float("nan"),
-        "acc": correct / count if count else float("nan"),
-        "images": int(count),
-        "seconds": totals.seconds,
-        "images_per_s": count / totals.seconds if totals.seconds > 0 else 0.0,
-        "step": totals.step,
-    }
+    return totals.summary()
 
 
 @torch.no_grad()
 def evaluate(
     model: nn.Module,
-    batches: Iterable[tuple[torch.Tensor, torch.Tensor, torch.Tensor]],
+    batches: Iterable[Batch],
     device: torch.device,
     *,
     loss_fn: Callable,
-    prepare: Callable[[torch.Tensor], torch.Tensor] = lambda x: x,
+    prepare: Callable[[torch.Tensor], torch.Tensor] = _identity,
     amp_dtype: torch.dtype | None = None,
 ) -> dict:
-    """Unweighted mean loss and accuracy over batches; also the sums (for reducing over ranks)."""
+    """Unweighted mean loss and accuracy over batches, and the sums (to reduce over ranks)."""
     model.eval()
     sums = torch.zeros(3, dtype=torch.float64, device=device)  # loss sum, correct, count
     for inputs, targets, _weights in batches:
@@ -511,17 +298,14 @@ def evaluate(
         with autocast(device, amp_dtype):
             logits = model(inputs)
         per_sample, predicted = loss_fn(logits, targets)
-        sums += torch.stack(
-            [
-                per_sample.sum().double(),
-                (predicted == targets).sum().double(),
-                torch.tensor(float(len(targets)), dtype=torch.float64, device=device),
-            ]
-        )
-    return _eval_summary(sums)
+        count = torch.tensor(float(len(targets)), dtype=torch.float64, device=device)
+        correct = (predicted == targets).sum().double()
+        sums += torch.stack([per_sample.sum().double(), correct, count])
+    return eval_summary(sums)
 
 
-def _eval_summary(sums: torch.Tensor) -> dict:
+def eval_summary(sums: torch.Tensor) -> dict:
+    """loss, acc, count from the (loss sum, correct, count) sums of evaluate."""
     loss_sum, correct, count = sums.tolist()
     return {
         "loss": loss_sum / count if count else float("nan"),
@@ -531,10 +315,43 @@ def _eval_summary(sums: torch.Tensor) -> dict:
     }
 
 
+@dataclass
+class EarlyStopping:
+    """Stop when the val loss has not improved for `patience` epochs (0: never stop)."""
+
+    patience: int
+    best_loss: float = math.inf
+    best_epoch: int = 0
+    best_acc: float = float("nan")
+    bad_epochs: int = 0
+
+    def update(self, val_loss: float, val_acc: float, epoch: int) -> bool:
+        """Record a finished epoch (1-based); True when it is the best so far."""
+        if val_loss < self.best_loss:
+            self.best_loss, self.best_epoch, self.best_acc = val_loss, epoch, val_acc
+            self.bad_epochs = 0
+            return True
+        self.bad_epochs += 1
+        return False
+
+    @property
+    def should_stop(self) -> bool:
+        """True once patience epochs passed without improvement."""
+        return self.patience > 0 and self.bad_epochs >= self.patience
+
+    def state_dict(self) -> dict:
+        """Plain values for last.pt."""
+        return asdict(self)
+
+
 def build_optimizer(
     name: str, params: Iterable[nn.Parameter], lr: float, momentum: float, weight_decay: float
 ) -> torch.optim.Optimizer:
-    """SGD (with momentum), Adam or AdamW over params."""
+    """SGD (with momentum), Adam or AdamW over params.
+
+    Parameters without a gradient (a frozen backbone) are skipped by the step, so one optimizer
+    serves both the frozen and the fine-tuning phase.
+    """
     _check_choice("optimizer", name, OPTIMIZERS)
     if name == "sgd":
         return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
@@ -555,32 +372,7 @@ def build_scheduler(
     return None
 
 
-def resolve_device(name: str) -> torch.device:
-    """auto -> cuda when available, else cpu; cuda without a GPU is an error."""
-    _check_choice("device", name, DEVICES)
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ValueError("--device cuda but no CUDA GPU is available; use --device cpu or auto.")
-    if name == "cuda" or (name == "auto" and torch.cuda.is_available()):
-        return torch.device("cuda")
-    return torch.device("cpu")
-
-
-def _amp_dtype(device: torch.device, enabled: bool) -> torch.dtype | None:
-    # On CPU fp32 is used: bf16 autocast is many times slower than fp32 on CPUs without AMX.
-    if device.type != "cuda" or not enabled:
-        return None
-    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-
-
-def autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.AbstractContextManager:
-    """torch.autocast to dtype on device, or nothing when dtype is None (fp32)."""
-    return (
-        torch.autocast(device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
-    )
-
-
-def _epoch_seed(seed: int, epoch: int, rank: int) -> int:
-    return int(np.random.SeedSequence([seed, epoch, rank]).generate_state(1, np.uint64)[0] >> 1)
+# --- the run ------------------------------------------------------------------------------------
 
 
 class TrainingInterrupted(KeyboardInterrupt):
@@ -608,11 +400,6 @@ class TrainResult:
     warnings: list[str] = field(default_factory=list)
 
 
-class _TqdmHandler(logging.Handler):
-    def emit(self, record: logging.LogRecord) -> None:
-        tqdm.write(self.format(record), file=sys.stderr)
-
-
 def train(
     config: TrainConfig,
     run_dir: Path | None = None,
@@ -631,13 +418,11 @@ def train(
     """
     device = resolve_device(config.device)
     ctx = dist_utils.init_distributed(device.type)
-    handlers: list[logging.Handler] = []
-    saved_logger = (logger.propagate, logger.level)
+    log_state = (logger.propagate, logger.level, list(logger.handlers))
     try:
         if device.type == "cuda":
-            device = torch.device(
-                "cuda", ctx.local_rank if ctx.enabled else torch.cuda.current_device()
-            )
+            index = ctx.local_rank if ctx.enabled else torch.cuda.current_device()
+            device = torch.device("cuda", index)
         data = load_training_data(Path(config.manifests))
         if resume:
             _check_resume_inputs(Path(run_dir), data)
@@ -649,27 +434,27 @@ def train(
         )
         if ctx.is_main and not resume:
             run_dir = (
-                _claim_run_dir(Path(run_dir)) if run_dir else new_run_dir(runs_root, config.arch)
+                runs.claim_run_dir(run_dir) if run_dir else runs.new_run_dir(runs_root, config.arch)
             )
-        run_dir = Path(dist_utils.broadcast_object(ctx, str(run_dir) if run_dir else None))
-        handlers = _start_logging(run_dir, ctx)
+        run_dir = Path(dist_utils.broadcast_object(ctx, str(run_dir)))
+        _start_logging(run_dir, ctx)
         if ctx.is_main and on_start is not None:
             on_start(run_dir)
         devices = [device] if device.type == "cuda" else []
+        # Training seeds torch's global generator (dropout, initialisation); the caller's is kept.
         with torch.random.fork_rng(devices=devices, device_type="cuda"):
-            return _fit(config, data, run_dir, device, ctx, resume=resume, on_step=on_step)
+            return _Run(config, data, run_dir, device, ctx, on_step).fit(resume)
     finally:
-        for handler in handlers:
+        for handler in set(logger.handlers) - set(log_state[2]):
             logger.removeHandler(handler)
             handler.close()
-        logger.propagate = saved_logger[0]
-        logger.setLevel(saved_logger[1])
+        logger.propagate = log_state[0]
+        logger.setLevel(log_state[1])
         dist_utils.close(ctx)
 
 
 def _check_resume_inputs(run_dir: Path, data: TrainingData) -> None:
-    saved = json.loads((run_dir / "config.json").read_text()).get("data", {})
-    before = saved.get("manifest_sha256", {})
+    before = runs.read_run_config(run_dir).get("data", {}).get("manifest_sha256", {})
     for split in ("train", "val"):
         if before.get(split) and before[split] != data.digests[split]:
             raise ValueError(
@@ -678,119 +463,208 @@ def _check_resume_inputs(run_dir: Path, data: TrainingData) -> None:
             )
 
 
-def _start_logging(run_dir: Path, ctx: DistContext) -> list[logging.Handler]:
+class _TqdmHandler(logging.Handler):
+    def emit(self, record: logging.LogRecord) -> None:
+        tqdm.write(self.format(record), file=sys.stderr)
+
+
+def _start_logging(run_dir: Path, ctx: DistContext) -> None:
+    # Rank 0 logs to train.log and the console (through tqdm, so bars stay intact).
     logger.propagate = False
     if not ctx.is_main:
         logger.setLevel(logging.ERROR)
-        return []
+        return
     logger.setLevel(logging.INFO)
     file_handler = logging.FileHandler(run_dir / "train.log", encoding="utf-8")
     file_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     console = _TqdmHandler()
     console.setFormatter(logging.Formatter("%(message)s"))
-    for handler in (file_handler, console):
-        logger.addHandler(handler)
-    return [file_handler, console]
+    logger.addHandler(file_handler)
+    logger.addHandler(console)
 
 
-class _Trainer:
-    """State of one run (model, optimiser, loaders, features); the loop is in _fit."""
+def _fmt(values: list[float]) -> str:
+    return "[" + ", ".join(f"{v:.4f}" for v in values) + "]"
 
-    def __init__(
-        self,
-        config: TrainConfig,
-        data: TrainingData,
-        run_dir: Path,
-        device: torch.device,
-        ctx: DistContext,
-    ):
-        self.config, self.data, self.run_dir, self.device, self.ctx = (
-            config,
-            data,
-            run_dir,
-            device,
-            ctx,
-        )
+
+def _epoch_seed(seed: int, epoch: int, rank: int) -> int:
+    return int(np.random.SeedSequence([seed, epoch, rank]).generate_state(1, np.uint64)[0] >> 1)
+
+
+class _Run:
+    """One training run: data, model and optimiser state, the epoch loop, checkpoints."""
+
+    def __init__(self, config: TrainConfig, data: TrainingData, run_dir: Path,
+                 device: torch.device, ctx: DistContext,
+                 on_step: Callable[[int, int], None] | None):
+        from maskforge.data import default_workers
+
+        self.config, self.data, self.run_dir = config, data, run_dir
+        self.device, self.ctx, self.on_step = device, ctx, on_step
         self.cuda = device.type == "cuda"
-        self.amp_dtype = _amp_dtype(device, config.amp)
-        self.workers = (
-            config.workers if config.workers is not None else _default_workers(device, ctx)
-        )
-        self.train_targets = data.targets("train")
-        self.val_targets = data.targets("val")
-        self.train_weights = data.train["weight"].to_numpy(np.float32)
+        self.amp_dtype = amp_dtype_for(device, config.amp)
+        self.workers = config.workers
+        if self.workers is None:
+            self.workers = default_workers(device.type, ctx.local_world_size)
+        self.targets = {"train": data.targets("train"), "val": data.targets("val")}
+        self.weights = {
+            "train": data.train["weight"].to_numpy(np.float32),
+            "val": np.ones(len(data.val), np.float32),  # validation loss is unweighted
+        }
         self.num_outputs = num_outputs_for(data.classes)
         self.loss_fn = make_loss(self.num_outputs)
-        n_shard = -(-len(self.train_targets) // ctx.world_size)
+        n_shard = -(-len(data.train) // ctx.world_size)
         if n_shard < 2:
-            raise ValueError(
-                f"train.csv has {len(self.train_targets)} image(s); need at least 2 per process."
-            )
+            raise ValueError(f"train.csv has {len(data.train)} image(s); need 2 per process.")
         self.batch_size = min(config.batch_size, n_shard)
         self.steps_per_epoch = n_shard // self.batch_size
         self.features: dict[str, torch.Tensor] = {}
         self.loaders: dict[str, torch.utils.data.DataLoader] = {}
-        self.wrapped: dict[str, nn.Module] = {}
+        self.ddp: dict[str, nn.Module] = {}
+        self.warnings: list[str] = []
 
-    # data
-    def build_caches(self) -> None:
+    # -- set-up
+
+    def fit(self, resume: bool) -> TrainResult:
+        """Set up (or restore) and train to the end, early stopping, or an interruption."""
+        last = self.run_dir / "last.pt"
+        checkpoint = read_checkpoint(last) if resume and last.is_file() else None
+        if checkpoint is not None and checkpoint.get("finished"):
+            raise ValueError(
+                f"{self.run_dir} already finished ({checkpoint.get('stop_reason') or 'completed'} "
+                f"after epoch {checkpoint['epoch']}); nothing to resume. Start a new run, e.g. "
+                f"with --weights {self.run_dir / 'best.pt'}."
+            )
+        weights = "none" if checkpoint is not None else self._resolve_weights()
+        logger.info("%s run folder %s", "Resuming" if resume else "New", self.run_dir)
+        logger.info(
+            "Manifests %s: train %d images, val %d; classes %s%s", self.data.manifests,
+            len(self.data.train), len(self.data.val), ", ".join(self.data.classes),
+            "; per-sample weights from the manifest" if (self.weights["train"] != 1).any() else "",
+        )
+        self._build_caches()
+        self._build_model(weights)
+        start_epoch, partial, rows = 0, None, []
+        if checkpoint is not None:
+            start_epoch, partial, rows = self._restore(checkpoint)
+        elif self.ctx.is_main:
+            runs.write_run_config(self.run_dir, self.info.config)
+        self._log_setup(weights if checkpoint is None else "from last.pt")
+        return self._loop(start_epoch, partial, rows)
+
+    def _resolve_weights(self) -> str:
+        # Rank 0 resolves "auto" (and may download); every rank then uses its answer.
+        weights, warning = (None, None)
+        if self.ctx.is_main:
+            weights, warning = resolve_weights(self.config.arch, self.config.weights)
+        if warning:
+            self.warnings.append(warning)
+            logger.warning(warning)
+        return dist_utils.broadcast_object(self.ctx, weights)
+
+    def _build_caches(self) -> None:
         from maskforge.data import build_caches, cache_mean_std, train_cache_size
 
-        c, img = self.config, self.config.img_size
-        needs_aug = not c.freeze_backbone or c.unfreeze_after is not None
-        needs_plain = c.freeze_backbone or self.data.mean is None
-        train_sizes = ([train_cache_size(img)] if needs_aug else []) + (
-            [img] if needs_plain else []
-        )
-        threads = max(2, self.workers)
+        c, img, ctx = self.config, self.config.img_size, self.ctx
+        augmented = not c.freeze_backbone or c.unfreeze_after is not None
+        plain = c.freeze_backbone or self.data.mean is None
+        sizes = ([train_cache_size(img)] if augmented else []) + ([img] if plain else [])
+        threads, progress = max(2, self.workers), None if ctx.is_main else False
+        paths = {split: list(getattr(self.data, split)["abspath"]) for split in ("train", "val")}
 
-        def build() -> tuple[dict[int, Path], dict[int, Path]]:
-            return (
-                build_caches(
-                    list(self.data.train["abspath"]),
-                    train_sizes,
-                    Path(c.cache_dir),
-                    workers=threads,
-                    name="train.csv",
-                    progress=None if self.ctx.is_main else False,
-                ),
-                build_caches(
-                    list(self.data.val["abspath"]),
-                    [img],
-                    Path(c.cache_dir),
-                    workers=threads,
-                    name="val.csv",
-                    progress=None if self.ctx.is_main else False,
-                ),
-            )
+        def build() -> dict[str, dict[int, Path]]:
+            return {
+                "train": build_caches(paths["train"], sizes, Path(c.cache_dir), workers=threads,
+                                      name="train.csv", progress=progress),
+                "val": build_caches(paths["val"], [img], Path(c.cache_dir), workers=threads,
+                                    name="val.csv", progress=progress),
+            }
 
-        # Rank 0 decodes; the others then find the files (shared storage) or build their own copy.
-        if self.ctx.is_main:
-            self.train_cache, self.val_cache = build()
-        dist_utils.barrier(self.ctx)
-        if not self.ctx.is_main:
-            self.train_cache, self.val_cache = build()
+        # Rank 0 decodes; the others then find the files (shared storage) or build their own.
+        if ctx.is_main:
+            self.caches = build()
+        dist_utils.barrier(ctx)
+        if not ctx.is_main:
+            self.caches = build()
         if self.data.mean is None:
-            self.mean, self.std = cache_mean_std(self.train_cache[img])
-            logger.info(
-                "No stats.json: normalisation computed from the train images: mean %s std %s",
-                _fmt(self.mean),
-                _fmt(self.std),
-            )
+            self.mean, self.std = cache_mean_std(self.caches["train"][img])
+            source = "computed from the train images (no stats.json)"
         else:
             self.mean, self.std = self.data.mean, self.data.std
-            logger.info(
-                "Normalisation from stats.json: mean %s std %s", _fmt(self.mean), _fmt(self.std)
-            )
+            source = "from stats.json"
+        logger.info("Normalisation %s: mean %s std %s", source, _fmt(self.mean), _fmt(self.std))
         self.mean_t = torch.tensor(self.mean, device=self.device).view(1, 3, 1, 1)
         self.std_t = torch.tensor(self.std, device=self.device).view(1, 3, 1, 1)
 
-    def prepare(self, batch: torch.Tensor) -> torch.Tensor:
+    def _build_model(self, weights: str) -> None:
+        c = self.config
+        torch.manual_seed(c.seed)
+        self.model = build_model(c.arch, self.num_outputs, weights).to(self.device)
+        if self.cuda:
+            self.model = self.model.to(memory_format=torch.channels_last)
+            torch.backends.cudnn.benchmark = True
+        params = self.model.parameters()
+        self.optimizer = build_optimizer(c.optimizer, params, c.lr, c.momentum, c.weight_decay)
+        self.scheduler = build_scheduler(c.scheduler, self.optimizer, c.epochs)
+        fp16 = self.amp_dtype == torch.float16
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=fp16)
+        self.early = EarlyStopping(c.patience)
+        amp = str(self.amp_dtype).removeprefix("torch.") if self.amp_dtype else "fp32"
+        data = {
+            "classes": self.data.classes, "mean": self.mean, "std": self.std,
+            "manifest_sha256": self.data.digests, "weights_resolved": weights,
+            "batch_size_effective": self.batch_size, "world_size": self.ctx.world_size,
+            "workers": self.workers, "amp": amp, "device": str(self.device),
+        }
+        self.info = CheckpointInfo(
+            arch=c.arch, classes=self.data.classes, img_size=c.img_size, mean=self.mean,
+            std=self.std, manifests=self.data.digests,
+            config={**c.to_dict(), "data": data, "maskforge_version": __version__,
+                    "torch_version": str(torch.__version__)},
+        )
+
+    def _restore(self, checkpoint: dict) -> tuple[int, dict | None, list[dict]]:
+        self.model.load_state_dict(checkpoint["model"])
+        self.optimizer.load_state_dict(checkpoint["optimizer"])
+        if self.scheduler is not None and checkpoint.get("scheduler"):
+            self.scheduler.load_state_dict(checkpoint["scheduler"])
+        if checkpoint.get("scaler"):
+            self.scaler.load_state_dict(checkpoint["scaler"])
+        self.early = EarlyStopping(**checkpoint["early_stopping"])
+        self.info.config = checkpoint.get("config", self.info.config)
+        epochs_done = int(checkpoint["epoch"])
+        partial = checkpoint.get("resume")
+        if partial and int(partial["world_size"]) != self.ctx.world_size:
+            logger.warning(
+                "Resumed with %d processes instead of %d: epoch %d restarts from its first batch.",
+                self.ctx.world_size, partial["world_size"], epochs_done + 1,
+            )
+            partial = None
+        where = f", batch {partial['totals']['step']}/{self.steps_per_epoch}" if partial else ""
+        logger.info("Resuming after epoch %d%s", epochs_done, where)
+        return epochs_done, partial, runs.read_metrics(self.run_dir, epochs_done)
+
+    def _log_setup(self, weights: str) -> None:
+        c, data = self.config, self.info.config["data"]
+        logger.info(
+            "Model %s (%d outputs, weights %s) on %s, %s%s; %d process(es), %d loader worker(s)",
+            c.arch, self.num_outputs, weights, self.device, data["amp"],
+            ", channels_last" if self.cuda else "", self.ctx.world_size, self.workers,
+        )
+        logger.info(
+            "%s lr %g, %s schedule, batch %d, up to %d epochs, patience %d, img %d px, seed %d",
+            c.optimizer.upper(), c.lr, c.scheduler, self.batch_size, c.epochs, c.patience,
+            c.img_size, c.seed,
+        )
+
+    # -- data for one epoch
+
+    def _prepare_images(self, batch: torch.Tensor) -> torch.Tensor:
         from maskforge.data import to_model_input
 
         return to_model_input(batch, self.mean_t, self.std_t, channels_last=self.cuda)
 
-    def image_loader(self, split: str) -> torch.utils.data.DataLoader:
+    def _loader(self, split: str) -> torch.utils.data.DataLoader:
         from maskforge.data import (
             CachedImages,
             EpochSampler,
@@ -801,488 +675,219 @@ class _Trainer:
         )
 
         if split not in self.loaders:
-            c, ctx = self.config, self.ctx
+            c, ctx, img = self.config, self.ctx, self.config.img_size
             if split == "train":
-                dataset = CachedImages(
-                    self.train_cache[train_cache_size(c.img_size)],
-                    self.train_targets,
-                    self.train_weights,
-                    train_transform(c.img_size),
-                    seed=c.seed,
-                )
-                sampler = EpochSampler(
-                    len(dataset),
-                    shuffle=True,
-                    seed=c.seed,
-                    rank=ctx.rank,
-                    world_size=ctx.world_size,
-                )
-                loader = make_loader(
-                    dataset,
-                    sampler,
-                    self.batch_size,
-                    drop_last=True,
-                    workers=self.workers,
-                    pin_memory=self.cuda,
-                )
+                cache = self.caches["train"][train_cache_size(img)]
+                dataset = CachedImages(cache, self.targets["train"], self.weights["train"],
+                                       train_transform(img), seed=c.seed)
+                sampler = EpochSampler(len(dataset), shuffle=True, seed=c.seed, rank=ctx.rank,
+                                       world_size=ctx.world_size)
+                size, drop_last = self.batch_size, True
             else:
-                dataset = CachedImages(self.val_cache[c.img_size], self.val_targets)
+                dataset = CachedImages(self.caches[split][img], self.targets[split])
                 sampler = ShardSampler(len(dataset), ctx.rank, ctx.world_size)
-                loader = make_loader(
-                    dataset,
-                    sampler,
-                    2 * self.batch_size,
-                    drop_last=False,
-                    workers=self.workers,
-                    pin_memory=self.cuda,
-                )
-            self.loaders[split] = loader
+                size, drop_last = 2 * self.batch_size, False
+            self.loaders[split] = make_loader(
+                dataset, sampler, size, drop_last=drop_last, workers=self.workers,
+                pin_memory=self.cuda,
+            )
         return self.loaders[split]
 
-    @torch.no_grad()
-    def compute_features(self, model: nn.Module) -> None:
-        """Backbone features (N, D) float32 of the un-augmented train and val images, every rank."""
+    def _features(self) -> None:
+        """Backbone features of the un-augmented train and val images (every rank holds all)."""
         from maskforge.data import CachedImages, ShardSampler, make_loader
+        from maskforge.features import extract_features
 
         if self.features:
             return
-        model.eval()
-        for split, cache, targets in (
-            ("train", self.train_cache, self.train_targets),
-            ("val", self.val_cache, self.val_targets),
-        ):
-            dataset = CachedImages(cache[self.config.img_size], targets)
-            loader = make_loader(
-                dataset,
-                ShardSampler(len(dataset), self.ctx.rank, self.ctx.world_size),
-                2 * self.batch_size,
-                drop_last=False,
-                workers=self.workers,
-                pin_memory=self.cuda,
-            )
-            parts = []
-            bar = tqdm(
-                loader,
-                desc=f"features ({split})",
-                unit="batch",
-                leave=False,
-                disable=None if self.ctx.is_main else True,
-            )
-            with headless(model):
-                for inputs, _t, _w in bar:
-                    x = self.prepare(inputs.to(self.device, non_blocking=True))
-                    with autocast(self.device, self.amp_dtype):
-                        parts.append(model(x).float())
-                if not parts:  # more processes than images: this rank contributes no rows
-                    size = self.config.img_size
-                    width = model(torch.zeros(1, 3, size, size, device=self.device)).shape[1]
-                    parts.append(torch.zeros((0, width), device=self.device))
-            local = torch.cat(parts)
-            self.features[split] = dist_utils.gather_strided(self.ctx, local, len(dataset))
-        logger.info(
-            "Cached backbone features: %d x %d (train), %d (val)",
-            *self.features["train"].shape,
-            len(self.features["val"]),
-        )
+        ctx, img = self.ctx, self.config.img_size
+        for split in ("train", "val"):
+            dataset = CachedImages(self.caches[split][img], self.targets[split])
+            sampler = ShardSampler(len(dataset), ctx.rank, ctx.world_size)
+            loader = make_loader(dataset, sampler, 2 * self.batch_size, drop_last=False,
+                                 workers=self.workers, pin_memory=self.cuda)
+            bar = tqdm(loader, desc=f"features ({split})", unit="batch", leave=False,
+                       disable=None if ctx.is_main else True)
+            local = extract_features(self.model, bar, self.device, prepare=self._prepare_images,
+                                     img_size=img, amp_dtype=self.amp_dtype)
+            self.features[split] = dist_utils.gather_strided(ctx, local, len(dataset))
+        shape = tuple(self.features["train"].shape)
+        logger.info("Cached backbone features: %d x %d (train), %d (val)", *shape,
+                    len(self.features["val"]))
 
-    def feature_batches(self, sampler, split: str) -> Iterator[tuple[torch.Tensor, ...]]:
-        feats = self.features[split]
-        targets = torch.from_numpy(self.train_targets if split == "train" else self.val_targets)
-        weights = torch.from_numpy(
-            self.train_weights if split == "train" else np.ones(len(self.val_targets), np.float32)
-        )
-        if sampler is None:  # val: this rank's strided shard, all of it
-            order = torch.arange(self.ctx.rank, len(feats), self.ctx.world_size)
-            size, full_only = 2 * self.batch_size, False
-        else:
-            order = torch.tensor(sampler.indices(), dtype=torch.long)
-            size, full_only = self.batch_size, True
-        stop = (len(order) // size) * size if full_only else len(order)
-        for start in range(0, stop, size):
-            sel = order[start : start + size]
-            yield feats[sel.to(feats.device)], targets[sel], weights[sel]
+    def _feature_batches(self, split: str, order: torch.Tensor) -> Iterable[Batch]:
+        from maskforge.features import feature_batches
 
-    def wrap(self, phase: str, module: nn.Module) -> nn.Module:
-        """module itself, or a DistributedDataParallel around it under torchrun (one per phase)."""
+        targets = torch.from_numpy(self.targets[split])
+        weights = torch.from_numpy(self.weights[split])
+        train = split == "train"
+        size = self.batch_size if train else 2 * self.batch_size
+        return feature_batches(self.features[split], targets, weights, order, size, drop_last=train)
+
+    def _wrap(self, phase: str, module: nn.Module) -> nn.Module:
+        """module, or under torchrun a DistributedDataParallel around it (one per phase)."""
         if not self.ctx.enabled:
             return module
-        if phase not in self.wrapped:
+        if phase not in self.ddp:
             from torch.nn.parallel import DistributedDataParallel
 
-            self.wrapped.clear()  # the frozen-phase wrapper (and its gradient hooks) is done with
-            self.wrapped[phase] = DistributedDataParallel(
-                module,
-                device_ids=[self.device.index] if self.cuda else None,
-                gradient_as_bucket_view=True,
+            self.ddp.clear()  # the frozen phase's wrapper (and its gradient hooks) is done with
+            ids = [self.device.index] if self.cuda else None
+            self.ddp[phase] = DistributedDataParallel(
+                module, device_ids=ids, gradient_as_bucket_view=True
             )
-        return self.wrapped[phase]
+        return self.ddp[phase]
 
+    # -- the loop
 
-def _default_workers(device: torch.device, ctx: DistContext) -> int:
-    from maskforge.data import default_workers
+    def _loop(self, start_epoch: int, partial: dict | None, rows: list[dict]) -> TrainResult:
+        from maskforge.data import EpochSampler
 
-    return default_workers(device.type, ctx.local_world_size)
-
-
-def _fmt(values: list[float]) -> str:
-    return "[" + ", ".join(f"{v:.4f}" for v in values) + "]"
-
-
-def _fit(
-    config: TrainConfig,
-    data: TrainingData,
-    run_dir: Path,
-    device: torch.device,
-    ctx: DistContext,
-    *,
-    resume: bool,
-    on_step: Callable[[int, int], None] | None,
-) -> TrainResult:
-    from maskforge.data import EpochSampler
-
-    t = _Trainer(config, data, run_dir, device, ctx)
-    warnings: list[str] = []
-    last_path = run_dir / "last.pt"
-    ckpt = read_checkpoint(last_path) if resume and last_path.is_file() else None
-    if ckpt is not None and ckpt.get("finished"):
-        raise ValueError(
-            f"{run_dir} already finished ({ckpt.get('stop_reason', 'completed')} after epoch "
-            f"{ckpt['epoch']}); nothing to resume. Start a new run, e.g. with "
-            f"--weights {run_dir / 'best.pt'}."
+        c, ctx, device = self.config, self.ctx, self.device
+        sampler = EpochSampler(len(self.data.train), shuffle=True, seed=c.seed, rank=ctx.rank,
+                               world_size=ctx.world_size)
+        stop_reason = "completed"
+        with StopRequest() as stop:
+            for epoch in range(start_epoch, c.epochs):
+                epoch_start = time.perf_counter()
+                phase = c.phase(epoch)
+                if partial is not None:
+                    totals = EpochTotals.from_dict(partial["totals"], device)
+                    torch.set_rng_state(partial["rng"][ctx.rank])
+                    partial = None
+                else:
+                    totals = EpochTotals.zeros(device)
+                    torch.manual_seed(_epoch_seed(c.seed, epoch, ctx.rank))
+                skip = totals.step * self.batch_size
+                if phase == "frozen":
+                    self._features()
+                    sampler.set_epoch(epoch, skip)
+                    order = torch.tensor(sampler.indices(), dtype=torch.long)
+                    batches = self._feature_batches("train", order)
+                    trainable = self._wrap(phase, head_module(self.model))
+                    prepare, amp_dtype = _identity, None
+                else:
+                    batches = self._loader("train")
+                    batches.sampler.set_epoch(epoch, skip)
+                    trainable = self._wrap(phase, self.model)
+                    prepare, amp_dtype = self._prepare_images, self.amp_dtype
+                bar = tqdm(batches, total=self.steps_per_epoch, initial=totals.step, leave=False,
+                           unit="batch", desc=f"epoch {epoch + 1}/{c.epochs}",
+                           disable=None if ctx.is_main else True)
+                on_step = functools.partial(self.on_step, epoch) if self.on_step else None
+                train_one_epoch(
+                    trainable, bar, self.optimizer, device, loss_fn=self.loss_fn,
+                    prepare=prepare, totals=totals, amp_dtype=amp_dtype, scaler=self.scaler,
+                    stop=stop, ctx=ctx, on_step=on_step,
+                )
+                bar.close()
+                dist_utils.broadcast_buffers(ctx, self.model)
+                if stop.requested and totals.step < self.steps_per_epoch:
+                    self._save_last(epoch, totals, stop_reason=None)
+                    raise TrainingInterrupted(self.run_dir, epoch, totals.step,
+                                              self.steps_per_epoch, ctx.is_main)
+                val = self._validate(phase)
+                row = self._end_epoch(epoch, phase, totals, val, epoch_start)
+                rows.append(row)
+                finished = self.early.should_stop or epoch + 1 == c.epochs
+                if self.early.should_stop:
+                    stop_reason = "early_stopping"
+                self.info.epoch, self.info.metrics = epoch + 1, dict(row)
+                if row["best"]:
+                    self._save(self.run_dir / "best.pt", checkpoint_dict(self.model, self.info))
+                self._save_last(epoch + 1, None, stop_reason=stop_reason if finished else None)
+                if ctx.is_main:
+                    runs.write_metrics(rows, self.run_dir)
+                self._log_epoch(row)
+                if finished:
+                    break
+                if stop.check(ctx, device):
+                    raise TrainingInterrupted(self.run_dir, epoch + 1, 0, self.steps_per_epoch,
+                                              ctx.is_main)
+        e = self.early
+        if stop_reason == "early_stopping":
+            logger.info("Early stopping: no lower val loss for %d epochs.", c.patience)
+        logger.info("Best epoch %d: val loss %.4f, accuracy %.3f -> %s", e.best_epoch,
+                    e.best_loss, e.best_acc, self.run_dir / "best.pt")
+        return TrainResult(
+            run_dir=self.run_dir, epochs_completed=int(self.info.epoch), best_epoch=e.best_epoch,
+            best_val_loss=e.best_loss, best_val_acc=e.best_acc, stop_reason=stop_reason,
+            classes=self.data.classes, is_main=ctx.is_main, world_size=ctx.world_size,
+            warnings=self.warnings,
         )
-    # Weights: rank 0 resolves "auto" (and may download); every rank then uses its answer.
-    if ckpt is not None:
-        weights = "none"
-    else:
-        weights, warning = (
-            resolve_weights(config.arch, config.weights) if ctx.is_main else (None, None)
-        )
-        weights = dist_utils.broadcast_object(ctx, weights)
-        if warning:
-            warnings.append(warning)
-            logger.warning(warning)
-    logger.info("%s run folder %s", "Resuming" if resume else "New", run_dir)
-    logger.info(
-        "Manifests %s: train %d images, val %d; classes %s%s",
-        data.manifests,
-        len(data.train),
-        len(data.val),
-        ", ".join(data.classes),
-        "; per-sample weights from the manifest" if (t.train_weights != 1).any() else "",
-    )
-    t.build_caches()
-    torch.manual_seed(config.seed)
-    model = build_model(config.arch, t.num_outputs, weights).to(device)
-    if t.cuda:
-        model = model.to(memory_format=torch.channels_last)
-        torch.backends.cudnn.benchmark = True
-    optimizer = build_optimizer(
-        config.optimizer, model.parameters(), config.lr, config.momentum, config.weight_decay
-    )
-    scheduler = build_scheduler(config.scheduler, optimizer, config.epochs)
-    scaler = torch.amp.GradScaler(device.type, enabled=t.amp_dtype == torch.float16)
-    early = EarlyStopping(config.patience)
-    info = CheckpointInfo(
-        arch=config.arch,
-        classes=data.classes,
-        img_size=config.img_size,
-        mean=t.mean,
-        std=t.std,
-        manifests=data.digests,
-    )
-    config_json = {
-        **config.to_dict(),
-        "data": {
-            "classes": data.classes,
-            "mean": t.mean,
-            "std": t.std,
-            "manifest_sha256": data.digests,
-            "weights_resolved": weights,
-            "batch_size_effective": t.batch_size,
-            "world_size": ctx.world_size,
-            "workers": t.workers,
-            "amp": str(t.amp_dtype).replace("torch.", "") if t.amp_dtype else "fp32",
-            "device": str(device),
-        },
-        "maskforge_version": __version__,
-        "torch_version": str(torch.__version__),
-    }
-    info.config = config_json
-    start_epoch, partial, rows = 0, None, []
-    if ckpt is not None:
-        model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        if scheduler is not None and ckpt.get("scheduler"):
-            scheduler.load_state_dict(ckpt["scheduler"])
-        if ckpt.get("scaler"):
-            scaler.load_state_dict(ckpt["scaler"])
-        early = EarlyStopping(**ckpt["early_stopping"])
-        start_epoch = int(ckpt["epoch"])
-        partial = ckpt.get("resume")
-        if partial and int(partial.get("world_size", 1)) != ctx.world_size:
-            logger.warning(
-                "Resumed with %d processes instead of %d: epoch %d restarts from its first batch.",
-                ctx.world_size,
-                partial.get("world_size", 1),
-                start_epoch + 1,
+
+    def _validate(self, phase: str) -> dict:
+        # The unwrapped module: DDP's forward would broadcast buffers on every batch.
+        if phase == "frozen":
+            ctx, n = self.ctx, len(self.data.val)
+            order = torch.arange(ctx.rank, n, ctx.world_size)
+            head = head_module(self.model)
+            return evaluate(head, self._feature_batches("val", order), self.device,
+                            loss_fn=self.loss_fn)
+        return evaluate(self.model, self._loader("val"), self.device, loss_fn=self.loss_fn,
+                        prepare=self._prepare_images, amp_dtype=self.amp_dtype)
+
+    def _end_epoch(self, epoch: int, phase: str, totals: EpochTotals, val: dict,
+                   epoch_start: float) -> dict:
+        ctx = self.ctx
+        if ctx.enabled:
+            dist_utils.all_reduce(ctx, totals.sums)
+            seconds = torch.tensor([totals.seconds], dtype=torch.float64, device=self.device)
+            totals.seconds = float(dist_utils.all_reduce(ctx, seconds, op="max").item())
+            val = eval_summary(dist_utils.all_reduce(ctx, val["sums"]))
+        stats = totals.summary()
+        if not math.isfinite(stats["loss"]):
+            raise ValueError(
+                f"Training diverged (train loss {stats['loss']} in epoch {epoch + 1}); "
+                "try a lower --lr."
             )
-            partial = None
-        rows = _read_metrics(run_dir, start_epoch)
-        info.config = ckpt.get("config", config_json)
+        lr = self.optimizer.param_groups[0]["lr"]
+        if self.scheduler is not None:
+            self.scheduler.step()
+        improved = self.early.update(val["loss"], val["acc"], epoch + 1)
+        return {
+            "epoch": epoch + 1, "phase": phase, "train_loss": stats["loss"],
+            "train_acc": stats["acc"], "val_loss": val["loss"], "val_acc": val["acc"], "lr": lr,
+            "images_per_s": stats["images_per_s"], "train_seconds": stats["seconds"],
+            "epoch_seconds": time.perf_counter() - epoch_start, "best": improved,
+        }
+
+    def _log_epoch(self, row: dict) -> None:
         logger.info(
-            "Resuming after epoch %d%s",
-            start_epoch,
-            f", batch {partial['totals']['step']}/{t.steps_per_epoch}" if partial else "",
+            "epoch %d/%d [%s] train loss %.4f acc %.3f | val loss %.4f acc %.3f | lr %.3g | "
+            "%.1f img/s | %.1f s%s", row["epoch"], self.config.epochs, row["phase"],
+            row["train_loss"], row["train_acc"], row["val_loss"], row["val_acc"], row["lr"],
+            row["images_per_s"], row["epoch_seconds"], "  *best*" if row["best"] else "",
         )
-    elif ctx.is_main:
-        atomic_write_text(run_dir / "config.json", json.dumps(config_json, indent=2) + "\n")
-    amp_text = config_json["data"]["amp"]
-    logger.info(
-        "Model %s (%d outputs, weights %s) on %s, %s%s; %d process(es), %d loader worker(s) each",
-        config.arch,
-        t.num_outputs,
-        weights if ckpt is None else "from last.pt",
-        device,
-        amp_text,
-        ", channels_last" if t.cuda else "",
-        ctx.world_size,
-        t.workers,
-    )
-    logger.info(
-        "%s lr %g, %s schedule, batch %d, up to %d epochs, patience %d, img %d px, seed %d",
-        config.optimizer.upper(),
-        config.lr,
-        config.scheduler,
-        t.batch_size,
-        config.epochs,
-        config.patience,
-        config.img_size,
-        config.seed,
-    )
 
-    sampler = EpochSampler(
-        len(t.train_targets),
-        shuffle=True,
-        seed=config.seed,
-        rank=ctx.rank,
-        world_size=ctx.world_size,
-    )
-    stop_reason = "completed"
-    with StopRequest() as stop:
-        for epoch in range(start_epoch, config.epochs):
-            phase = config.phase(epoch)
-            epoch_start = time.perf_counter()
-            if partial is not None:
-                totals = EpochTotals.from_dict(partial["totals"], device)
-                torch.set_rng_state(partial["rng"][ctx.rank])
-                partial = None
-            else:
-                totals = EpochTotals.zeros(device)
-                torch.manual_seed(_epoch_seed(config.seed, epoch, ctx.rank))
-            skip = totals.step * t.batch_size
-            if phase == "frozen":
-                t.compute_features(model)
-                trainable = t.wrap(phase, head_module(model))
-                sampler.set_epoch(epoch, skip)
-                batches: Iterable = t.feature_batches(sampler, "train")
-                prepare, amp_dtype, scaler_used = (lambda x: x), None, None
-            else:
-                trainable = t.wrap(phase, model)
-                loader = t.image_loader("train")
-                loader.sampler.set_epoch(epoch, skip)
-                batches = loader
-                prepare, amp_dtype, scaler_used = t.prepare, t.amp_dtype, scaler
-            bar = tqdm(
-                batches,
-                total=t.steps_per_epoch,
-                initial=totals.step,
-                leave=False,
-                unit="batch",
-                desc=f"epoch {epoch + 1}/{config.epochs}",
-                disable=None if ctx.is_main else True,
-            )
-            stats = train_one_epoch(
-                trainable,
-                bar,
-                optimizer,
-                device,
-                loss_fn=t.loss_fn,
-                prepare=prepare,
-                totals=totals,
-                amp_dtype=amp_dtype,
-                scaler=scaler_used,
-                stop=stop,
-                ctx=ctx,
-                on_step=(lambda step, e=epoch: on_step(e, step)) if on_step else None,
-            )
-            bar.close()
-            if stop.requested and totals.step < t.steps_per_epoch:
-                _save_last(
-                    t,
-                    model,
-                    info,
-                    optimizer,
-                    scheduler,
-                    scaler,
-                    early,
-                    epoch,
-                    totals,
-                    stop_reason=None,
-                )
-                raise TrainingInterrupted(
-                    run_dir, epoch, totals.step, t.steps_per_epoch, ctx.is_main
-                )
-            # Validation on the unwrapped module: DDP's forward would sync buffers every batch.
-            if phase == "frozen":
-                val = evaluate(
-                    head_module(model), t.feature_batches(None, "val"), device, loss_fn=t.loss_fn
-                )
-            else:
-                val = evaluate(
-                    model,
-                    t.image_loader("val"),
-                    device,
-                    loss_fn=t.loss_fn,
-                    prepare=t.prepare,
-                    amp_dtype=t.amp_dtype,
-                )
-            stats, val = _reduce_epoch(ctx, totals, val, device)
-            if not math.isfinite(stats["loss"]):
-                raise ValueError(
-                    f"Training diverged (train loss {stats['loss']} in epoch {epoch + 1}); "
-                    "try a lower --lr."
-                )
-            lr = optimizer.param_groups[0]["lr"]
-            if scheduler is not None:
-                scheduler.step()
-            improved = early.update(val["loss"], val["acc"], epoch + 1)
-            rows.append(
-                {
-                    "epoch": epoch + 1,
-                    "phase": phase,
-                    "train_loss": stats["loss"],
-                    "train_acc": stats["acc"],
-                    "val_loss": val["loss"],
-                    "val_acc": val["acc"],
-                    "lr": lr,
-                    "images_per_s": stats["images_per_s"],
-                    "train_seconds": stats["seconds"],
-                    "epoch_seconds": time.perf_counter() - epoch_start,
-                    "best": improved,
-                }
-            )
-            info.epoch, info.metrics = epoch + 1, dict(rows[-1])
-            finished = early.should_stop or epoch + 1 == config.epochs
-            if early.should_stop:
-                stop_reason = "early_stopping"
-            if improved:
-                _save(t, run_dir / "best.pt", checkpoint_dict(model, info))
-            _save_last(
-                t,
-                model,
-                info,
-                optimizer,
-                scheduler,
-                scaler,
-                early,
-                epoch + 1,
-                None,
-                stop_reason=stop_reason if finished else None,
-            )
-            if ctx.is_main:
-                write_metrics(rows, run_dir)
-            logger.info(
-                "epoch %d/%d [%s] train loss %.4f acc %.3f | val loss %.4f acc %.3f | lr %.3g | "
-                "%.1f img/s | %.1f s%s",
-                epoch + 1,
-                config.epochs,
-                phase,
-                stats["loss"],
-                stats["acc"],
-                val["loss"],
-                val["acc"],
-                lr,
-                stats["images_per_s"],
-                rows[-1]["epoch_seconds"],
-                "  *best*" if improved else "",
-            )
-            if finished:
-                if early.should_stop:
-                    logger.info(
-                        "Early stopping: val loss has not improved for %d epochs.", config.patience
-                    )
-                break
-            if stop.check(ctx, device):
-                raise TrainingInterrupted(run_dir, epoch + 1, 0, t.steps_per_epoch, ctx.is_main)
-    logger.info(
-        "Best epoch %d: val loss %.4f, accuracy %.3f -> %s",
-        early.best_epoch,
-        early.best_loss,
-        early.best_acc,
-        run_dir / "best.pt",
-    )
-    return TrainResult(
-        run_dir=run_dir,
-        epochs_completed=int(info.epoch),
-        best_epoch=early.best_epoch,
-        best_val_loss=early.best_loss,
-        best_val_acc=early.best_acc,
-        stop_reason=stop_reason,
-        classes=data.classes,
-        is_main=ctx.is_main,
-        world_size=ctx.world_size,
-        warnings=warnings,
-    )
+    # -- checkpoints
 
+    def _save(self, path: Path, checkpoint: dict) -> None:
+        """Rank 0 writes; under torchrun every rank's weight digest is recorded first."""
+        if self.ctx.enabled:
+            mine = dist_utils.weights_digest(checkpoint["model"])
+            digests = dist_utils.gather_objects(self.ctx, mine)
+            checkpoint["ddp"] = {"world_size": self.ctx.world_size, "weights_sha256": digests}
+            if len(set(digests)) != 1:
+                logger.error("Ranks disagree on the weights saved to %s: %s", path, digests)
+        if self.ctx.is_main:
+            runs.write_checkpoint(path, checkpoint)
 
-def _reduce_epoch(
-    ctx: DistContext, totals: EpochTotals, val: dict, device: torch.device
-) -> tuple[dict, dict]:
-    if ctx.enabled:
-        dist_utils.all_reduce(ctx, totals.sums)
-        seconds = torch.tensor([totals.seconds], dtype=torch.float64, device=device)
-        totals.seconds = float(dist_utils.all_reduce(ctx, seconds, op="max").item())
-        val = _eval_summary(dist_utils.all_reduce(ctx, val["sums"]))
-    return _summarise(totals), val
-
-
-def _save(t: _Trainer, path: Path, obj: dict) -> None:
-    """Rank 0 writes obj atomically; under torchrun the ranks' weight digests are recorded first."""
-    if t.ctx.enabled:
-        digests = dist_utils.gather_objects(t.ctx, dist_utils.weights_digest(obj["model"]))
-        obj["ddp"] = {"world_size": t.ctx.world_size, "weights_sha256": digests}
-        if len(set(digests)) != 1:
-            logger.error("Ranks disagree on the weights saved to %s: %s", path, digests)
-    if t.ctx.is_main:
-        buf = io.BytesIO()
-        torch.save(obj, buf)
-        atomic_write_bytes(path, buf.getvalue())
-
-
-def _save_last(
-    t: _Trainer,
-    model: nn.Module,
-    info: CheckpointInfo,
-    optimizer,
-    scheduler,
-    scaler,
-    early: EarlyStopping,
-    epochs_done: int,
-    totals: EpochTotals | None,
-    stop_reason: str | None,
-) -> None:
-    rng = dist_utils.gather_objects(t.ctx, torch.get_rng_state())
-    extra = {
-        "optimizer": optimizer.state_dict(),
-        "scheduler": scheduler.state_dict() if scheduler is not None else {},
-        "scaler": scaler.state_dict() if scaler.is_enabled() else {},
-        "early_stopping": early.state_dict(),
-        "rng": {"torch": rng},
-        "finished": stop_reason is not None,
-        "stop_reason": stop_reason or "",
-    }
-    if totals is not None:
-        # Interrupted inside epoch `epochs_done` (0-based): where to continue, and the RNG then.
-        extra["resume"] = {"totals": totals.as_dict(), "rng": rng, "world_size": t.ctx.world_size}
-    info.epoch = epochs_done
-    _save(t, t.run_dir / "last.pt", checkpoint_dict(model, info, **extra))
+    def _save_last(self, epochs_done: int, totals: EpochTotals | None,
+                   stop_reason: str | None) -> None:
+        rng = dist_utils.gather_objects(self.ctx, torch.get_rng_state())
+        extra = {
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict() if self.scheduler is not None else {},
+            "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else {},
+            "early_stopping": self.early.state_dict(),
+            "rng": {"torch": rng},
+            "finished": stop_reason is not None,
+            "stop_reason": stop_reason or "",
+        }
+        if totals is not None:
+            # Interrupted inside epoch `epochs_done` (0-based): where to go on, with which RNG.
+            extra["resume"] = {"totals": totals.as_dict(), "rng": rng,
+                               "world_size": self.ctx.world_size}
+        self.info.epoch = epochs_done
+        self._save(self.run_dir / "last.pt", checkpoint_dict(self.model, self.info, **extra))

@@ -308,8 +308,8 @@ def test_interrupt_then_resume_gives_the_same_weights(tmp_path, rng, monkeypatch
 def test_cli_prints_how_to_resume_when_interrupted(tmp_path, monkeypatch):
     import maskforge.train as train_module
 
-    def stopped(config, data, run_dir, *args, **kwargs):
-        raise TrainingInterrupted(run_dir, 2, 5, 10)
+    def stopped(run, resume):
+        raise TrainingInterrupted(run.run_dir, 2, 5, 10)
 
     write_manifests(
         tmp_path,
@@ -318,7 +318,7 @@ def test_cli_prints_how_to_resume_when_interrupted(tmp_path, monkeypatch):
     )
     for name in ("a.png", "b.png"):
         write_image(tmp_path / name, np.zeros((8, 8, 3), np.uint8))
-    monkeypatch.setattr(train_module, "_fit", stopped)
+    monkeypatch.setattr(train_module._Run, "fit", stopped)
     monkeypatch.chdir(tmp_path)
     result = CliRunner().invoke(cli, ["train", "--run", "runs/r1", "--weights", "none"])
     assert result.exit_code == 130
