@@ -536,6 +536,11 @@ class _Run:
                 f"with --weights {self.run_dir / 'best.pt'}."
             )
         weights = "none" if checkpoint is not None else self._resolve_weights()
+        if weights == "none" and checkpoint is None and self.config.freeze_backbone:
+            self._warn(
+                "WARNING: --freeze-backbone with random initial weights trains only the last layer "
+                "on random features; expect poor accuracy (use ImageNet weights or a checkpoint)."
+            )
         logger.info("%s run folder %s", "Resuming" if resume else "New", self.run_dir)
         logger.info(
             "Manifests %s: train %d images, val %d; classes %s%s", self.data.manifests,
@@ -558,9 +563,12 @@ class _Run:
         if self.ctx.is_main:
             weights, warning = resolve_weights(self.config.arch, self.config.weights)
         if warning:
-            self.warnings.append(warning)
-            logger.warning(warning)
+            self._warn(warning)
         return dist_utils.broadcast_object(self.ctx, weights)
+
+    def _warn(self, message: str) -> None:
+        self.warnings.append(message)
+        logger.warning(message)
 
     def _build_caches(self) -> None:
         from maskforge.data import build_caches, cache_mean_std, train_cache_size
@@ -640,14 +648,14 @@ class _Run:
                 self.ctx.world_size, partial["world_size"], epochs_done + 1,
             )
             partial = None
-        where = f", batch {partial['totals']['step']}/{self.steps_per_epoch}" if partial else ""
+        where = f", batch {partial['totals'][0]['step']}/{self.steps_per_epoch}" if partial else ""
         logger.info("Resuming after epoch %d%s", epochs_done, where)
         return epochs_done, partial, runs.read_metrics(self.run_dir, epochs_done)
 
     def _log_setup(self, weights: str) -> None:
         c, data = self.config, self.info.config["data"]
         logger.info(
-            "Model %s (%d outputs, weights %s) on %s, %s%s; %d process(es), %d loader worker(s)",
+            "Model %s (outputs: %d, weights: %s) on %s, %s%s; %d process(es), %d loader worker(s)",
             c.arch, self.num_outputs, weights, self.device, data["amp"],
             ", channels_last" if self.cuda else "", self.ctx.world_size, self.workers,
         )
@@ -752,8 +760,8 @@ class _Run:
                 epoch_start = time.perf_counter()
                 phase = c.phase(epoch)
                 if partial is not None:
-                    totals = EpochTotals.from_dict(partial["totals"], device)
-                    torch.set_rng_state(partial["rng"][ctx.rank])
+                    totals = EpochTotals.from_dict(partial["totals"][ctx.rank], device)
+                    self._set_rng_state(partial["rng"], partial.get("cuda_rng"))
                     partial = None
                 else:
                     totals = EpochTotals.zeros(device)
@@ -873,21 +881,31 @@ class _Run:
         if self.ctx.is_main:
             runs.write_checkpoint(path, checkpoint)
 
+    def _set_rng_state(self, cpu: list[torch.Tensor], cuda: list[torch.Tensor] | None) -> None:
+        torch.set_rng_state(cpu[self.ctx.rank])
+        if self.cuda and cuda:
+            torch.cuda.set_rng_state(cuda[self.ctx.rank], self.device)
+
     def _save_last(self, epochs_done: int, totals: EpochTotals | None,
                    stop_reason: str | None) -> None:
+        # Every rank's generator state (CPU, and CUDA where dropout draws on the GPU).
         rng = dist_utils.gather_objects(self.ctx, torch.get_rng_state())
+        cuda_rng = []
+        if self.cuda:
+            cuda_rng = dist_utils.gather_objects(self.ctx, torch.cuda.get_rng_state(self.device))
         extra = {
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict() if self.scheduler is not None else {},
             "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else {},
             "early_stopping": self.early.state_dict(),
-            "rng": {"torch": rng},
+            "rng": {"torch": rng, "cuda": cuda_rng},
             "finished": stop_reason is not None,
             "stop_reason": stop_reason or "",
         }
         if totals is not None:
             # Interrupted inside epoch `epochs_done` (0-based): where to go on, with which RNG.
-            extra["resume"] = {"totals": totals.as_dict(), "rng": rng,
+            per_rank = dist_utils.gather_objects(self.ctx, totals.as_dict())
+            extra["resume"] = {"totals": per_rank, "rng": rng, "cuda_rng": cuda_rng,
                                "world_size": self.ctx.world_size}
         self.info.epoch = epochs_done
         self._save(self.run_dir / "last.pt", checkpoint_dict(self.model, self.info, **extra))

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import cv2
@@ -95,3 +97,46 @@ def test_torchrun_environment_is_read(monkeypatch, world):
 
     monkeypatch.setenv("WORLD_SIZE", str(world))
     assert launched_by_torchrun() is (world > 1)
+
+
+def _torchrun(root: Path, *args: str) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+        "-m", "maskforge", "--", "train", *args,
+    ]
+    return subprocess.Popen(command, cwd=root, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+
+
+@pytest.mark.slow
+def test_torchrun_ctrl_c_then_resume_matches_an_uninterrupted_run(tmp_path, rng):
+    two_class_set(tmp_path, 48, 16, rng)
+    options = ["--arch", "resnet18", "--weights", "none", "--img-size", "32", "--batch-size", "4",
+               "--epochs", "3", "--workers", "1", "--device", "cpu"]
+    straight = _torchrun(tmp_path, *options, "--run", "runs/straight")
+    assert straight.wait(timeout=600) == 0, straight.stdout.read()
+
+    stopped = _torchrun(tmp_path, *options, "--run", "runs/stopped")
+    log = tmp_path / "runs" / "stopped" / "train.log"
+    deadline = time.monotonic() + 300
+    while not (log.is_file() and "epoch 1/3" in log.read_text()):
+        assert time.monotonic() < deadline and stopped.poll() is None
+        time.sleep(0.1)
+    stopped.send_signal(signal.SIGINT)  # what Ctrl-C does to torchrun
+    output = stopped.communicate(timeout=120)[0]
+    assert "Resume with: the same torchrun command" in output
+    partial = read_checkpoint(tmp_path / "runs" / "stopped" / "last.pt")
+    assert not partial["finished"] and partial["epoch"] >= 1
+
+    resumed = _torchrun(tmp_path, "--resume", "runs/stopped")
+    assert resumed.wait(timeout=600) == 0, resumed.stdout.read()
+    a = read_checkpoint(tmp_path / "runs" / "straight" / "last.pt")
+    b = read_checkpoint(tmp_path / "runs" / "stopped" / "last.pt")
+    assert a["epoch"] == b["epoch"] == 3
+    for name, tensor in a["model"].items():
+        assert torch.equal(tensor, b["model"][name]), name
+    ma = pd.read_csv(tmp_path / "runs" / "straight" / "metrics.csv")
+    mb = pd.read_csv(tmp_path / "runs" / "stopped" / "metrics.csv")
+    for column in ("train_loss", "train_acc", "val_loss", "val_acc", "lr"):
+        np.testing.assert_array_equal(ma[column], mb[column])

@@ -281,7 +281,7 @@ def test_interrupt_then_resume_gives_the_same_weights(tmp_path, rng, monkeypatch
     partial = read_checkpoint(tmp_path / "runs/stopped/last.pt")
     assert (
         partial["epoch"] == 1
-        and partial["resume"]["totals"]["step"] == 2
+        and partial["resume"]["totals"][0]["step"] == 2
         and not partial["finished"]
     )
     assert len(pd.read_csv(tmp_path / "runs/stopped/metrics.csv")) == 1
@@ -569,6 +569,7 @@ def test_weights_auto_offline_warns_and_trains_from_random_init(tmp_path, small_
     )
     assert result.exit_code == 0, result.output
     assert "RANDOM INITIALISATION" in result.stderr and "Name or service not known" in result.stderr
+    assert "trains only the last layer on random features" in result.stderr
     config = json.loads((tmp_path / "auto" / "config.json").read_text())
     assert config["weights"] == "auto" and config["data"]["weights_resolved"] == "none"
 

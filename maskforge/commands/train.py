@@ -235,16 +235,15 @@ def train_command(
     try:
         result = train(config, run_dir, resume=resume is not None, on_start=on_start)
     except TrainingInterrupted as stop:
-        if not stop.is_main:
-            ctx.exit(130)
-        click.echo(
-            f"\nInterrupted ({stop}); saved {_show(stop.run_dir / 'last.pt')}.\n"
-            f"Resume with: maskforge train --resume {_show(stop.run_dir)}",
-            err=True,
-        )
+        if stop.is_main:
+            click.echo(
+                f"\nInterrupted ({stop}); saved {_show(stop.run_dir / 'last.pt')}.\n"
+                f"Resume with: {_resume_command(stop.run_dir)}",
+                err=True,
+            )
         ctx.exit(130)
     except KeyboardInterrupt:
-        hint = f"maskforge train --resume {_show(started[0])}" if started else "the same command"
+        hint = _resume_command(started[0]) if started else "the same command"
         click.echo(f"\nInterrupted. Resume with: {hint}", err=True)
         ctx.exit(130)
     if not result.is_main:
@@ -262,6 +261,15 @@ def train_command(
     click.echo(f"Model: {_show(result.run_dir / 'best.pt')}  (next: maskforge eval)")
     for warning in result.warnings:
         click.echo(warning, err=True)
+
+
+def _resume_command(run_dir: Path) -> str:
+    from maskforge.distributed import launched_by_torchrun
+
+    if launched_by_torchrun():
+        tail = f"-m maskforge -- train --resume {_show(run_dir)}"
+        return f"the same torchrun command, ending in: {tail}"
+    return f"maskforge train --resume {_show(run_dir)}"
 
 
 def _resume_target(resume: str) -> Path:
