@@ -46,8 +46,10 @@ class WeightsType(click.ParamType):
     is_flag=False,
     flag_value="",
     default=None,
-    help="Continue an interrupted run exactly (its config.json is kept): `--resume RUN`, or "
-    "`--resume` alone for the last run started here.",
+    metavar="[RUN]",
+    help="Continue an interrupted run exactly with its config.json: `--resume RUN`, or "
+    "`--resume` alone for the last run started here (only --workers, --device and "
+    "--cache-dir may be given with it).",
 )
 @click.option(
     "--arch",
