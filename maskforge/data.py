@@ -22,7 +22,7 @@ from albumentations.pytorch import ToTensorV2
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 from tqdm.auto import tqdm
 
-from maskforge.imageio import UnreadableImageError, read_image
+from maskforge.imageio import ImageTooLargeError, UnreadableImageError, read_image
 from maskforge.manifest import class_order, file_sha256, read_manifest
 
 # Bump when the way cached pixels are computed changes, so stale caches are not reused.
@@ -232,7 +232,7 @@ def cache_key(paths: Sequence[str], size: int) -> str:
 def _load_resized(path: str, sizes: tuple[int, ...]) -> list[np.ndarray] | str:
     try:
         image = read_image(Path(path))
-    except UnreadableImageError as exc:
+    except (UnreadableImageError, ImageTooLargeError) as exc:
         return str(exc)
     return [cv2.resize(image, (s, s), interpolation=cv2.INTER_AREA) for s in sizes]
 
@@ -248,9 +248,9 @@ def build_caches(
 ) -> dict[int, Path]:
     """Decode each image once and store it resized (area) at every size as uint8 (N, s, s, 3) .npy.
 
-    Files are named by cache_key (content-addressed) and written via a temporary name and a
-    rename, so an existing file is complete and reused. Resizing matches eval_transform exactly.
-    Raises ValueError naming the unreadable images of `name` (e.g. "train.csv").
+    Files are named by cache_key (paths, byte sizes, mtimes) and written via a temporary name
+    and a rename, so an existing file is complete and reused. Resizing matches eval_transform
+    exactly. Raises ValueError naming the unreadable images of `name` (e.g. "train.csv").
     """
     cache_dir = Path(cache_dir)
     sizes = tuple(sorted({int(s) for s in sizes}))
