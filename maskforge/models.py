@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,15 +42,53 @@ def imagenet_weights_cached(arch: str) -> bool:
     return (Path(torch.hub.get_dir()) / "checkpoints" / filename).is_file()
 
 
+def download_imagenet_weights(arch: str, timeout: float = 20.0) -> None:
+    """Fetch torchvision's ImageNet weights for arch into the torch hub cache (OSError offline)."""
+    import torchvision
+
+    weights = torchvision.models.get_model_weights(_check_arch(arch)).DEFAULT
+    # torch.hub opens the URL without a timeout; a firewall that drops packets would hang forever.
+    previous = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(timeout)
+    try:
+        weights.get_state_dict(progress=False, check_hash=True)
+    finally:
+        socket.setdefaulttimeout(previous)
+
+
+def resolve_weights(arch: str, weights: str) -> tuple[str, str | None]:
+    """Resolve "auto": ("imagenet", None) when cached or downloadable, else ("none", warning).
+
+    Other values are returned unchanged with no warning.
+    """
+    if weights != "auto":
+        return weights, None
+    if imagenet_weights_cached(arch):
+        return "imagenet", None
+    try:
+        download_imagenet_weights(arch)
+    except (OSError, RuntimeError) as exc:  # URLError is an OSError; a bad download a RuntimeError
+        reason = " ".join(str(exc).split())
+        return "none", (
+            f"WARNING: ImageNet weights for {arch} are not cached and could not be downloaded "
+            f"({reason}). Training starts from RANDOM INITIALISATION, which needs far more data "
+            "and epochs for the same accuracy. Put the weights in the torch hub cache, or pass "
+            "--weights PATH (a checkpoint) or --weights none to silence this warning."
+        )
+    return "imagenet", None
+
+
 def build_model(arch: str, num_outputs: int, weights: str = "none") -> nn.Module:
     """A torchvision classifier with its last layer replaced by `num_outputs` outputs.
 
     weights: "none" (random init), "imagenet" (torchvision's DEFAULT weights, downloaded or
-    cached; a clear error offline), or a path to a maskforge checkpoint or a state_dict file.
+    cached; a clear error offline), "auto" (imagenet when available, else none; see
+    resolve_weights), or a path to a maskforge checkpoint or a state_dict file.
     """
     import torchvision
 
     name = _check_arch(arch)
+    weights, _ = resolve_weights(arch, weights)
     if weights == "imagenet":
         try:
             model = torchvision.models.get_model(name, weights="DEFAULT")
@@ -78,10 +119,31 @@ def replace_head(model: nn.Module, num_outputs: int) -> None:
     raise ValueError(f"Do not know how to replace the head of {type(model).__name__}.")
 
 
+def head_module(model: nn.Module) -> nn.Linear:
+    """The final classification layer (what --freeze-backbone trains)."""
+    return model.fc if hasattr(model, "fc") else model.classifier[-1]
+
+
 def head_parameters(model: nn.Module) -> list[nn.Parameter]:
     """Parameters of the final classification layer (what --freeze-backbone trains)."""
-    head = model.fc if hasattr(model, "fc") else model.classifier[-1]
-    return list(head.parameters())
+    return list(head_module(model).parameters())
+
+
+@contextmanager
+def headless(model: nn.Module) -> Iterator[nn.Module]:
+    """Within the block, model(x) returns the features (N, D) that feed the final layer."""
+    head = head_module(model)
+    if hasattr(model, "fc"):
+        model.fc = nn.Identity()
+    else:
+        model.classifier[-1] = nn.Identity()
+    try:
+        yield model
+    finally:
+        if hasattr(model, "fc"):
+            model.fc = head
+        else:
+            model.classifier[-1] = head
 
 
 def _load_weights_file(model: nn.Module, path: Path) -> None:
