@@ -9,7 +9,7 @@ nothing was predicted positive, ...) is `None` in the result, and `undefined[nam
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import contextmanager
 
 import numpy as np
@@ -40,6 +40,11 @@ def _check_inputs(y_true, probs, classes: Sequence[str]) -> tuple[np.ndarray, np
         raise ValueError(f"probs has {p.shape[1]} columns but classes are {list(classes)}.")
     if y.size == 0:
         raise ValueError("No predictions to score (0 items).")
+    sums = p.sum(axis=1)
+    if not np.allclose(sums, 1.0, atol=1e-4):
+        raise ValueError("probs rows must sum to 1 (class probabilities, not logits).")
+    # Rows from float32 softmax/sigmoid are off by ~1e-7; scikit-learn checks more tightly.
+    p = p / sums[:, None]
     if y.min() < 0 or y.max() >= len(classes):
         found = sorted({int(v) for v in y})
         raise ValueError(f"Labels must be class indices 0..{len(classes) - 1}, got {found}.")
@@ -120,7 +125,16 @@ def _binary(y: np.ndarray, p: np.ndarray, classes: list[str], threshold: float) 
         undefined["balanced_accuracy"] = (
             f"balanced accuracy is undefined: {one}; it averages the recall of both classes."
         )
-    if out["precision"] is None:
+        # With one class, precision is 1 (or 0) by construction whatever the model does.
+        out["precision"] = out["f1"] = None
+        fate = "right" if only == pos else "wrong"
+        see = "recall" if only == pos else "specificity"
+        undefined["precision"] = (
+            f"precision is not informative: {one}, so every {pos!r} prediction is {fate} by "
+            f"construction; see {see}."
+        )
+        undefined["f1"] = f"F1 is not informative: {one} (it is built on precision)."
+    if out["precision"] is None and "precision" not in undefined:
         undefined["precision"] = (
             f"precision is undefined: nothing was predicted {pos!r} at threshold {threshold:g} "
             "(0 / 0)."
@@ -130,10 +144,6 @@ def _binary(y: np.ndarray, p: np.ndarray, classes: list[str], threshold: float) 
     if out["specificity"] is None:
         undefined["specificity"] = (
             f"specificity is undefined: there are no {neg!r} items in the labels."
-        )
-    if out["f1"] is None:
-        undefined["f1"] = (
-            f"F1 is undefined: no {pos!r} items in the labels and none predicted (0 / 0)."
         )
     out["undefined"] = undefined
     return out
@@ -262,43 +272,99 @@ def _resample_indices(
     return out
 
 
-def _headline_values(y: np.ndarray, p: np.ndarray, k: int, threshold: float) -> dict:
-    """The headline metrics only (fast path for bootstrap resamples); nan where undefined."""
-    both = np.bincount(y, minlength=k)
-    out = {}
+def _ratio(num: float, den: float) -> float:
+    return num / den if den else np.nan
+
+
+def _headline_values(y: np.ndarray, p: np.ndarray, k: int, thresholds: Mapping[str, float]):
+    """Headline metrics per threshold for one resample (nan where undefined).
+
+    Speed matters here (thousands of resamples): the threshold-free AUCs are computed once, and
+    the threshold metrics come from one scikit-learn confusion matrix per threshold, with the
+    same definitions as precision_recall_fscore_support (checked equal in the tests).
+    """
+    counts = np.bincount(y, minlength=k)
+    both = counts.min() > 0
     if k == 2:
-        pred = (p[:, 1] >= threshold).astype(np.int64)
-        prec, rec, f1, _ = skm.precision_recall_fscore_support(
-            y, pred, labels=[0, 1], zero_division=np.nan
-        )
-        out.update(
-            accuracy=skm.accuracy_score(y, pred),
-            precision=prec[1],
-            recall=rec[1],
-            specificity=rec[0],
-            f1=f1[1],
-            roc_auc=np.nan,
-            pr_auc=np.nan,
-        )
-        if both.min() > 0:
-            out["roc_auc"] = skm.roc_auc_score(y, p[:, 1])
-            out["pr_auc"] = skm.average_precision_score(y, p[:, 1])
+        auc = skm.roc_auc_score(y, p[:, 1]) if both else np.nan
+        ap = skm.average_precision_score(y, p[:, 1]) if both else np.nan
+        out = {}
+        for key, t in thresholds.items():
+            pred = (p[:, 1] >= t).astype(np.int64)
+            tn, fp, fn, tp = skm.confusion_matrix(y, pred, labels=[0, 1]).ravel()
+            out[key] = {
+                "accuracy": (tp + tn) / y.size,
+                "precision": _ratio(tp, tp + fp) if both else np.nan,
+                "recall": _ratio(tp, tp + fn),
+                "specificity": _ratio(tn, tn + fp),
+                "f1": _ratio(2 * tp, 2 * tp + fp + fn) if both else np.nan,
+                "roc_auc": auc,
+                "pr_auc": ap,
+            }
         return out
     labels = list(range(k))
     pred = p.argmax(axis=1)
     prec, rec, f1, _ = skm.precision_recall_fscore_support(
         y, pred, labels=labels, zero_division=np.nan
     )
-    out.update(
-        accuracy=skm.accuracy_score(y, pred),
-        balanced_accuracy=skm.balanced_accuracy_score(y, pred),
-        macro_precision=np.nanmean(prec) if np.isfinite(prec).any() else np.nan,
-        macro_recall=np.nanmean(rec) if np.isfinite(rec).any() else np.nan,
-        macro_f1=np.nanmean(f1) if np.isfinite(f1).any() else np.nan,
-        roc_auc_ovr=np.nan,
-    )
-    if both.min() > 0:
-        out["roc_auc_ovr"] = skm.roc_auc_score(y, p, multi_class="ovr", labels=labels)
+    values = {
+        "accuracy": skm.accuracy_score(y, pred),
+        "balanced_accuracy": skm.balanced_accuracy_score(y, pred),
+        "macro_precision": np.nanmean(prec) if np.isfinite(prec).any() else np.nan,
+        "macro_recall": np.nanmean(rec) if np.isfinite(rec).any() else np.nan,
+        "macro_f1": np.nanmean(f1) if np.isfinite(f1).any() else np.nan,
+        "roc_auc_ovr": (
+            skm.roc_auc_score(y, p, multi_class="ovr", labels=labels) if both else np.nan
+        ),
+    }
+    return {key: values for key in thresholds}
+
+
+def bootstrap_cis(
+    y_true,
+    probs,
+    classes: Sequence[str],
+    thresholds: Mapping[str, float],
+    groups: Sequence | None = None,
+    n_boot: int = 1000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> dict[str, dict]:
+    """Percentile bootstrap confidence intervals of the headline metrics at several thresholds.
+
+    thresholds: name -> threshold on p(positive) (ignored with more than two classes, where
+    the prediction is the argmax). With `groups` (N,), whole groups are resampled (a cluster
+    bootstrap), because images made from one photo are not independent. Resamples where a
+    metric is undefined (e.g. one class drawn) are left out of that metric's interval;
+    `n_valid` counts the ones used. Returns {name: {metric: {"low", "high", "n_valid"}}}
+    (low/high None if fewer than 10 resamples were valid).
+    """
+    y, p = _check_inputs(y_true, probs, classes)
+    if n_boot < 1:
+        raise ValueError(f"n_boot must be at least 1, got {n_boot}.")
+    if not 0 < level < 1:
+        raise ValueError(f"level must be between 0 and 1, got {level}.")
+    rng = np.random.default_rng(seed)
+    g = None if groups is None else np.asarray(groups)
+    samples: dict[str, dict[str, list[float]]] = {key: {} for key in thresholds}
+    with _quiet():
+        for idx in _resample_indices(y.size, g, n_boot, rng):
+            values = _headline_values(y[idx], p[idx], len(classes), thresholds)
+            for key, metrics in values.items():
+                for name, value in metrics.items():
+                    samples[key].setdefault(name, []).append(float(value))
+    alpha = (1 - level) / 2 * 100
+    out: dict[str, dict] = {}
+    for key, per_metric in samples.items():
+        out[key] = {}
+        for name, values in per_metric.items():
+            arr = np.asarray(values)
+            arr = arr[np.isfinite(arr)]
+            if arr.size < 10:
+                out[key][name] = {"low": None, "high": None, "n_valid": int(arr.size)}
+                continue
+            low, high = np.percentile(arr, [alpha, 100 - alpha])
+            out[key][name] = {"low": float(low), "high": float(high), "n_valid": int(arr.size)}
     return out
 
 
@@ -312,36 +378,8 @@ def bootstrap_ci(
     level: float = 0.95,
     seed: int = 0,
 ) -> dict:
-    """Percentile bootstrap confidence intervals of the headline metrics.
-
-    With `groups` (N,), whole groups are resampled (a cluster bootstrap), because images made
-    from one photo are not independent. Resamples where a metric is undefined (e.g. one class
-    drawn) are left out of that metric's interval; `n_valid` counts the ones used.
-    Returns {metric: {"low", "high", "n_valid"}} (low/high None if fewer than 10 valid).
-    """
-    y, p = _check_inputs(y_true, probs, classes)
-    if n_boot < 1:
-        raise ValueError(f"n_boot must be at least 1, got {n_boot}.")
-    if not 0 < level < 1:
-        raise ValueError(f"level must be between 0 and 1, got {level}.")
-    rng = np.random.default_rng(seed)
-    g = None if groups is None else np.asarray(groups)
-    samples: dict[str, list[float]] = {}
-    with _quiet():
-        for idx in _resample_indices(y.size, g, n_boot, rng):
-            for name, value in _headline_values(y[idx], p[idx], len(classes), threshold).items():
-                samples.setdefault(name, []).append(float(value))
-    alpha = (1 - level) / 2 * 100
-    out = {}
-    for name, values in samples.items():
-        arr = np.asarray(values)
-        arr = arr[np.isfinite(arr)]
-        if arr.size < 10:
-            out[name] = {"low": None, "high": None, "n_valid": int(arr.size)}
-            continue
-        low, high = np.percentile(arr, [alpha, 100 - alpha])
-        out[name] = {"low": float(low), "high": float(high), "n_valid": int(arr.size)}
-    return out
+    """Bootstrap intervals at one threshold: {metric: {"low", "high", "n_valid"}} (see above)."""
+    return bootstrap_cis(y_true, probs, classes, {"t": threshold}, groups, n_boot, level, seed)["t"]
 
 
 def wilson_interval(successes: int, n: int, level: float = 0.95) -> tuple[float, float] | None:

@@ -8,6 +8,7 @@ import pytest
 
 from maskforge.metrics import (
     bootstrap_ci,
+    bootstrap_cis,
     choose_threshold,
     classification_metrics,
     subgroup_table,
@@ -70,6 +71,17 @@ def test_single_class_has_clear_undefined_messages():
     assert "ROC-AUC is undefined" in m["undefined"]["roc_auc"]
     assert "no 'unmasked' items" in m["undefined"]["specificity"]
     assert m["support"] == {"unmasked": 0, "masked": 3}
+    # Precision would be 1 by construction: reported as not informative instead.
+    assert m["precision"] is None and m["f1"] is None
+    assert "right by construction; see recall" in m["undefined"]["precision"]
+
+
+def test_single_class_all_wrong():
+    m = classification_metrics([0, 0], _probs([0.9, 0.7]), BINARY)
+    assert m["accuracy"] == 0.0 and m["specificity"] == 0.0
+    assert m["recall"] is None and "no 'masked' items" in m["undefined"]["recall"]
+    assert "wrong by construction; see specificity" in m["undefined"]["precision"]
+    assert m["confusion_matrix"] == [[0, 2], [0, 0]]
 
 
 def test_nothing_predicted_positive_makes_precision_undefined():
@@ -209,3 +221,31 @@ def test_subgroup_table_rows_and_values():
     assert real["n"] == 3 and real["accuracy"] == pytest.approx(2 / 3)
     assert real["roc_auc"] == pytest.approx(1.0)
     assert real["accuracy_low"] < 2 / 3 < real["accuracy_high"]
+
+
+@pytest.mark.parametrize("classes", [BINARY, THREE])
+def test_bootstrap_fast_path_matches_full_metrics(classes):
+    from maskforge.metrics import _headline_values
+
+    rng = np.random.default_rng(5)
+    k = len(classes)
+    y = rng.integers(0, k, 120)
+    p = rng.dirichlet(np.ones(k), 120)
+    p[np.arange(120), y] += 0.4
+    p /= p.sum(axis=1, keepdims=True)
+    for t in (0.3, 0.5, 0.8):
+        full = classification_metrics(y, p, classes, t)
+        fast = _headline_values(y, p, k, {"t": t})["t"]
+        for name, value in fast.items():
+            assert value == pytest.approx(full[name]), (name, t)
+
+
+def test_bootstrap_cis_several_thresholds_share_threshold_free_metrics():
+    rng = np.random.default_rng(2)
+    y = rng.integers(0, 2, 100)
+    s = np.clip(0.4 * y + 0.6 * rng.random(100), 0, 1)
+    cis = bootstrap_cis(y, _probs(s), BINARY, {"a": 0.5, "b": 0.3}, n_boot=100, seed=1)
+    assert cis["a"]["roc_auc"] == cis["b"]["roc_auc"]
+    # A lower threshold finds more positives: recall interval moves up.
+    assert cis["b"]["recall"]["low"] > cis["a"]["recall"]["low"]
+    assert bootstrap_ci(y, _probs(s), BINARY, 0.3, n_boot=100, seed=1) == cis["b"]
