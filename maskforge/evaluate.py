@@ -655,7 +655,7 @@ def _write_predictions(path, frame, probs, errors, info, operating, val_choice) 
         out["pred_val_threshold"] = np.where(
             ok, _predict_labels(probs, classes, val_choice["threshold"]), ""
         )
-    atomic_write_text(path, out.to_csv(index=False, float_format="%.6f"))
+    atomic_write_text(path, out.to_csv(index=False, float_format="%.9g"))
 
 
 def _predict_labels(probs: np.ndarray, classes: list[str], threshold: float) -> np.ndarray:
