@@ -430,3 +430,68 @@ def test_eval_help_explains_every_option():
     ):
         assert option in result.output
     assert "[default: 8;" in result.output and "[default: youden]" in result.output
+
+
+def test_eval_crop_faces_classifies_the_face_crop(workspace, tmp_path, monkeypatch):
+    import sys
+    import types
+
+    from maskforge import predict as predict_module
+
+    class Finder:
+        def find(self, rgb):
+            if rgb.mean() < 10:
+                return []
+            return [types.SimpleNamespace(box=(40, 30, 88, 78), detector="fake", score=1.0)]
+
+    monkeypatch.setattr(predict_module, "face_finder", lambda detector="cascade": Finder())
+    tree = Path(predict_module.__file__).parent
+    if not (tree / "geometry.py").is_file():  # until the detector cascade is in this tree
+        stub = types.ModuleType("maskforge.geometry")
+        stub.square_crop = lambda box, image_shape, margin=0.25: (28, 18, 100, 90)
+        monkeypatch.setitem(sys.modules, "maskforge.geometry", stub)
+    from maskforge.geometry import square_crop
+
+    rng = np.random.default_rng(9)
+    photo = rng.integers(0, 255, (120, 140, 3), dtype=np.uint8)
+    crop = square_crop((40, 30, 88, 78), image_shape=photo.shape[:2])
+    photo[crop[1] : crop[3], crop[0] : crop[2]] = cv2_resize(toy_face(rng, "cloth"), crop)
+    write_image(tmp_path / "photos/a.png", photo)
+    write_image(tmp_path / "photos/dark.png", np.zeros((60, 60, 3), np.uint8))
+    result = CliRunner().invoke(
+        cli,
+        [
+            "eval",
+            str(workspace / "runs/tiny"),
+            "--folder",
+            str(tmp_path / "photos"),
+            "--label",
+            "masked",
+            "--crop-faces",
+            "--out",
+            str(tmp_path / "rep"),
+            "--cam",
+            "1",
+            "--bootstrap",
+            "0",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "No face found in 1 image(s); they are left out (--crop-faces)" in result.output
+    pred = pd.read_csv(tmp_path / "rep/predictions.csv")
+    assert list(pred["path"]) == ["../photos/a.png"]
+    model, info = load_checkpoint(workspace / "runs/tiny/best.pt")
+    tf = eval_transform(info.img_size, info.mean, info.std)
+    face = photo[crop[1] : crop[3], crop[0] : crop[2]]
+    with torch.no_grad():
+        expected = probabilities(model(tf(image=face)["image"][None]))[0].numpy()
+    np.testing.assert_allclose(pred[["p_unmasked", "p_masked"]].to_numpy()[0], expected, atol=1e-5)
+    assert pred["pred"].iloc[0] == "masked"  # the toy mask is visible only in the crop
+    report = json.loads((tmp_path / "rep/report.json").read_text())
+    assert report["data"]["crop_faces"] is True
+
+
+def cv2_resize(image: np.ndarray, box) -> np.ndarray:
+    import cv2
+
+    return cv2.resize(image, (box[2] - box[0], box[3] - box[1]), interpolation=cv2.INTER_AREA)
