@@ -512,9 +512,10 @@ def evaluate_run(
         out_dir, frame, probs, ok, info, operating, val_choice, report, boxes
     )
     if cam > 0:
-        report["files"].update(
-            _write_gradcam(out_dir, model, info, frame, probs, ok, operating, cam, seed, boxes)
+        files, report["gradcam"] = _write_gradcam(
+            out_dir, model, info, frame, probs, ok, operating, cam, seed, boxes
         )
+        report["files"].update(files)
     report["files"]["predictions"] = "predictions.csv"
     atomic_write_text(out_dir / "report.json", json.dumps(report, indent=2, default=_json) + "\n")
     atomic_write_text(out_dir / "report.md", render_markdown(report))
@@ -746,7 +747,8 @@ def _cam_sample(ok, correct, conf, y_true, n, seed) -> tuple[np.ndarray, np.ndar
     return wrong, np.asarray(picked, dtype=np.int64)
 
 
-def _write_gradcam(out_dir, model, info, frame, probs, ok, operating, n, seed, boxes) -> dict:
+def _write_gradcam(out_dir, model, info, frame, probs, ok, operating, n, seed, boxes):
+    """Grad-CAM pairs in gradcam/ and the gradcam.png gallery; returns (files, items)."""
     from maskforge import plots
     from maskforge.cam import cam_overlay, gradcam_maps
 
@@ -760,7 +762,7 @@ def _write_gradcam(out_dir, model, info, frame, probs, ok, operating, n, seed, b
     wrong, right = _cam_sample(ok, correct, conf, y_true, n, seed)
     chosen = np.concatenate([wrong, right]).astype(np.int64)
     if chosen.size == 0:
-        return {}
+        return {}, []
     transform = eval_transform(info.img_size, info.mean, info.std)
     shown, tensors = [], []
     for i in chosen:
@@ -774,20 +776,29 @@ def _write_gradcam(out_dir, model, info, frame, probs, ok, operating, n, seed, b
     device = next(model.parameters()).device
     maps = gradcam_maps(model, torch.stack(tensors).to(device), targets)
     cam_dir = out_dir / "gradcam"
-    panels = []
-    files = {}
+    panels, listed = [], []
     for k, i in enumerate(chosen):
         overlay = cam_overlay(shown[k], maps[k])
         kind = "wrong" if k < len(wrong) else "right"
         stem = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(frame["path"].iloc[i]).stem)
-        write_image(cam_dir / f"{k:02d}_{kind}_{stem}.jpg", np.hstack([shown[k], overlay]))
+        name = f"{k:02d}_{kind}_{stem}.jpg"
+        write_image(cam_dir / name, np.hstack([shown[k], overlay]))
         caption = (
             f"{'WRONG' if kind == 'wrong' else 'right'}: true {labels[i]}\n"
             f"pred {pred[i]} {conf[i]:.2f}"
         )
+        # An all-zero map: no region of the last feature map raised this class's score.
+        what = "nothing raised it" if maps[k].max() < 1e-6 else _short(frame["path"].iloc[i])
         panels.append((_thumb(shown[k], 160), caption))
-        panels.append(
-            (_thumb(overlay, 160), f"Grad-CAM for {pred[i]}\n{_short(frame['path'].iloc[i])}")
+        panels.append((_thumb(overlay, 160), f"Grad-CAM for {pred[i]}\n{what}"))
+        listed.append(
+            {
+                "file": f"gradcam/{name}",
+                "path": frame["path"].iloc[i],
+                "label": labels[i],
+                "pred": pred[i],
+                "correct": kind == "right",
+            }
         )
     plots.image_grid(
         panels,
@@ -795,9 +806,7 @@ def _write_gradcam(out_dir, model, info, frame, probs, ok, operating, n, seed, b
         ncols=4,
         title="Grad-CAM: where the model looked (red = strongest evidence)",
     )
-    files["gradcam"] = "gradcam.png"
-    files["gradcam_dir"] = "gradcam/"
-    return files
+    return {"gradcam": "gradcam.png", "gradcam_dir": "gradcam/"}, listed
 
 
 # --------------------------------------------------------------------------- markdown

@@ -495,3 +495,14 @@ def cv2_resize(image: np.ndarray, box) -> np.ndarray:
     import cv2
 
     return cv2.resize(image, (box[2] - box[0], box[3] - box[1]), interpolation=cv2.INTER_AREA)
+
+
+def test_eval_report_lists_gradcam_items(default_eval):
+    _, out = default_eval
+    report = json.loads((out / "report.json").read_text())
+    items = report["gradcam"]
+    assert len(items) == 4 and items[0]["correct"] is False
+    assert items[0]["path"].endswith("wrong.png") and items[0]["pred"] == "masked"
+    # The correct examples cover both classes.
+    assert {i["label"] for i in items[1:]} == {"unmasked", "masked"}
+    assert all((out / i["file"]).is_file() for i in items)
