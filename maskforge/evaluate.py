@@ -12,7 +12,7 @@ import json
 import math
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -176,35 +176,51 @@ def load_run_model(
     return run_dir_of(found), ckpt, model, info, dev
 
 
-def folder_frame(folder: Path, label: str | None, classes: list[str]) -> tuple[pd.DataFrame, str]:
+def folder_frame(
+    folder: Path, labels: Sequence[str] | str | None, classes: list[str]
+) -> tuple[pd.DataFrame, str]:
     """A manifest-like frame of a folder's images and a note on how labels were assigned.
 
-    With label: every image under folder (recursively) gets that class. Without: the
-    subfolders named after the model's classes give the labels (other subfolders are ignored).
+    labels: ["CLASS"] gives every image under folder (recursively) that class;
+    ["SUBFOLDER=CLASS", ...] labels the images of each named subfolder; None or [] takes the
+    subfolders named after the model's classes (other subfolders are ignored). `source` is
+    the folder's name, or folder/subfolder with subfolders.
     """
     folder = Path(folder)
     if not folder.is_dir():
         raise NotADirectoryError(f"Not a folder: {folder}")
-    rows = []
-    if label is not None:
-        if label not in classes:
+    labels = [labels] if isinstance(labels, str) else list(labels or [])
+    pairs = [x.split("=", 1) for x in labels if "=" in x]
+    if (pairs and len(pairs) != len(labels)) or (len(labels) > 1 and not pairs):
+        raise ValueError(
+            f"Invalid --label {', '.join(labels)}: give one CLASS, or SUBFOLDER=CLASS pairs."
+        )
+    for cls in [x for x in labels if "=" not in x] + [c for _, c in pairs]:
+        if cls not in classes:
             raise ValueError(
-                f"Invalid label {label!r}. The model's classes are {', '.join(classes)}."
+                f"Invalid label {cls!r}. The model's classes are {', '.join(classes)}."
             )
-        rows = [(p, label) for p in iter_image_files(folder)]
-        note = f"all images labelled {label!r}"
+    top = folder.resolve().name
+    rows: list[tuple[Path, str, str]] = []
+    if labels and not pairs:
+        rows = [(p, labels[0], top) for p in iter_image_files(folder)]
+        note = f"all images labelled {labels[0]!r}"
     else:
-        subdirs = sorted(p.name for p in folder.iterdir() if p.is_dir())
-        used = [d for d in subdirs if d in classes]
-        if not used:
+        subdirs = sorted(p.name for p in folder.iterdir() if p.is_dir() and p.name[0] != ".")
+        mapping = dict(pairs) if pairs else {d: d for d in subdirs if d in classes}
+        missing = [d for d in mapping if d not in subdirs]
+        if missing:
+            raise ValueError(f"{folder} has no subfolder {', '.join(missing)}.")
+        if not mapping:
             raise ValueError(
                 f"{folder} has no subfolder named after the model's classes "
-                f"({', '.join(classes)}); pass --label CLASS to give all its images one class."
+                f"({', '.join(classes)}); pass --label CLASS to give all its images one class, "
+                "or --label SUBFOLDER=CLASS for each subfolder."
             )
-        for name in used:
-            rows += [(p, name) for p in iter_image_files(folder / name)]
-        ignored = [d for d in subdirs if d not in classes and not d.startswith(".")]
-        note = f"labels from subfolders {', '.join(used)}"
+        for sub, cls in mapping.items():
+            rows += [(p, cls, f"{top}/{sub}") for p in iter_image_files(folder / sub)]
+        note = "labels " + ", ".join(f"{sub}/ = {cls}" for sub, cls in mapping.items())
+        ignored = [d for d in subdirs if d not in mapping]
         if ignored:
             note += f" (ignored subfolders: {', '.join(ignored)})"
     if not rows:
@@ -212,10 +228,10 @@ def folder_frame(folder: Path, label: str | None, classes: list[str]) -> tuple[p
     root = folder.resolve()
     frame = pd.DataFrame(
         {
-            "path": [Path(p).resolve().relative_to(root).as_posix() for p, _ in rows],
-            "label": [lab for _, lab in rows],
-            "source": folder.resolve().name,
-            "abspath": [str(Path(p).resolve()) for p, _ in rows],
+            "path": [Path(p).resolve().relative_to(root).as_posix() for p, _, _ in rows],
+            "label": [lab for _, lab, _ in rows],
+            "source": [src for _, _, src in rows],
+            "abspath": [str(Path(p).resolve()) for p, _, _ in rows],
         }
     )
     frame["group"] = frame["path"]
@@ -389,7 +405,7 @@ def evaluate_run(
     run: Path | None = None,
     manifest: Path | None = None,
     folder: Path | None = None,
-    label: str | None = None,
+    label: Sequence[str] | str | None = None,
     out: Path | None = None,
     checkpoint: str = "best",
     threshold: float | None = None,
@@ -412,7 +428,7 @@ def evaluate_run(
 
     if manifest is not None and folder is not None:
         raise ValueError("Give either --manifest or --folder, not both.")
-    if label is not None and folder is None:
+    if label and folder is None:
         raise ValueError("--label only applies with --folder.")
     if threshold_rule not in THRESHOLD_RULES:
         raise ValueError(
@@ -452,9 +468,9 @@ def evaluate_run(
     say(f"Evaluating on {data_desc}: {len(frame)} images")
     out_dir = Path(out) if out is not None else run_dir / f"eval-{name}"
 
-    boxes = None
+    boxes, faceless = None, []
     if crop_faces:
-        frame, boxes = _face_crops(frame, say)
+        frame, boxes, faceless = _face_crops(frame, say)
 
     probs, errors = predict_frame(model, info, frame, dev, batch_size, workers, boxes, "eval")
     ok = np.array([not e for e in errors])
@@ -491,7 +507,9 @@ def evaluate_run(
                 "description": data_desc,
                 "name": name,
                 "crop_faces": bool(crop_faces),
+                "n_no_face": len(faceless),
             },
+            "no_face": faceless,
             "options": {
                 "checkpoint": checkpoint,
                 "threshold_rule": threshold_rule,
@@ -532,30 +550,32 @@ def _json(value):
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
-def _face_crops(frame: pd.DataFrame, say: Echo) -> tuple[pd.DataFrame, list]:
-    """Detect the largest face per image and crop it like synthesize does; drop faceless ones."""
+def _face_crops(frame: pd.DataFrame, say: Echo) -> tuple[pd.DataFrame, list, list[str]]:
+    """Detect the largest face per image and crop it like synthesize does.
+
+    Returns the rows with a face (unreadable ones kept: the inference pass reports them), their
+    crop boxes (None for unreadable) and the paths of the images without a face.
+    """
+    from tqdm import tqdm
+
     from maskforge.predict import detect_faces
 
     boxes, keep = [], []
-    for path in frame["abspath"]:
+    for path in tqdm(frame["abspath"], desc="faces", unit="image", disable=None):
         try:
             found = detect_faces(read_image(path))
         except (UnreadableImageError, ImageTooLargeError):
-            found = []
-            keep.append(True)  # reported as unreadable by the inference pass
-            boxes.append(None)
-            continue
-        if not found:
-            keep.append(False)
-            boxes.append(None)
-            continue
-        keep.append(True)
-        boxes.append(found[0]["crop"])
-    keep = np.array(keep)
-    if (~keep).any():
-        say(f"No face found in {int((~keep).sum())} image(s); they are left out (--crop-faces)")
-    frame = frame[keep].reset_index(drop=True)
-    return frame, [b for b, k in zip(boxes, keep, strict=True) if k]
+            found = [{"crop": None}]
+        keep.append(bool(found))
+        boxes.append(found[0]["crop"] if found else None)
+    keep = np.array(keep, dtype=bool)
+    faceless = list(frame.loc[~keep, "path"])
+    if faceless:
+        say(f"No face found in {len(faceless)} image(s); they are left out (--crop-faces)")
+    if not keep.any():
+        raise ValueError(f"No face found in any of the {len(frame)} images (--crop-faces).")
+    kept = frame[keep].reset_index(drop=True)
+    return kept, [b for b, k in zip(boxes, keep, strict=True) if k], faceless
 
 
 def _val_threshold(model, info, manifests_dir, dev, batch_size, workers, rule, say):
@@ -835,7 +855,8 @@ def render_markdown(report: dict) -> str:
     if data.get("crop_faces"):
         add(
             "- Faces were detected and cropped as `synthesize` does before classifying "
-            "(--crop-faces)"
+            f"(--crop-faces); {data['n_no_face']} image(s) without a face were left out "
+            "(listed in report.json under no_face)"
         )
     th = report["thresholds"]
     val = th.get("val") or {}

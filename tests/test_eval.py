@@ -331,7 +331,9 @@ def test_eval_folder_with_class_subfolders(workspace, tmp_path):
         ],
     )
     assert result.exit_code == 0, result.output
-    assert "labels from subfolders masked, unmasked (ignored subfolders: other)" in result.output
+    assert "labels masked/ = masked, unmasked/ = unmasked (ignored subfolders: other)" in (
+        result.output
+    )
     report = json.loads((tmp_path / "rep/report.json").read_text())
     assert report["data"]["support"] == {"unmasked": 3, "masked": 3}
     assert report["metrics"]["operating"]["accuracy"] == 1.0
@@ -488,7 +490,9 @@ def test_eval_crop_faces_classifies_the_face_crop(workspace, tmp_path, monkeypat
     np.testing.assert_allclose(pred[["p_unmasked", "p_masked"]].to_numpy()[0], expected, atol=1e-5)
     assert pred["pred"].iloc[0] == "masked"  # the toy mask is visible only in the crop
     report = json.loads((tmp_path / "rep/report.json").read_text())
-    assert report["data"]["crop_faces"] is True
+    assert report["data"]["crop_faces"] is True and report["data"]["n_no_face"] == 1
+    assert report["no_face"] == ["dark.png"]
+    assert "1 image(s) without a face were left out" in (tmp_path / "rep/report.md").read_text()
 
 
 def cv2_resize(image: np.ndarray, box) -> np.ndarray:
@@ -506,3 +510,38 @@ def test_eval_report_lists_gradcam_items(default_eval):
     # The correct examples cover both classes.
     assert {i["label"] for i in items[1:]} == {"unmasked", "masked"}
     assert all((out / i["file"]).is_file() for i in items)
+
+
+def test_eval_folder_subfolder_label_mapping(workspace, tmp_path):
+    rng = np.random.default_rng(5)
+    for k in range(3):
+        write_image(tmp_path / "faces/masked_real" / f"{k}.png", toy_face(rng, "surgical"))
+        write_image(tmp_path / "faces/plain" / f"{k}.png", toy_face(rng, None))
+    args = [
+        "eval",
+        str(workspace / "runs/tiny"),
+        "--folder",
+        str(tmp_path / "faces"),
+        "--label",
+        "masked_real=masked",
+        "--label",
+        "plain=unmasked",
+        "--out",
+        str(tmp_path / "rep"),
+        "--cam",
+        "0",
+        "--bootstrap",
+        "0",
+    ]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert "labels masked_real/ = masked, plain/ = unmasked" in result.output
+    report = json.loads((tmp_path / "rep/report.json").read_text())
+    assert report["data"]["support"] == {"unmasked": 3, "masked": 3}
+    assert report["metrics"]["operating"]["roc_auc"] == 1.0
+    rows = {r["value"]: r for r in report["subgroups"]["rows"] if r["column"] == "source"}
+    assert set(rows) == {"faces/masked_real", "faces/plain"}
+    bad = CliRunner().invoke(cli, args[:4] + ["--label", "masked", "--label", "x=masked"])
+    assert bad.exit_code == 2 and "give one CLASS, or SUBFOLDER=CLASS pairs" in bad.output
+    missing = CliRunner().invoke(cli, args[:4] + ["--label", "nope=masked"])
+    assert missing.exit_code == 2 and "has no subfolder nope" in missing.output

@@ -22,8 +22,10 @@ import click
 )
 @click.option(
     "--label",
-    help="Class of every image in --folder (e.g. masked). Without it, --folder's subfolder "
-    "names give the classes.",
+    multiple=True,
+    help="With --folder: CLASS gives all its images that class (e.g. masked); "
+    "SUBFOLDER=CLASS, repeatable, labels each named subfolder (e.g. --label masked_real=masked "
+    "--label unmasked=unmasked). Without it, subfolders named like the classes are used.",
 )
 @click.option(
     "--crop-faces",
@@ -102,7 +104,7 @@ def eval_command(
     run: Path | None,
     manifest: Path | None,
     folder: Path | None,
-    label: str | None,
+    label: tuple[str, ...],
     crop_faces: bool,
     out: Path | None,
     checkpoint: str,
