@@ -639,12 +639,7 @@ def _score(frame, probs, ok, errors, info, operating, val_choice, n_boot, seed) 
         },
         "metrics": metrics,
         "confidence_intervals": {
-            "method": (
-                f"percentile bootstrap, {n_boot} resamples of whole groups (images made from one "
-                "photo share a group), 95%"
-                if n_boot
-                else "not computed (--bootstrap 0)"
-            ),
+            "method": _ci_method(n_boot, groups),
             **cis,
         },
         "subgroups": {
@@ -655,6 +650,16 @@ def _score(frame, probs, ok, errors, info, operating, val_choice, n_boot, seed) 
         },
         "unreadable": unreadable,
     }
+
+
+def _ci_method(n_boot: int, groups) -> str:
+    if not n_boot:
+        return "not computed (--bootstrap 0)"
+    if groups is not None and len(set(groups)) < len(groups):
+        unit = "whole groups (images made from one photo share a group)"
+    else:
+        unit = "images"
+    return f"percentile bootstrap, {n_boot} resamples of {unit}, 95%"
 
 
 def _write_predictions(path, frame, probs, errors, info, operating, val_choice) -> None:

@@ -545,3 +545,34 @@ def test_eval_folder_subfolder_label_mapping(workspace, tmp_path):
     assert bad.exit_code == 2 and "give one CLASS, or SUBFOLDER=CLASS pairs" in bad.output
     missing = CliRunner().invoke(cli, args[:4] + ["--label", "nope=masked"])
     assert missing.exit_code == 2 and "has no subfolder nope" in missing.output
+
+
+def test_eval_ci_method_names_the_resampled_unit(default_eval, workspace, tmp_path):
+    _, out = default_eval
+    report = json.loads((out / "report.json").read_text())
+    assert "resamples of whole groups" in report["confidence_intervals"]["method"]
+    rng = np.random.default_rng(2)
+    for k in range(4):
+        write_image(tmp_path / "f" / f"{k}.png", toy_face(rng, "cloth"))
+    result = CliRunner().invoke(
+        cli,
+        [
+            "eval",
+            str(workspace / "runs/tiny"),
+            "--folder",
+            str(tmp_path / "f"),
+            "--label",
+            "masked",
+            "--out",
+            str(tmp_path / "rep"),
+            "--cam",
+            "0",
+            "--bootstrap",
+            "20",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "rep/report.json").read_text())
+    assert report["confidence_intervals"]["method"] == (
+        "percentile bootstrap, 20 resamples of images, 95%"
+    )
