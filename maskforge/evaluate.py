@@ -524,7 +524,7 @@ def evaluate_run(
     for stale in (out_dir / "gradcam").glob("*.jpg"):
         stale.unlink()
     _write_predictions(
-        out_dir / "predictions.csv", frame, probs, errors, info, operating, val_choice
+        out_dir / "predictions.csv", frame, probs, errors, info, operating, val_choice, boxes
     )
     report["files"] = _write_plots(
         out_dir, frame, probs, ok, info, operating, val_choice, report, boxes
@@ -662,7 +662,7 @@ def _ci_method(n_boot: int, groups) -> str:
     return f"percentile bootstrap, {n_boot} resamples of {unit}, 95%"
 
 
-def _write_predictions(path, frame, probs, errors, info, operating, val_choice) -> None:
+def _write_predictions(path, frame, probs, errors, info, operating, val_choice, boxes) -> None:
     classes = info.classes
     out = frame.drop(columns=["abspath"]).copy()
     # Paths relative to the CSV's own folder, as in every maskforge CSV.
@@ -671,6 +671,8 @@ def _write_predictions(path, frame, probs, errors, info, operating, val_choice) 
     ok = np.array([not e for e in errors])
     out.insert(2, "status", np.where(ok, "ok", "unreadable"))
     out.insert(3, "reason", errors)
+    if boxes is not None:  # --crop-faces: the face crop that was classified
+        out.insert(4, "crop", [" ".join(map(str, b)) if b else "" for b in boxes])
     for i, c in enumerate(classes):
         out[f"p_{c}"] = probs[:, i]
     pred = _predict_labels(probs, classes, operating)

@@ -482,6 +482,7 @@ def test_eval_crop_faces_classifies_the_face_crop(workspace, tmp_path, monkeypat
     assert "No face found in 1 image(s); they are left out (--crop-faces)" in result.output
     pred = pd.read_csv(tmp_path / "rep/predictions.csv")
     assert list(pred["path"]) == ["../photos/a.png"]
+    assert pred["crop"].iloc[0] == " ".join(map(str, crop))
     model, info = load_checkpoint(workspace / "runs/tiny/best.pt")
     tf = eval_transform(info.img_size, info.mean, info.std)
     face = photo[crop[1] : crop[3], crop[0] : crop[2]]
