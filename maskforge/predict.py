@@ -137,34 +137,37 @@ class _Classifier:
         return [self.info.classes[i] for i in idx], probs
 
 
+def _face_size(box) -> int:
+    return int(min(box[2] - box[0], box[3] - box[1]))
+
+
 def _annotate(rgb, classify, detector, min_face, classes):
     """Rows (without file/frame) and the annotated copy of one image or frame."""
     faces = detect_faces(rgb, detector)
     canvas = rgb.copy()
     if not faces:
         return [{"status": "no_face", "reason": "no face found"}], canvas
-    big = [
-        f for f in faces if min(f["box"][2] - f["box"][0], f["box"][3] - f["box"][1]) >= min_face
-    ]
+    usable = [k for k, f in enumerate(faces) if _face_size(f["box"]) >= min_face]
     crops = []
-    for f in big:
-        left, top, right, bottom = f["crop"]
+    for k in usable:
+        left, top, right, bottom = faces[k]["crop"]
         crops.append(np.ascontiguousarray(rgb[max(top, 0) : bottom, max(left, 0) : right]))
     names, probs = classify(crops)
-    results = {id(f): (n, p) for f, n, p in zip(big, names, probs, strict=True)}
+    results = dict(zip(usable, zip(names, probs, strict=True), strict=True))
     rows = []
     for k, f in enumerate(faces):
         row = {"face": k, "box": " ".join(str(v) for v in f["box"]), "detector": f["detector"]}
-        if id(f) in results:
-            name, p = results[id(f)]
-            row.update(status="ok", cls=name, probability=float(p[classes.index(name)]))
-            row.update({f"p_{c}": float(v) for c, v in zip(classes, p, strict=True)})
-            draw_box(
-                canvas, f["box"], f"{name} {row['probability']:.2f}", class_color(name, classes)
+        if k in results:
+            name, p = results[k]
+            row.update(
+                {"status": "ok", "class": name, "probability": float(p[classes.index(name)])}
             )
+            row.update({f"p_{c}": float(v) for c, v in zip(classes, p, strict=True)})
+            label = f"{name} {row['probability']:.2f}"
+            draw_box(canvas, f["box"], label, class_color(name, classes))
         else:
-            size = min(f["box"][2] - f["box"][0], f["box"][3] - f["box"][1])
-            row.update(status="too_small", reason=f"face is {size} px, below --min-face {min_face}")
+            row["status"] = "too_small"
+            row["reason"] = f"face is {_face_size(f['box'])} px, below --min-face {min_face}"
             draw_box(canvas, f["box"], "too small", SMALL_COLOR)
         rows.append(row)
     return rows, canvas
@@ -307,7 +310,7 @@ def _rows_frame(rows: list[dict], classes: list[str]) -> pd.DataFrame:
         "annotated",
         "reason",
     ]
-    frame = pd.DataFrame([{("class" if k == "cls" else k): v for k, v in r.items()} for r in rows])
+    frame = pd.DataFrame(rows)
     frame = frame.reindex(columns=columns)
     for col in ("frame", "face"):
         frame[col] = frame[col].astype("Int64")
