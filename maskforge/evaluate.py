@@ -929,7 +929,8 @@ def render_markdown(report: dict) -> str:
         f"Confidence intervals: {cis['method']}. ROC-AUC, PR-AUC and the Brier score do not "
         "depend on the threshold."
         if binary
-        else f"Confidence intervals: {cis['method']}."
+        else f"Confidence intervals: {cis['method']}. The predicted class is the most probable "
+        "one; macro averages are over the classes where each metric is defined."
     )
     undefined = metrics["operating"].get("undefined", {})
     if undefined:
@@ -957,7 +958,7 @@ def render_markdown(report: dict) -> str:
     add(
         "How to read this: rows are the true class, columns the predicted class; the diagonal is "
         "correct. The right panel shows each row as percentages, i.e. the recall of each class "
-        f"(at threshold {th['operating']:g})."
+        + (f"(at threshold {th['operating']:g})." if binary else "(predicted class = argmax).")
     )
     add("")
     curves = sum(1 for n in data["support"].values() if n > 0) >= 2
