@@ -19,16 +19,6 @@ from sklearn import metrics as skm
 from sklearn.exceptions import UndefinedMetricWarning
 
 THRESHOLD_RULES = ("youden", "f1")
-# Metrics given a bootstrap confidence interval (threshold-dependent ones use the given threshold).
-BINARY_HEADLINE = ("accuracy", "precision", "recall", "specificity", "f1", "roc_auc", "pr_auc")
-MULTICLASS_HEADLINE = (
-    "accuracy",
-    "balanced_accuracy",
-    "macro_precision",
-    "macro_recall",
-    "macro_f1",
-    "roc_auc_ovr",
-)
 
 
 def _check_inputs(y_true, probs, classes: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
