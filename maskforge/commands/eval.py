@@ -1,0 +1,167 @@
+"""`maskforge eval`: metrics, plots and Grad-CAM for a trained run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+@click.command("eval")
+@click.argument("run", required=False, type=click.Path(exists=True, path_type=Path))
+@click.option(
+    "--manifest",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Manifest CSV to evaluate on.  [default: the run's own test manifest]",
+)
+@click.option(
+    "--folder",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Evaluate a folder of photos instead: all of one class with --label, or with one "
+    "subfolder per class (named like the model's classes).",
+)
+@click.option(
+    "--label",
+    multiple=True,
+    help="With --folder: CLASS gives all its images that class (e.g. masked); "
+    "SUBFOLDER=CLASS, repeatable, labels each named subfolder (e.g. --label masked_real=masked "
+    "--label unmasked=unmasked). Without it, subfolders named like the classes are used.",
+)
+@click.option(
+    "--crop-faces",
+    is_flag=True,
+    help="Detect the largest face in each --folder/--manifest image and classify its crop (the "
+    "same crop synthesize writes); use for whole photos. Images without a face are left out.",
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Report folder.  [default: RUN/eval-<manifest or folder name>]",
+)
+@click.option(
+    "--checkpoint",
+    type=click.Choice(["best", "last"]),
+    default="best",
+    show_default=True,
+    help="Which checkpoint of the run to evaluate.",
+)
+@click.option(
+    "--threshold",
+    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    help="Operating threshold on p(positive class) for two-class models; used for the "
+    "confusion matrix, subgroups and galleries.  [default: 0.5]",
+)
+@click.option(
+    "--threshold-rule",
+    type=click.Choice(["youden", "f1"]),
+    default="youden",
+    show_default=True,
+    help="How the threshold reported beside the operating one is chosen on the run's val "
+    "manifest: youden = max sensitivity + specificity - 1, f1 = max F1 of the positive class.",
+)
+@click.option(
+    "--cam",
+    type=click.IntRange(min=0),
+    default=8,
+    show_default=True,
+    help="Grad-CAM overlays to draw (half the most confident mistakes, half correct); 0 = none.",
+)
+@click.option(
+    "--bootstrap",
+    type=click.IntRange(min=0),
+    default=1000,
+    show_default=True,
+    help="Bootstrap resamples for the 95% confidence intervals; 0 = no intervals.",
+)
+@click.option(
+    "--seed",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Seed of the bootstrap and of the Grad-CAM sample.",
+)
+@click.option(
+    "--device",
+    default="auto",
+    show_default=True,
+    help="auto (CUDA if available), cpu, cuda or cuda:N.",
+)
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=1),
+    default=64,
+    show_default=True,
+    help="Images per forward pass.",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="DataLoader worker processes reading images (0 = in the main process).",
+)
+def eval_command(
+    run: Path | None,
+    manifest: Path | None,
+    folder: Path | None,
+    label: tuple[str, ...],
+    crop_faces: bool,
+    out: Path | None,
+    checkpoint: str,
+    threshold: float | None,
+    threshold_rule: str,
+    cam: int,
+    bootstrap: int,
+    seed: int,
+    device: str,
+    batch_size: int,
+    workers: int,
+) -> None:
+    """Evaluate a trained run: metrics with confidence intervals, plots, Grad-CAM, a report.
+
+    RUN is a run folder (or a .pt checkpoint); default: the run the last `maskforge train`
+    here wrote, else the newest folder in runs/. Data: default the run's test manifest.
+    Writes report.md, report.json, predictions.csv and plots into RUN/eval-<name>/.
+    """
+    from maskforge.evaluate import display_path, evaluate_run
+
+    result = evaluate_run(
+        run=run,
+        manifest=manifest,
+        folder=folder,
+        label=label,
+        out=out,
+        checkpoint=checkpoint,
+        threshold=threshold,
+        threshold_rule=threshold_rule,
+        cam=cam,
+        bootstrap=bootstrap,
+        seed=seed,
+        device=device,
+        batch_size=batch_size,
+        workers=workers,
+        crop_faces=crop_faces,
+        echo=click.echo,
+    )
+    click.echo(headline(result.report))
+    click.echo(
+        f"Report: {display_path(result.report_md)}  (numbers in report.json, plots beside it)"
+    )
+
+
+def headline(report: dict) -> str:
+    """A few lines with the main metrics, for the terminal."""
+    lines = []
+    for key, m in report["metrics"].items():
+        if report["task"] == "binary":
+            label = f"threshold {m['threshold']:.3g}" + (" (val)" if key == "val" else "")
+            names = ("accuracy", "precision", "recall", "specificity", "f1", "roc_auc")
+        else:
+            label = "argmax"
+            names = ("accuracy", "balanced_accuracy", "macro_f1", "roc_auc_ovr")
+        parts = [f"{n} {'n/a' if m.get(n) is None else format(m[n], '.3f')}" for n in names]
+        lines.append(f"  {label}: " + ", ".join(parts))
+    return "Results on {} images:\n{}".format(report["data"]["n_scored"], "\n".join(lines))
+
+
+COMMANDS = [eval_command]

@@ -1,0 +1,110 @@
+"""`maskforge predict`: find and classify every face in photos, folders and videos."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+@click.command("predict")
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("annotated"),
+    show_default=True,
+    help="Folder for predictions.csv and the annotated images/videos.",
+)
+@click.option(
+    "--run",
+    type=click.Path(exists=True, path_type=Path),
+    help="Run folder or .pt checkpoint.  [default: the last trained run, else the newest in runs/]",
+)
+@click.option(
+    "--checkpoint",
+    type=click.Choice(["best", "last"]),
+    default="best",
+    show_default=True,
+    help="Which checkpoint of the run to use.",
+)
+@click.option(
+    "--threshold",
+    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    default=0.5,
+    show_default=True,
+    help="Two-class models: predict the positive class (e.g. masked) when its probability is "
+    "at least this (`maskforge eval` reports one chosen on the val set).",
+)
+@click.option(
+    "--every",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Videos: classify every k-th frame (the annotated video holds those frames).",
+)
+@click.option(
+    "--min-face",
+    type=click.IntRange(min=1),
+    default=24,
+    show_default=True,
+    help="Faces whose box is smaller than this many pixels are reported as too_small, not "
+    "classified.",
+)
+@click.option(
+    "--detector",
+    type=click.Choice(["cascade", "hog", "cnn"]),
+    default="cascade",
+    show_default=True,
+    help="Face detector, as in synthesize: cascade = HOG, then HOG on a padded copy, then the "
+    "CNN for what is still missing; hog or cnn = that stage only.",
+)
+@click.option(
+    "--device",
+    default="auto",
+    show_default=True,
+    help="auto (CUDA if available), cpu, cuda or cuda:N.",
+)
+def predict_command(
+    inputs: tuple[Path, ...],
+    out: Path,
+    run: Path | None,
+    checkpoint: str,
+    threshold: float,
+    every: int,
+    min_face: int,
+    detector: str,
+    device: str,
+) -> None:
+    """Detect every face in INPUTS (images, folders, videos) and classify it.
+
+    Writes OUT/predictions.csv (file, frame, face, status, box, class, probability, ...) and
+    annotated copies with a labelled box per face. Unreadable files, images without faces
+    and faces that are too small are listed in the CSV and counted, not fatal.
+    """
+    from maskforge.predict import predict_inputs
+
+    summary = predict_inputs(
+        inputs,
+        out=out,
+        run=run,
+        checkpoint=checkpoint,
+        threshold=threshold,
+        every=every,
+        min_face=min_face,
+        detector=detector,
+        device=device,
+        echo=click.echo,
+    )
+    classes = ", ".join(f"{name} {n}" for name, n in sorted(summary.by_class.items())) or "none"
+    source = f"{summary.images} image(s)"
+    if summary.videos:
+        source += f" and {summary.frames} frame(s) of {summary.videos} video(s)"
+    click.echo(f"Classified {summary.faces} face(s) in {source}: {classes}")
+    click.echo(
+        f"Not classified: {summary.too_small} face(s) too small, {summary.no_face} "
+        f"image(s)/frame(s) without a face, {summary.unreadable} unreadable file(s)"
+    )
+
+
+COMMANDS = [predict_command]
