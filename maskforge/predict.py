@@ -73,9 +73,12 @@ def class_color(name: str, classes: Sequence[str]) -> tuple[int, int, int]:
 
 def draw_box(image: np.ndarray, box, text: str, color) -> None:
     """Draw a labelled box in place on RGB uint8; line width and text scale follow the image."""
-    left, top, right, bottom = (int(v) for v in box)
     h, w = image.shape[:2]
     thick = max(2, round(max(h, w) / 300))
+    # Face boxes of tight crops run off the frame; draw the visible part so every edge shows.
+    left, top, right, bottom = (int(v) for v in box)
+    left, top = max(left, 0), max(top, 0)
+    right, bottom = min(right, w - 1), min(bottom, h - 1)
     cv2.rectangle(image, (left, top), (right, bottom), color, thick)
     scale = max(0.4, min(1.2, (right - left) / 160))
     (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
