@@ -56,19 +56,18 @@ def face_light(rgb: np.ndarray, landmarks: np.ndarray) -> tuple[float, np.ndarra
     return luminance, cast / cast.mean(), spread < 2.0
 
 
-def _area_prescale(
-    overlay: np.ndarray, matrix: np.ndarray, src_pts: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Shrink a large overlay with INTER_AREA to about its on-photo size (avoids aliasing)."""
+def prescale_factor(matrix: np.ndarray, src_pts: np.ndarray) -> float:
+    """How much to shrink an overlay before warping so it lands at about 1:1 (<= 1).
+
+    Warping a large image straight to a small face aliases; shrinking it first with INTER_AREA
+    and warping the rest does not, and every later step works on fewer pixels.
+    """
     dst = geometry.apply_homography(matrix, src_pts)
     span_src = np.ptp(src_pts, axis=0).max()
     span_dst = np.ptp(dst, axis=0).max()
     scale = span_dst / max(span_src, 1e-6)
-    if scale >= 0.7:
-        return overlay, matrix
-    scale = max(scale * 1.4, 1e-3)  # keep a little headroom for perspective stretch
-    small = cv2.resize(overlay, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-    return small, matrix @ np.diag([1 / scale, 1 / scale, 1.0])
+    # Headroom for perspective stretch: parts of the overlay land larger than the average.
+    return 1.0 if scale >= 0.7 else max(scale * 1.4, 1e-3)
 
 
 def warp_overlay(
@@ -79,7 +78,10 @@ def warp_overlay(
     Returns (rgb float32 (h, w, 3) 0..1, alpha float32 (h, w) 0..1, roi (x0, y0, x1, y1)).
     Colours are warped premultiplied by alpha so edges do not pick up a light or dark fringe.
     """
-    overlay, matrix = _area_prescale(overlay, matrix, src_pts)
+    factor = prescale_factor(matrix, src_pts)
+    if factor < 1.0:
+        overlay = cv2.resize(overlay, None, fx=factor, fy=factor, interpolation=cv2.INTER_AREA)
+        matrix = matrix @ np.diag([1 / factor, 1 / factor, 1.0])
     oh, ow = overlay.shape[:2]
     corners = geometry.apply_homography(
         matrix, np.array([[0, 0], [ow, 0], [ow, oh], [0, oh]], float)

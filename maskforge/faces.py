@@ -21,7 +21,7 @@ _MODEL_FILES = {
     "cnn": ("mmod_human_face_detector.dat", CNN_ENV, "--cnn-model"),
 }
 # HOG runs on a copy whose long side is at most this (faces in big photos are big enough).
-HOG_MAX_SIDE = 640
+HOG_MAX_SIDE = 480
 # Replicate border for the padded HOG pass, as a fraction of the long side: tight crops whose
 # face touches the frame edge give HOG's window no context, padding restores some.
 PAD_FRACTION = 0.3

@@ -13,8 +13,17 @@ import torch
 from maskforge.imageio import atomic_write_bytes, atomic_write_text
 
 METRIC_COLUMNS = (
-    "epoch", "phase", "train_loss", "train_acc", "val_loss", "val_acc", "lr",
-    "images_per_s", "train_seconds", "epoch_seconds", "best",
+    "epoch",
+    "phase",
+    "train_loss",
+    "train_acc",
+    "val_loss",
+    "val_acc",
+    "lr",
+    "images_per_s",
+    "train_seconds",
+    "epoch_seconds",
+    "best",
 )
 
 

@@ -50,7 +50,14 @@ CSV_COLUMNS = (
 CORE_POINTS = np.arange(27, 68)
 OFF_IMAGE_SLACK = 0.1
 # Prevalence-like default mix: surgical masks dominate real photos, respirators are rarer.
-DEFAULT_MASK_MIX = {"surgical": 4.0, "cloth": 3.0, "kn95": 1.5, "n95": 1.0, "gas": 0.5}
+DEFAULT_MASK_MIX = {
+    "surgical": 4.0,
+    "cloth": 3.0,
+    "kn95": 1.5,
+    "n95": 0.7,
+    "n95_valve": 0.4,
+    "gas": 0.4,
+}
 
 
 def default_mask_mix() -> dict[str, float]:
@@ -134,6 +141,18 @@ class Synthesizer:
         if unknown:
             raise ValueError(
                 f"Unknown mask type(s) {unknown}. Available: {', '.join(self.templates)}."
+            )
+        from maskforge.patterns import PATTERNS
+
+        bad = [
+            p
+            for p in options.patterns.options
+            if p not in (*PATTERNS, "none") and not Path(p).is_file()
+        ]
+        if bad:
+            raise ValueError(
+                f"Unknown pattern(s) {bad}: not a pattern name ({', '.join(PATTERNS)}, none) "
+                "nor an image file."
             )
         self.occluders = {}
         if options.negatives is not None and options.negative_rate > 0:
@@ -389,12 +408,20 @@ def apply_mask(
     from maskforge.templates import make_pattern, render_appearance
 
     variant = template.variants[params.variant]
-    pattern = None
-    if params.pattern:
-        pattern = make_pattern(params.pattern, variant.rgba.shape[:2], rng, params.color)
-    appearance = render_appearance(variant, params.color, pattern, params.pattern_weight)
     anchors = geometry.wear_anchors(geometry.face_anchors(landmarks), landmarks, params.wear)
     matrix = geometry.homography(variant.anchors, anchors)
+    pattern = None
+    if params.pattern:
+        # Drawn at the template's own size, so a pattern's scale on the mask never depends on
+        # the face's size in the photo.
+        pattern = make_pattern(params.pattern, variant.rgba.shape[:2], rng, params.color)
+    factor = compose.prescale_factor(matrix, variant.anchors)
+    if factor < 1.0:
+        variant = variant.scaled(factor)
+        if pattern is not None:
+            pattern = cv2.resize(pattern, variant.rgba.shape[1::-1], interpolation=cv2.INTER_AREA)
+        matrix = geometry.homography(variant.anchors, anchors)
+    appearance = render_appearance(variant, params.color, pattern, params.pattern_weight)
     over, alpha, roi = compose.warp_overlay(appearance, matrix, rgb.shape, variant.anchors)
     over, alpha = compose.finish_overlay(over, alpha, rgb, roi, landmarks, finish, rng)
     out = compose.blend(rgb, over, alpha, roi)

@@ -86,6 +86,18 @@ class TemplateVariant:
     tint: np.ndarray
     anchors: np.ndarray
 
+    def scaled(self, factor: float) -> TemplateVariant:
+        """The same view resized by factor (INTER_AREA when shrinking), anchors scaled to match."""
+        h, w = self.rgba.shape[:2]
+        size = (max(1, round(w * factor)), max(1, round(h * factor)))
+        interp = cv2.INTER_AREA if factor < 1 else cv2.INTER_LINEAR
+        fx, fy = size[0] / w, size[1] / h
+        return TemplateVariant(
+            rgba=cv2.resize(self.rgba, size, interpolation=interp),
+            tint=cv2.resize(self.tint, size, interpolation=interp),
+            anchors=self.anchors * np.array([fx, fy]),
+        )
+
 
 @dataclass(frozen=True)
 class MaskTemplate:
@@ -155,8 +167,7 @@ def _load(root: Path) -> tuple[dict[str, MaskTemplate], dict[str, Occluder]]:
         if names != ANCHOR_NAMES:
             raise ValueError(f"anchor_names must be {list(ANCHOR_NAMES)}, got {list(names)}")
         templates = {
-            name: _parse_template(root, name, entry)
-            for name, entry in meta["templates"].items()
+            name: _parse_template(root, name, entry) for name, entry in meta["templates"].items()
         }
         occluders = {
             name: _parse_occluder(root, name, entry)
@@ -346,23 +357,27 @@ def describe_templates(root: Path | None = None) -> list[dict]:
     rows = []
     for name, t in templates.items():
         entry = meta["templates"][name]["variants"]
-        rows.append({
-            "name": name,
-            "kind": "mask",
-            "description": t.description,
-            "default_color": format_color(t.default_color),
-            "variants": list(t.variants),
-            "images": {k: folder / entry[k]["image"] for k in t.variants},
-        })
+        rows.append(
+            {
+                "name": name,
+                "kind": "mask",
+                "description": t.description,
+                "default_color": format_color(t.default_color),
+                "variants": list(t.variants),
+                "images": {k: folder / entry[k]["image"] for k in t.variants},
+            }
+        )
     for name, o in occluders.items():
-        rows.append({
-            "name": name,
-            "kind": o.kind,
-            "description": f"{o.kind} occluder (hard negative)",
-            "default_color": format_color(o.default_color),
-            "variants": ["front"],
-            "images": {"front": folder / meta["occluders"][name]["image"]},
-        })
+        rows.append(
+            {
+                "name": name,
+                "kind": o.kind,
+                "description": f"{o.kind} occluder (hard negative)",
+                "default_color": format_color(o.default_color),
+                "variants": ["front"],
+                "images": {"front": folder / meta["occluders"][name]["image"]},
+            }
+        )
     return rows
 
 
@@ -461,7 +476,13 @@ def _small_cell(t: MaskTemplate) -> np.ndarray:
             cell[30 + size[1] + 12 : 30 + size[1] + 12 + big.shape[0], 8 : 8 + big.shape[1]] = big
         x += size[0] + 12
     cv2.putText(
-        cell, f"{_SMALL_WIDTH} px (face scale)", (5, 15), cv2.FONT_HERSHEY_SIMPLEX, 0.42,
-        (0, 0, 0), 1, cv2.LINE_AA,
+        cell,
+        f"{_SMALL_WIDTH} px (face scale)",
+        (5, 15),
+        cv2.FONT_HERSHEY_SIMPLEX,
+        0.42,
+        (0, 0, 0),
+        1,
+        cv2.LINE_AA,
     )
     return cell

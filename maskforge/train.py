@@ -494,9 +494,15 @@ def _epoch_seed(seed: int, epoch: int, rank: int) -> int:
 class _Run:
     """One training run: data, model and optimiser state, the epoch loop, checkpoints."""
 
-    def __init__(self, config: TrainConfig, data: TrainingData, run_dir: Path,
-                 device: torch.device, ctx: DistContext,
-                 on_step: Callable[[int, int], None] | None):
+    def __init__(
+        self,
+        config: TrainConfig,
+        data: TrainingData,
+        run_dir: Path,
+        device: torch.device,
+        ctx: DistContext,
+        on_step: Callable[[int, int], None] | None,
+    ):
         from maskforge.data import default_workers
 
         self.config, self.data, self.run_dir = config, data, run_dir
@@ -543,8 +549,11 @@ class _Run:
             )
         logger.info("%s run folder %s", "Resuming" if resume else "New", self.run_dir)
         logger.info(
-            "Manifests %s: train %d images, val %d; classes %s%s", self.data.manifests,
-            len(self.data.train), len(self.data.val), ", ".join(self.data.classes),
+            "Manifests %s: train %d images, val %d; classes %s%s",
+            self.data.manifests,
+            len(self.data.train),
+            len(self.data.val),
+            ", ".join(self.data.classes),
             "; per-sample weights from the manifest" if (self.weights["train"] != 1).any() else "",
         )
         self._build_caches()
@@ -582,10 +591,22 @@ class _Run:
 
         def build() -> dict[str, dict[int, Path]]:
             return {
-                "train": build_caches(paths["train"], sizes, Path(c.cache_dir), workers=threads,
-                                      name="train.csv", progress=progress),
-                "val": build_caches(paths["val"], [img], Path(c.cache_dir), workers=threads,
-                                    name="val.csv", progress=progress),
+                "train": build_caches(
+                    paths["train"],
+                    sizes,
+                    Path(c.cache_dir),
+                    workers=threads,
+                    name="train.csv",
+                    progress=progress,
+                ),
+                "val": build_caches(
+                    paths["val"],
+                    [img],
+                    Path(c.cache_dir),
+                    workers=threads,
+                    name="val.csv",
+                    progress=progress,
+                ),
             }
 
         # Rank 0 decodes; the others then find the files (shared storage) or build their own.
@@ -619,16 +640,30 @@ class _Run:
         self.early = EarlyStopping(c.patience)
         amp = str(self.amp_dtype).removeprefix("torch.") if self.amp_dtype else "fp32"
         data = {
-            "classes": self.data.classes, "mean": self.mean, "std": self.std,
-            "manifest_sha256": self.data.digests, "weights_resolved": weights,
-            "batch_size_effective": self.batch_size, "world_size": self.ctx.world_size,
-            "workers": self.workers, "amp": amp, "device": str(self.device),
+            "classes": self.data.classes,
+            "mean": self.mean,
+            "std": self.std,
+            "manifest_sha256": self.data.digests,
+            "weights_resolved": weights,
+            "batch_size_effective": self.batch_size,
+            "world_size": self.ctx.world_size,
+            "workers": self.workers,
+            "amp": amp,
+            "device": str(self.device),
         }
         self.info = CheckpointInfo(
-            arch=c.arch, classes=self.data.classes, img_size=c.img_size, mean=self.mean,
-            std=self.std, manifests=self.data.digests,
-            config={**c.to_dict(), "data": data, "maskforge_version": __version__,
-                    "torch_version": str(torch.__version__)},
+            arch=c.arch,
+            classes=self.data.classes,
+            img_size=c.img_size,
+            mean=self.mean,
+            std=self.std,
+            manifests=self.data.digests,
+            config={
+                **c.to_dict(),
+                "data": data,
+                "maskforge_version": __version__,
+                "torch_version": str(torch.__version__),
+            },
         )
 
     def _restore(self, checkpoint: dict) -> tuple[int, dict | None, list[dict]]:
@@ -645,7 +680,9 @@ class _Run:
         if partial and int(partial["world_size"]) != self.ctx.world_size:
             logger.warning(
                 "Resumed with %d processes instead of %d: epoch %d restarts from its first batch.",
-                self.ctx.world_size, partial["world_size"], epochs_done + 1,
+                self.ctx.world_size,
+                partial["world_size"],
+                epochs_done + 1,
             )
             partial = None
         where = f", batch {partial['totals'][0]['step']}/{self.steps_per_epoch}" if partial else ""
@@ -656,13 +693,25 @@ class _Run:
         c, data = self.config, self.info.config["data"]
         logger.info(
             "Model %s (outputs: %d, weights: %s) on %s, %s%s; %d process(es), %d loader worker(s)",
-            c.arch, self.num_outputs, weights, self.device, data["amp"],
-            ", channels_last" if self.cuda else "", self.ctx.world_size, self.workers,
+            c.arch,
+            self.num_outputs,
+            weights,
+            self.device,
+            data["amp"],
+            ", channels_last" if self.cuda else "",
+            self.ctx.world_size,
+            self.workers,
         )
         logger.info(
             "%s lr %g, %s schedule, batch %d, up to %d epochs, patience %d, img %d px, seed %d",
-            c.optimizer.upper(), c.lr, c.scheduler, self.batch_size, c.epochs, c.patience,
-            c.img_size, c.seed,
+            c.optimizer.upper(),
+            c.lr,
+            c.scheduler,
+            self.batch_size,
+            c.epochs,
+            c.patience,
+            c.img_size,
+            c.seed,
         )
 
     # -- data for one epoch
@@ -686,17 +735,31 @@ class _Run:
             c, ctx, img = self.config, self.ctx, self.config.img_size
             if split == "train":
                 cache = self.caches["train"][train_cache_size(img)]
-                dataset = CachedImages(cache, self.targets["train"], self.weights["train"],
-                                       train_transform(img), seed=c.seed)
-                sampler = EpochSampler(len(dataset), shuffle=True, seed=c.seed, rank=ctx.rank,
-                                       world_size=ctx.world_size)
+                dataset = CachedImages(
+                    cache,
+                    self.targets["train"],
+                    self.weights["train"],
+                    train_transform(img),
+                    seed=c.seed,
+                )
+                sampler = EpochSampler(
+                    len(dataset),
+                    shuffle=True,
+                    seed=c.seed,
+                    rank=ctx.rank,
+                    world_size=ctx.world_size,
+                )
                 size, drop_last = self.batch_size, True
             else:
                 dataset = CachedImages(self.caches[split][img], self.targets[split])
                 sampler = ShardSampler(len(dataset), ctx.rank, ctx.world_size)
                 size, drop_last = 2 * self.batch_size, False
             self.loaders[split] = make_loader(
-                dataset, sampler, size, drop_last=drop_last, workers=self.workers,
+                dataset,
+                sampler,
+                size,
+                drop_last=drop_last,
+                workers=self.workers,
                 pin_memory=self.cuda,
             )
         return self.loaders[split]
@@ -712,16 +775,34 @@ class _Run:
         for split in ("train", "val"):
             dataset = CachedImages(self.caches[split][img], self.targets[split])
             sampler = ShardSampler(len(dataset), ctx.rank, ctx.world_size)
-            loader = make_loader(dataset, sampler, 2 * self.batch_size, drop_last=False,
-                                 workers=self.workers, pin_memory=self.cuda)
-            bar = tqdm(loader, desc=f"features ({split})", unit="batch", leave=False,
-                       disable=None if ctx.is_main else True)
-            local = extract_features(self.model, bar, self.device, prepare=self._prepare_images,
-                                     img_size=img, amp_dtype=self.amp_dtype)
+            loader = make_loader(
+                dataset,
+                sampler,
+                2 * self.batch_size,
+                drop_last=False,
+                workers=self.workers,
+                pin_memory=self.cuda,
+            )
+            bar = tqdm(
+                loader,
+                desc=f"features ({split})",
+                unit="batch",
+                leave=False,
+                disable=None if ctx.is_main else True,
+            )
+            local = extract_features(
+                self.model,
+                bar,
+                self.device,
+                prepare=self._prepare_images,
+                img_size=img,
+                amp_dtype=self.amp_dtype,
+            )
             self.features[split] = dist_utils.gather_strided(ctx, local, len(dataset))
         shape = tuple(self.features["train"].shape)
-        logger.info("Cached backbone features: %d x %d (train), %d (val)", *shape,
-                    len(self.features["val"]))
+        logger.info(
+            "Cached backbone features: %d x %d (train), %d (val)", *shape, len(self.features["val"])
+        )
 
     def _feature_batches(self, split: str, order: torch.Tensor) -> Iterable[Batch]:
         from maskforge.features import feature_batches
@@ -752,8 +833,13 @@ class _Run:
         from maskforge.data import EpochSampler
 
         c, ctx, device = self.config, self.ctx, self.device
-        sampler = EpochSampler(len(self.data.train), shuffle=True, seed=c.seed, rank=ctx.rank,
-                               world_size=ctx.world_size)
+        sampler = EpochSampler(
+            len(self.data.train),
+            shuffle=True,
+            seed=c.seed,
+            rank=ctx.rank,
+            world_size=ctx.world_size,
+        )
         stop_reason = "completed"
         with StopRequest() as stop:
             for epoch in range(start_epoch, c.epochs):
@@ -779,21 +865,37 @@ class _Run:
                     batches.sampler.set_epoch(epoch, skip)
                     trainable = self._wrap(phase, self.model)
                     prepare, amp_dtype = self._prepare_images, self.amp_dtype
-                bar = tqdm(batches, total=self.steps_per_epoch, initial=totals.step, leave=False,
-                           unit="batch", desc=f"epoch {epoch + 1}/{c.epochs}",
-                           disable=None if ctx.is_main else True)
+                bar = tqdm(
+                    batches,
+                    total=self.steps_per_epoch,
+                    initial=totals.step,
+                    leave=False,
+                    unit="batch",
+                    desc=f"epoch {epoch + 1}/{c.epochs}",
+                    disable=None if ctx.is_main else True,
+                )
                 on_step = functools.partial(self.on_step, epoch) if self.on_step else None
                 train_one_epoch(
-                    trainable, bar, self.optimizer, device, loss_fn=self.loss_fn,
-                    prepare=prepare, totals=totals, amp_dtype=amp_dtype, scaler=self.scaler,
-                    stop=stop, ctx=ctx, on_step=on_step,
+                    trainable,
+                    bar,
+                    self.optimizer,
+                    device,
+                    loss_fn=self.loss_fn,
+                    prepare=prepare,
+                    totals=totals,
+                    amp_dtype=amp_dtype,
+                    scaler=self.scaler,
+                    stop=stop,
+                    ctx=ctx,
+                    on_step=on_step,
                 )
                 bar.close()
                 dist_utils.broadcast_buffers(ctx, self.model)
                 if stop.requested and totals.step < self.steps_per_epoch:
                     self._save_last(epoch, totals, stop_reason=None)
-                    raise TrainingInterrupted(self.run_dir, epoch, totals.step,
-                                              self.steps_per_epoch, ctx.is_main)
+                    raise TrainingInterrupted(
+                        self.run_dir, epoch, totals.step, self.steps_per_epoch, ctx.is_main
+                    )
                 val = self._validate(phase)
                 row = self._end_epoch(epoch, phase, totals, val, epoch_start)
                 rows.append(row)
@@ -810,17 +912,29 @@ class _Run:
                 if finished:
                     break
                 if stop.check(ctx, device):
-                    raise TrainingInterrupted(self.run_dir, epoch + 1, 0, self.steps_per_epoch,
-                                              ctx.is_main)
+                    raise TrainingInterrupted(
+                        self.run_dir, epoch + 1, 0, self.steps_per_epoch, ctx.is_main
+                    )
         e = self.early
         if stop_reason == "early_stopping":
             logger.info("Early stopping: no lower val loss for %d epochs.", c.patience)
-        logger.info("Best epoch %d: val loss %.4f, accuracy %.3f -> %s", e.best_epoch,
-                    e.best_loss, e.best_acc, self.run_dir / "best.pt")
+        logger.info(
+            "Best epoch %d: val loss %.4f, accuracy %.3f -> %s",
+            e.best_epoch,
+            e.best_loss,
+            e.best_acc,
+            self.run_dir / "best.pt",
+        )
         return TrainResult(
-            run_dir=self.run_dir, epochs_completed=int(self.info.epoch), best_epoch=e.best_epoch,
-            best_val_loss=e.best_loss, best_val_acc=e.best_acc, stop_reason=stop_reason,
-            classes=self.data.classes, is_main=ctx.is_main, world_size=ctx.world_size,
+            run_dir=self.run_dir,
+            epochs_completed=int(self.info.epoch),
+            best_epoch=e.best_epoch,
+            best_val_loss=e.best_loss,
+            best_val_acc=e.best_acc,
+            stop_reason=stop_reason,
+            classes=self.data.classes,
+            is_main=ctx.is_main,
+            world_size=ctx.world_size,
             warnings=self.warnings,
         )
 
@@ -830,13 +944,21 @@ class _Run:
             ctx, n = self.ctx, len(self.data.val)
             order = torch.arange(ctx.rank, n, ctx.world_size)
             head = head_module(self.model)
-            return evaluate(head, self._feature_batches("val", order), self.device,
-                            loss_fn=self.loss_fn)
-        return evaluate(self.model, self._loader("val"), self.device, loss_fn=self.loss_fn,
-                        prepare=self._prepare_images, amp_dtype=self.amp_dtype)
+            return evaluate(
+                head, self._feature_batches("val", order), self.device, loss_fn=self.loss_fn
+            )
+        return evaluate(
+            self.model,
+            self._loader("val"),
+            self.device,
+            loss_fn=self.loss_fn,
+            prepare=self._prepare_images,
+            amp_dtype=self.amp_dtype,
+        )
 
-    def _end_epoch(self, epoch: int, phase: str, totals: EpochTotals, val: dict,
-                   epoch_start: float) -> dict:
+    def _end_epoch(
+        self, epoch: int, phase: str, totals: EpochTotals, val: dict, epoch_start: float
+    ) -> dict:
         ctx = self.ctx
         if ctx.enabled:
             dist_utils.all_reduce(ctx, totals.sums)
@@ -854,18 +976,34 @@ class _Run:
             self.scheduler.step()
         improved = self.early.update(val["loss"], val["acc"], epoch + 1)
         return {
-            "epoch": epoch + 1, "phase": phase, "train_loss": stats["loss"],
-            "train_acc": stats["acc"], "val_loss": val["loss"], "val_acc": val["acc"], "lr": lr,
-            "images_per_s": stats["images_per_s"], "train_seconds": stats["seconds"],
-            "epoch_seconds": time.perf_counter() - epoch_start, "best": improved,
+            "epoch": epoch + 1,
+            "phase": phase,
+            "train_loss": stats["loss"],
+            "train_acc": stats["acc"],
+            "val_loss": val["loss"],
+            "val_acc": val["acc"],
+            "lr": lr,
+            "images_per_s": stats["images_per_s"],
+            "train_seconds": stats["seconds"],
+            "epoch_seconds": time.perf_counter() - epoch_start,
+            "best": improved,
         }
 
     def _log_epoch(self, row: dict) -> None:
         logger.info(
             "epoch %d/%d [%s] train loss %.4f acc %.3f | val loss %.4f acc %.3f | lr %.3g | "
-            "%.1f img/s | %.1f s%s", row["epoch"], self.config.epochs, row["phase"],
-            row["train_loss"], row["train_acc"], row["val_loss"], row["val_acc"], row["lr"],
-            row["images_per_s"], row["epoch_seconds"], "  *best*" if row["best"] else "",
+            "%.1f img/s | %.1f s%s",
+            row["epoch"],
+            self.config.epochs,
+            row["phase"],
+            row["train_loss"],
+            row["train_acc"],
+            row["val_loss"],
+            row["val_acc"],
+            row["lr"],
+            row["images_per_s"],
+            row["epoch_seconds"],
+            "  *best*" if row["best"] else "",
         )
 
     # -- checkpoints
@@ -886,8 +1024,9 @@ class _Run:
         if self.cuda and cuda:
             torch.cuda.set_rng_state(cuda[self.ctx.rank], self.device)
 
-    def _save_last(self, epochs_done: int, totals: EpochTotals | None,
-                   stop_reason: str | None) -> None:
+    def _save_last(
+        self, epochs_done: int, totals: EpochTotals | None, stop_reason: str | None
+    ) -> None:
         # Every rank's generator state (CPU, and CUDA where dropout draws on the GPU).
         rng = dist_utils.gather_objects(self.ctx, torch.get_rng_state())
         cuda_rng = []
@@ -905,7 +1044,11 @@ class _Run:
         if totals is not None:
             # Interrupted inside epoch `epochs_done` (0-based): where to go on, with which RNG.
             per_rank = dist_utils.gather_objects(self.ctx, totals.as_dict())
-            extra["resume"] = {"totals": per_rank, "rng": rng, "cuda_rng": cuda_rng,
-                               "world_size": self.ctx.world_size}
+            extra["resume"] = {
+                "totals": per_rank,
+                "rng": rng,
+                "cuda_rng": cuda_rng,
+                "world_size": self.ctx.world_size,
+            }
         self.info.epoch = epochs_done
         self._save(self.run_dir / "last.pt", checkpoint_dict(self.model, self.info, **extra))

@@ -34,6 +34,10 @@ def _random_weights(what: str) -> dict | None:
         from maskforge.synthesize import default_mask_mix
 
         return default_mask_mix()
+    if what == "pattern":
+        from maskforge.patterns import PATTERNS
+
+        return dict.fromkeys(PATTERNS, 1.0)
     return None
 
 
@@ -98,8 +102,8 @@ class ColorSpec(click.ParamType):
     type=ChoiceSpec("pattern", None),
     default="none",
     show_default=True,
-    help="Fabric pattern(s): none, stripes, dots, checks, camo, ..., an image file, or a "
-    "weighted list like 'none=3,dots,stripes'.",
+    help="Fabric pattern(s): none, stripes, dots, checks, plaid, camo, floral, heather, an "
+    "image file, 'random' (any pattern), or a weighted list like 'none=2,random'.",
 )
 @click.option(
     "--pattern-weight",

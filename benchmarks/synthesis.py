@@ -1,0 +1,213 @@
+#!/usr/bin/env python3
+"""Synthesis coverage and throughput, side by side with a MaskTheFace-style baseline.
+
+    python benchmarks/synthesis.py [FOLDER] [--workers N] [--limit N]
+
+In one run, on the same photos (default ../shared/faces/unmasked):
+  - baseline: what MaskTheFace does per image, in one process: dlib HOG (upsample 1), 68
+    landmarks, one template warped onto six anchors and alpha-blended, JPEG written;
+  - maskforge synthesize in its default mode (cascade detector, realism on) with 1 and N workers,
+    run as a subprocess (as a user runs it), its peak memory read from the OS;
+  - the same default mode on a quarter of the photos, to show memory does not grow with inputs.
+Prints a table and writes benchmarks/results/synthesis.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_FOLDER = REPO.parent / "shared" / "faces" / "unmasked"
+
+
+def baseline(paths: list[Path], out: Path) -> dict:
+    """MaskTheFace's per-image work: HOG upsample 1, landmarks, warp, blend, JPEG; 1 process."""
+    import dlib
+
+    from maskforge import geometry
+    from maskforge.faces import find_model_file
+    from maskforge.templates import load_templates
+
+    detector = dlib.get_frontal_face_detector()
+    predictor = dlib.shape_predictor(str(find_model_file("landmarks")))
+    variant = load_templates()["surgical"].variants["front"]
+    template = variant.rgba
+    out.mkdir(parents=True, exist_ok=True)
+    masked = 0
+    start = time.perf_counter()
+    for i, path in enumerate(paths):
+        bgr = cv2.imread(str(path))
+        if bgr is None:
+            continue
+        rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        for rect in detector(rgb, 1):
+            shape = predictor(rgb, rect)
+            lm = np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float64)
+            matrix = geometry.homography(variant.anchors, geometry.face_anchors(lm))
+            warped = cv2.warpPerspective(template, matrix, (rgb.shape[1], rgb.shape[0]))
+            alpha = warped[..., 3:4].astype(np.float32) / 255.0
+            rgb = (rgb * (1 - alpha) + warped[..., :3] * alpha).astype(np.uint8)
+            masked += 1
+        cv2.imwrite(str(out / f"{i}.jpg"), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    return {"seconds": time.perf_counter() - start, "faces_masked": masked}
+
+
+def baseline_coverage(paths: list[Path]) -> int:
+    """Photos where HOG upsample 1 finds at least one face (what the baseline can mask)."""
+    import dlib
+
+    detector = dlib.get_frontal_face_detector()
+    found = 0
+    for path in paths:
+        bgr = cv2.imread(str(path))
+        if bgr is not None and len(detector(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), 1)):
+            found += 1
+    return found
+
+
+def run_maskforge(folder: Path, out: Path, workers: int, extra: list[str]) -> dict:
+    """`maskforge synthesize` as a subprocess; wall time, peak RSS of it and its workers, CSV."""
+    cmd = [
+        sys.executable,
+        "-m",
+        "maskforge",
+        "synthesize",
+        str(folder),
+        str(out),
+        "--workers",
+        str(workers),
+        *extra,
+    ]
+    # A fresh wrapper per run, so ru_maxrss covers this run's processes only.
+    wrapper = (
+        "import resource, subprocess, sys; p = subprocess.run(sys.argv[1:]);"
+        "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, p.returncode)"
+    )
+    start = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-c", wrapper, *cmd], capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    peak_kb, code = (int(v) for v in proc.stdout.split()[-2:])
+    if code not in (0, 3):
+        raise SystemExit(f"synthesize failed ({code}): {proc.stderr.strip()[-500:]}")
+    with open(out / "synthesis.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    inputs = len({r["input"] for r in rows})
+    masked_inputs = len({r["input"] for r in rows if r["status"] == "ok"})
+    return {
+        "seconds": seconds,
+        "inputs": inputs,
+        "photos_masked": masked_inputs,
+        "coverage_pct": 100.0 * masked_inputs / max(inputs, 1),
+        "faces_masked": sum(r["status"] == "ok" for r in rows),
+        "by_stage": dict(Counter(r["detector"] for r in rows if r["status"] == "ok")),
+        "status": dict(Counter(r["status"] for r in rows)),
+        "peak_rss_mb_any_process": peak_kb / 1024,
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("folder", nargs="?", type=Path, default=DEFAULT_FOLDER)
+    ap.add_argument("--workers", type=int, default=os.cpu_count() or 2)
+    ap.add_argument("--limit", type=int, default=None, help="use only the first N photos")
+    ap.add_argument("--json", type=Path, default=REPO / "benchmarks" / "results" / "synthesis.json")
+    args = ap.parse_args()
+
+    from maskforge.imageio import iter_image_files
+
+    paths = list(iter_image_files(args.folder))[: args.limit]
+    work = Path(tempfile.mkdtemp(prefix="maskforge-bench-"))
+    src = work / "in"
+    src.mkdir()
+    for p in paths:
+        (src / p.name).symlink_to(p.resolve())
+    quarter = work / "in_quarter"
+    quarter.mkdir()
+    for p in paths[: max(1, len(paths) // 4)]:
+        (quarter / p.name).symlink_to(p.resolve())
+    n = len(paths)
+    try:
+        base = baseline(paths, work / "baseline")
+        base_cov = baseline_coverage(paths)
+        one = run_maskforge(src, work / "w1", 1, [])
+        many = run_maskforge(src, work / "wn", args.workers, [])
+        small = run_maskforge(quarter, work / "wq", args.workers, [])
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    base_ips = n / base["seconds"]
+    table = [
+        (
+            "baseline (MaskTheFace-style, 1 process)",
+            n,
+            100.0 * base_cov / n,
+            base["faces_masked"],
+            base_ips,
+            None,
+        ),
+        (
+            "maskforge default, 1 worker",
+            one["inputs"],
+            one["coverage_pct"],
+            one["faces_masked"],
+            one["inputs"] / one["seconds"],
+            one["peak_rss_mb_any_process"],
+        ),
+        (
+            f"maskforge default, {args.workers} workers",
+            many["inputs"],
+            many["coverage_pct"],
+            many["faces_masked"],
+            many["inputs"] / many["seconds"],
+            many["peak_rss_mb_any_process"],
+        ),
+        (
+            f"maskforge default, {args.workers} workers, 1/4 inputs",
+            small["inputs"],
+            small["coverage_pct"],
+            small["faces_masked"],
+            small["inputs"] / small["seconds"],
+            small["peak_rss_mb_any_process"],
+        ),
+    ]
+    columns = f"{'photos':>7}{'cover%':>8}{'faces':>7}{'img/s':>8}{'x base':>8}{'peak MB':>9}"
+    print(f"\n{'run':<46}{columns}")
+    for name, photos, cov, faces, ips, mem in table:
+        mem_text = f"{mem:>9.0f}" if mem is not None else f"{'-':>9}"
+        print(
+            f"{name:<46}{photos:>7}{cov:>8.1f}{faces:>7}{ips:>8.1f}{ips / base_ips:>8.2f}{mem_text}"
+        )
+    print(f"\ndefault mode, masked faces by detector stage: {many['by_stage']}")
+    print(f"default mode, rows by status: {many['status']}")
+    print("(wall time includes process start and model loading, as a user sees it)")
+    result = {
+        "folder": str(args.folder),
+        "photos": n,
+        "workers": args.workers,
+        "baseline": {**base, "images_per_s": base_ips, "coverage_pct": 100.0 * base_cov / n},
+        "maskforge_1_worker": {**one, "images_per_s": one["inputs"] / one["seconds"]},
+        "maskforge_n_workers": {**many, "images_per_s": many["inputs"] / many["seconds"]},
+        "maskforge_quarter_inputs": {**small, "images_per_s": small["inputs"] / small["seconds"]},
+        "speed_ratio_n_workers_vs_baseline": (many["inputs"] / many["seconds"]) / base_ips,
+    }
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(result, indent=1) + "\n")
+    print(f"wrote {args.json}")
+
+
+if __name__ == "__main__":
+    main()
