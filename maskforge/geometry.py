@@ -127,7 +127,7 @@ def wear_anchors(anchors: np.ndarray, landmarks: np.ndarray, wear: str) -> np.nd
         target = lm[NOSE_TIP] + 0.45 * (lm[UPPER_LIP] - lm[NOSE_TIP])
         chin_share = 0.5
     else:
-        target = lm[LOWER_LIP] + 0.45 * (lm[CHIN] - lm[LOWER_LIP])
+        target = lm[LOWER_LIP] + 0.2 * (lm[CHIN] - lm[LOWER_LIP])
         chin_share = 0.8
     shift = target - anchors[0]
     anchors[:5] += shift

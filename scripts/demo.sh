@@ -3,7 +3,7 @@
 # synthesize -> split -> a short train -> eval, then where to look.
 # Usage: scripts/demo.sh FACES_DIR DEMO_DIR VENV_DIR [EPOCHS]
 set -euo pipefail
-faces=$1 demo=$2 venv=$3 epochs=${4:-3}
+faces=$1 demo=$2 venv=$3 epochs=${4:-4}
 mf="$venv/bin/maskforge"
 real_masked="$(dirname "$faces")/masked_real"
 mkdir -p "$demo"
@@ -12,8 +12,8 @@ step() { printf '\n== %s\n' "$*"; }
 
 step "maskforge synthesize $faces out/"
 # Exit code 3 means "finished, some photos had no usable face": expected on real data.
-"$mf" synthesize "$faces" out/ --seed 0 --wear correct=4,nose_out,chin \
-    --negatives hand,object,scarf --negative-rate 0.15 || [ $? -eq 3 ]
+"$mf" synthesize "$faces" out/ --seed 0 --negatives hand,object,scarf --negative-rate 0.15 \
+    || [ $? -eq 3 ]
 "$mf" preview out/ --sheet preview.png --side-by-side --count 40 2>/dev/null || true
 
 step "maskforge split --ratios 0.8,0.1,0.1"
