@@ -64,7 +64,10 @@ class Filters:
 
     def describe(self) -> str:
         """Human summary, e.g. 'status ok, mask_type surgical'."""
-        parts = [f"status {','.join(self.statuses or ('ok',))}"]
+        statuses = ",".join(self.statuses or ("ok",))
+        if set(self.statuses) == set(STATUSES):
+            statuses = "all"
+        parts = [f"status {statuses}"]
         for name, values in (
             ("mask_type", self.mask_types), ("wear", self.wears), ("detector", self.detectors),
         ):
@@ -325,15 +328,15 @@ def render_tile(
     """
     tile = layout.tile
     if row["status"] == "ok":
-        right = row["negative"] if negatives else row["output"]
-        paths: list[Path | None] = [out_dir / right]
+        shown = [row["negative"] if negatives else row["output"]]
         if layout.side_by_side:
-            paths.insert(0, out_dir / row["original"] if row["original"] else None)
-        images = [_image_or_note(p, tile) for p in paths]
+            shown.insert(0, row["original"])
+        images = [_image_or_note(out_dir / rel if rel else None, tile) for rel in shown]
         label = (_negative_label if negatives else _ok_label)(row, layout.image_w)
     else:
         photo = input_root / row["input"] if input_root is not None else None
-        images = [_image_or_note(photo, tile, _parse_box(row["box"]))]
+        missing = f"input photo folder unknown ({RUN_FILE} missing or without 'input')"
+        images = [_image_or_note(photo, tile, _parse_box(row["box"]), missing)]
         if layout.side_by_side:
             images.append((_note_tile(tile, f"not masked: {row['status']}", 235), False))
         label = _failure_label(row, layout.image_w)
@@ -343,10 +346,14 @@ def render_tile(
 
 
 def _image_or_note(
-    path: Path | None, tile: int, box: tuple[int, int, int, int] | None = None
+    path: Path | None,
+    tile: int,
+    box: tuple[int, int, int, int] | None = None,
+    missing: str = "no image recorded in synthesis.csv",
 ) -> tuple[np.ndarray, bool]:
+    """The image at path fitted to tile x tile (box drawn in red), or a grey note and True."""
     if path is None:
-        return _note_tile(tile, "no image recorded", _UNREADABLE_GREY), True
+        return _note_tile(tile, missing, _UNREADABLE_GREY), True
     try:
         image = read_image(path)
     except UnreadableImageError as exc:

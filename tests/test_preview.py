@@ -201,6 +201,9 @@ def test_status_filter_mixes_ok_and_failed_rows(copy):
     both = build_sheet(copy, 10, 0, Filters(statuses=("ok", "no_face")), tile=32)
     assert sorted(both.selection.rows["status"]) == ["no_face"] + ["ok"] * 4
     assert both.unreadable == 1  # the input photo gone.jpg does not exist: a grey tile
+    assert Filters(statuses=preview.STATUSES).describe() == "status all"
+    described = Filters(wears=("chin",), negatives=True).describe()
+    assert described == "status ok, wear chin, hard negatives"
 
 
 def test_unreadable_image_becomes_a_grey_tile(copy):
@@ -208,9 +211,11 @@ def test_unreadable_image_becomes_a_grey_tile(copy):
     ok = table[table["status"] == "ok"]
     (copy / ok.iloc[0]["output"]).write_bytes(b"not a jpeg")
     (copy / ok.iloc[1]["output"]).unlink()
+    table.loc[ok.index[2], "output"] = ""  # a row that names no image
+    write_table(copy, table)
     sheet = build_sheet(copy, count=4, seed=0, tile=64)
-    assert sheet.unreadable == 2
-    broken = {ok.iloc[0]["output"], ok.iloc[1]["output"]}
+    assert sheet.unreadable == 3
+    broken = {ok.iloc[0]["output"], ok.iloc[1]["output"], ""}
     for i, row in sheet.selection.rows.iterrows():
         area = tile_area(sheet.image, sheet.layout, i)
         grey = np.mean(np.all(area == 128, axis=2))
