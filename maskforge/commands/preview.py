@@ -1,0 +1,179 @@
+"""`maskforge preview [OUT]`: a contact sheet of random synthesize outputs, to judge at a glance."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import click
+
+
+class NameList(click.ParamType):
+    """`a,b,c`: comma-separated names, checked against maskforge.preview.<allowed> when given."""
+
+    name = "LIST"
+
+    def __init__(self, what: str, allowed: str | None = None):
+        self.what, self.allowed = what, allowed
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, tuple):
+            return value
+        names = tuple(dict.fromkeys(v.strip() for v in str(value).split(",") if v.strip()))
+        if not names:
+            self.fail(f"empty {self.what} list", param, ctx)
+        if self.allowed:
+            # Imported here, not at module level, so that `maskforge --help` loads only click.
+            from maskforge import preview
+
+            allowed = getattr(preview, self.allowed)
+            if names == ("all",):
+                return allowed
+            bad = [n for n in names if n not in allowed]
+            if bad:
+                self.fail(
+                    f"invalid {self.what} {bad[0]!r}. Allowed: {', '.join(allowed)}, all",
+                    param,
+                    ctx,
+                )
+        return names
+
+
+def _png_path(ctx: click.Context, param: click.Parameter, value: Path) -> Path:
+    if value.suffix.lower() != ".png":
+        raise click.BadParameter(f"{str(value)!r}: the contact sheet is written as .png")
+    return value
+
+
+@click.command("preview")
+@click.argument("out", required=False, type=click.Path(path_type=Path))
+@click.option(
+    "--sheet",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("preview.png"),
+    show_default=True,
+    callback=_png_path,
+    help="PNG file to write the contact sheet to (replaced if it exists).",
+)
+@click.option(
+    "--count",
+    "-n",
+    type=click.IntRange(min=1),
+    default=48,
+    show_default=True,
+    help="Number of tiles: rows of synthesis.csv drawn at random (all if fewer match).",
+)
+@click.option(
+    "--seed",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Seed of the random sample; the same seed and folder give the same sheet.",
+)
+@click.option(
+    "--mask-type",
+    "mask_types",
+    type=NameList("mask type"),
+    default=None,
+    help="Only these templates, e.g. 'surgical,kn95' (see `maskforge templates`). [default: any]",
+)
+@click.option(
+    "--wear",
+    "wears",
+    type=NameList("wear style", "WEARS"),
+    default=None,
+    help="Only these wear styles: correct, nose_out, chin (comma-separated). [default: any]",
+)
+@click.option(
+    "--detector",
+    "detectors",
+    type=NameList("detector", "DETECTORS"),
+    default=None,
+    help="Only faces found by these detector stages: hog, hog_pad, cnn, boxes. [default: any]",
+)
+@click.option(
+    "--status",
+    "statuses",
+    type=NameList("status", "STATUSES"),
+    default="ok",
+    show_default=True,
+    help="Rows with these statuses (comma-separated, or 'all'). Rows that are not ok show the "
+    "input photo, the rejected face's box in red, and the reason.",
+)
+@click.option(
+    "--negatives",
+    is_flag=True,
+    help="Show the hard negatives (hand, object, scarf over the mouth) instead of the masked "
+    "outputs; only rows that have one.",
+)
+@click.option(
+    "--side-by-side",
+    is_flag=True,
+    help="Show each face as an unmasked original | output pair (tiles twice as wide).",
+)
+@click.option(
+    "--tile",
+    type=click.IntRange(min=16, max=1024),
+    default=160,
+    show_default=True,
+    help="Side of each image in pixels (shrunk with area interpolation).",
+)
+@click.option(
+    "--columns",
+    type=click.IntRange(min=1, max=100),
+    default=None,
+    help="Tiles per row. [default: 8, or 4 with --side-by-side]",
+)
+def preview_command(
+    out, sheet, count, seed, mask_types, wears, detectors, statuses, negatives, side_by_side,
+    tile, columns,
+) -> None:
+    """Write a contact sheet (grid PNG) of random outputs of the synthesize folder OUT.
+
+    OUT defaults to the folder the last `maskforge synthesize` wrote (else out/). Each tile is
+    labelled under the image: template, colour (swatch and hex), pattern, wear, template
+    variant, yaw, detector, and the input file with its face index. The title names the
+    folder, how many rows were drawn from how many, and the seed.
+
+    \b
+    Examples:
+      maskforge preview --sheet sheet.png
+      maskforge preview out/ --side-by-side --count 60 --sheet pairs.png
+      maskforge preview out/ --wear nose_out,chin --mask-type n95 --sheet incorrect.png
+      maskforge preview out/ --status no_face,implausible --sheet failures.png
+      maskforge preview out/ --negatives --sheet negatives.png
+    """
+    from maskforge.preview import Filters, write_sheet
+    from maskforge.workspace import load_state, recall
+
+    if out is None:
+        out = recall("synthesize_out")
+        origin = "from the last synthesize" if "synthesize_out" in load_state() else "default"
+        click.echo(f"Using {_show(out)} ({origin})")
+    filters = Filters(
+        mask_types=mask_types or (),
+        wears=wears or (),
+        detectors=detectors or (),
+        statuses=statuses,
+        negatives=negatives,
+    )
+    result = write_sheet(
+        sheet, out, count=count, seed=seed, filters=filters, side_by_side=side_by_side,
+        tile=tile, columns=columns,
+    )
+    h, w, _ = result.image.shape
+    layout = result.layout
+    click.echo(
+        f"Contact sheet: {sheet}  ({len(result.selection.rows)} of {result.selection.matched} "
+        f"matching rows, {layout.rows}x{layout.columns} tiles, {w}x{h} px, seed {seed})"
+    )
+    if result.unreadable:
+        click.echo(f"  {result.unreadable} tile(s) could not read their image (shown grey)")
+
+
+def _show(path: Path) -> str:
+    text = os.path.relpath(path)
+    return Path(text).as_posix() if not text.startswith("..") else Path(path).as_posix()
+
+
+COMMANDS = [preview_command]
