@@ -64,6 +64,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
       maskforge split --ratios 0.8,0.1,0.1    leak-free train/val/test manifests + stats
       maskforge train                         train the classifier into runs/<name>/
       maskforge eval                          metrics, plots and Grad-CAM for the newest run
+      maskforge preview                       contact sheet of synthetic masks
 
     Each command prints what it used; `maskforge COMMAND --help` explains every option.
     """

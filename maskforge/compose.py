@@ -18,7 +18,7 @@ from maskforge import geometry
 SKIN_CHROMA = np.array([1.23, 0.95, 0.82])
 # Skin luminance of a well-exposed face. Skin tone varies too much to read the light level from
 # it exactly, so the overlay follows the face's level only partly (LEVEL_EXPONENT).
-TYPICAL_SKIN = 0.55
+TYPICAL_SKIN = 0.62
 LEVEL_EXPONENT = 0.8
 
 

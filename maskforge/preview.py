@@ -19,17 +19,28 @@ import pandas as pd
 from PIL import Image, ImageDraw, ImageFont
 
 from maskforge.imageio import UnreadableImageError, read_image, write_image
+from maskforge.synthesize import STATUSES
 
 SYNTHESIS_CSV = "synthesis.csv"
 RUN_FILE = "run.json"
 # Columns of synthesis.csv that a sheet reads (docs/formats.md); the others are not needed.
 REQUIRED_COLUMNS = (
-    "input", "face", "status", "reason", "output", "original", "negative", "negative_kind",
-    "detector", "box", "yaw", "variant", "mask_type", "color", "pattern", "wear",
-)
-STATUSES = (
-    "ok", "unreadable", "too_large", "no_face", "too_small", "implausible", "off_image",
-    "extreme_yaw", "skipped", "error",
+    "input",
+    "face",
+    "status",
+    "reason",
+    "output",
+    "original",
+    "negative",
+    "negative_kind",
+    "detector",
+    "box",
+    "yaw",
+    "variant",
+    "mask_type",
+    "color",
+    "pattern",
+    "wear",
 )
 WEARS = ("correct", "nose_out", "chin")
 DETECTORS = ("hog", "hog_pad", "cnn", "boxes")
@@ -69,7 +80,9 @@ class Filters:
             statuses = "all"
         parts = [f"status {statuses}"]
         for name, values in (
-            ("mask_type", self.mask_types), ("wear", self.wears), ("detector", self.detectors),
+            ("mask_type", self.mask_types),
+            ("wear", self.wears),
+            ("detector", self.detectors),
         ):
             if values:
                 parts.append(f"{name} {','.join(values)}")
@@ -179,7 +192,9 @@ def select_rows(table: pd.DataFrame, count: int, seed: int, filters: Filters) ->
     if filters.negatives:
         keep &= table["negative"] != ""
     for column, values in (
-        ("mask_type", filters.mask_types), ("wear", filters.wears), ("detector", filters.detectors),
+        ("mask_type", filters.mask_types),
+        ("wear", filters.wears),
+        ("detector", filters.detectors),
     ):
         if values:
             keep &= table[column].isin(values)
@@ -203,8 +218,10 @@ def _check_allowed(name: str, values: tuple[str, ...], allowed: tuple[str, ...])
 def _no_match_message(table: pd.DataFrame, filters: Filters) -> str:
     found = []
     for column, values in (
-        ("status", filters.statuses), ("mask_type", filters.mask_types),
-        ("wear", filters.wears), ("detector", filters.detectors),
+        ("status", filters.statuses),
+        ("mask_type", filters.mask_types),
+        ("wear", filters.wears),
+        ("detector", filters.detectors),
     ):
         if values or column == "status":
             present = sorted(v for v in table[column].unique() if v)
@@ -415,8 +432,11 @@ def _ok_label(row: dict, width: int) -> list[list[Segment]]:
     return [
         [(row["mask_type"] or "?", _INK), ("  ", _INK)]
         + ([(row["color"], None), (" " + row["color"], _INK)] if row["color"] else []),
-        [(row["pattern"] or "plain", _INK), ("  ", _INK),
-         (wear, _INK if wear == "correct" else _ALERT)],
+        [
+            (row["pattern"] or "plain", _INK),
+            ("  ", _INK),
+            (wear, _INK if wear == "correct" else _ALERT),
+        ],
         [(_pose(row), _MUTED)],
         [(_where(row, width), _MUTED)],
     ]

@@ -24,6 +24,19 @@ from maskforge.imageio import (
 )
 from maskforge.sampling import Choice, FaceParams, face_seed
 
+STATUSES = (
+    "ok",
+    "unreadable",
+    "too_large",
+    "no_face",
+    "too_small",
+    "off_image",
+    "implausible",
+    "extreme_yaw",
+    "mask_off_frame",
+    "skipped",
+    "error",
+)
 CSV_COLUMNS = (
     "input",
     "face",
@@ -50,6 +63,11 @@ CSV_COLUMNS = (
 CORE_POINTS = np.arange(27, 68)
 OFF_IMAGE_SLACK = 0.1
 # Prevalence-like default mix: surgical masks dominate real photos, respirators are rarer.
+# Moulded respirators come plain; a printed pattern on them looks fake.
+PLAIN_TEMPLATES = frozenset({"n95", "n95_valve", "gas"})
+# Below this share of the written crop covered by the mask, the output is not written.
+MIN_VISIBLE_MASK = 0.04
+MAX_SKIN_SATURATION = 110  # of 255 (OpenCV HSV)
 DEFAULT_MASK_MIX = {
     "surgical": 4.0,
     "cloth": 3.0,
@@ -193,14 +211,26 @@ class Synthesizer:
             if opts.full_frame:
                 wear = r.params.wear  # one class per full-frame image
             base = masked if opts.full_frame else rgb
-            face_masked = apply_mask(
+            face_masked, alpha = apply_mask(
                 base,
                 r.face.landmarks,
                 self.templates[r.params.mask_type],
                 r.params,
                 opts.finish,
                 rng,
+                return_alpha=True,
             )
+            crop = geometry.square_crop(r.face.box, rgb.shape, opts.margin)
+            visible = float(alpha[crop[1] : crop[3], crop[0] : crop[2]].mean())
+            if visible < MIN_VISIBLE_MASK:
+                # A mask pulled under the chin of a tight crop falls out of the frame: the image
+                # would be an unmasked face labelled "incorrect".
+                r.status = "mask_off_frame"
+                r.reason = (
+                    f"only {100 * visible:.1f}% of the face crop shows the mask "
+                    f"(wear {r.params.wear}); the photo ends too close to the chin"
+                )
+                continue
             face_negative = None
             if r.params.negative is not None:
                 occluder = self.occluders[r.params.negative]
@@ -215,10 +245,10 @@ class Synthesizer:
                 masked = face_masked
                 negative = face_negative if face_negative is not None else negative
             else:
-                crop = geometry.square_crop(r.face.box, rgb.shape, opts.margin)
                 r.masked, r.original = self._crop(face_masked, crop), self._crop(rgb, crop)
                 r.negative = None if face_negative is None else self._crop(face_negative, crop)
-        if opts.full_frame:
+        ok = [r for r in ok if r.status == "ok"]
+        if opts.full_frame and ok:
             ok[0].masked, ok[0].original = masked, rgb
             ok[0].negative = negative if negative is not rgb else None
         return results
@@ -295,6 +325,8 @@ class Synthesizer:
             else parse_color(opts.colors.draw(rng))
         )
         pattern = opts.patterns.draw(rng)
+        if mask_type in PLAIN_TEMPLATES:
+            pattern = "none"  # drawn anyway, so the choices after it do not depend on the type
         drawn_wear = opts.wear.draw(rng)
         negative = None
         if opts.negatives is not None and rng.random() < opts.negative_rate:
@@ -338,7 +370,11 @@ class Synthesizer:
             return [{**base, "status": "too_large", "reason": str(exc)}]
         except (UnreadableImageError, OSError) as exc:
             return [{**base, "status": "unreadable", "reason": str(exc)}]
-        results = self.process(rgb, rel, given)
+        try:
+            results = self.process(rgb, rel, given)
+        except Exception as exc:  # noqa: BLE001 - one photo must never stop a batch
+            reason = f"unexpected {type(exc).__name__}: {' '.join(str(exc).split())}"[:300]
+            return [{**base, "status": "error", "reason": reason}]
         if not results:
             return [{**base, "status": "no_face", "reason": "no face found"}]
         ext = opts.out_format
@@ -484,7 +520,11 @@ def _skin_colour(rgb: np.ndarray, landmarks: np.ndarray) -> tuple[int, int, int]
     pixels = rgb[region.astype(bool)]
     if len(pixels) < 8:
         return (200, 160, 140)
-    return tuple(int(v) for v in np.median(pixels, axis=0))
+    median = np.median(pixels, axis=0).astype(np.uint8).reshape(1, 1, 3)
+    # A strong colour cast on the cheeks would give a yellow or green hand: cap the saturation.
+    hsv = cv2.cvtColor(median, cv2.COLOR_RGB2HSV)
+    hsv[..., 1] = np.minimum(hsv[..., 1], MAX_SKIN_SATURATION)
+    return tuple(int(v) for v in cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)[0, 0])
 
 
 # -- public API -----------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ step "maskforge synthesize $faces out/"
 # Exit code 3 means "finished, some photos had no usable face": expected on real data.
 "$mf" synthesize "$faces" out/ --seed 0 --negatives hand,object,scarf --negative-rate 0.15 \
     || [ $? -eq 3 ]
-"$mf" preview out/ --sheet preview.png --side-by-side --count 40 2>/dev/null || true
+"$mf" preview out/ --sheet preview.png --side-by-side --count 40
 
 step "maskforge split --ratios 0.8,0.1,0.1"
 "$mf" split --ratios 0.8,0.1,0.1

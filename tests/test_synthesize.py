@@ -169,3 +169,42 @@ def test_public_mask_face_detects_when_no_landmarks(faces):
         mask_face(rgb[..., 0])
     with pytest.raises(ValueError, match="Invalid mask type 'balaclava'"):
         mask_face(rgb, face.landmarks, mask_type="balaclava")
+
+
+def test_lowered_mask_outside_a_tight_photo_is_not_written(faces):
+    from maskforge.sampling import Choice
+    from maskforge.synthesize import SynthesisOptions, Synthesizer
+
+    rgb, face = faces[1]
+    # Cut the photo just under the lower lip: a mask pulled under the chin falls off the frame.
+    bottom = int(face.landmarks[57, 1] + 0.15 * (face.landmarks[8, 1] - face.landmarks[57, 1]))
+    tight = np.ascontiguousarray(rgb[:bottom])
+    given = [face.box]
+    chin = SynthesisOptions(
+        mask_types=Choice(("surgical",), (1.0,)), wear=Choice(("chin",), (1.0,))
+    )
+    results = Synthesizer(chin).process(tight, "tight.jpg", given)
+    assert results[0].status == "mask_off_frame" and results[0].masked is None
+    assert "chin" in results[0].reason
+    correct = SynthesisOptions(mask_types=Choice(("surgical",), (1.0,)))
+    assert Synthesizer(correct).process(tight, "tight.jpg", given)[0].status == "ok"
+
+
+def test_unexpected_failure_on_one_photo_is_recorded(unmasked_dir, tmp_path, monkeypatch):
+    from maskforge.synthesize import SynthesisOptions, Synthesizer
+
+    synth = Synthesizer(SynthesisOptions())
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("kaboom\nsecond line")
+
+    monkeypatch.setattr(synth, "process", boom)
+    rows = synth.run_file(unmasked_dir / PHOTOS[0], "a.jpg", tmp_path, "a")
+    assert rows == [
+        {
+            "input": "a.jpg",
+            "group": "a.jpg",
+            "status": "error",
+            "reason": "unexpected RuntimeError: kaboom second line",
+        }
+    ]
