@@ -1,4 +1,4 @@
-"""`--engine ray`: the same files and rows as the local engine; resume; the no-Ray message.
+"""`--engine ray`: the same files, rows and numbers as the local engine; resume; no-Ray message.
 
 The Ray tests share one local Ray instance with 2 CPUs (started once per test process); the
 commands find it initialised and use it, as they would use a cluster given with --address.
@@ -17,10 +17,13 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 from click.testing import CliRunner
 
 from maskforge.cli import cli
+from maskforge.manifest import write_manifest
 
 # Ray Data's own DataContext touches its deprecated settings when it copies itself.
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:ray")
@@ -138,6 +141,27 @@ def test_kill_9_on_a_cluster_then_resume(ray_address, photos, local_run, tmp_pat
     assert not [p for p in out.rglob("*") if p.name.endswith(".tmp")]
 
 
+def test_stats_on_ray_equal_local(ray_address, unmasked_dir, tmp_path, monkeypatch):
+    names = sorted(os.listdir(unmasked_dir))[::7][:100]  # two chunks of 64 and 36
+    (tmp_path / "broken.jpg").write_bytes(b"not a photo")
+    files = [str(unmasked_dir / n) for n in names] + [str(tmp_path / "broken.jpg")]
+    files.append(files[0])  # listed twice: counts twice
+    labels = ["unmasked", "masked"] * (len(files) // 2) + ["masked"] * (len(files) % 2)
+    write_manifest(pd.DataFrame({"abspath": files, "label": labels}), tmp_path / "m.csv")
+    monkeypatch.chdir(tmp_path)
+    base = ["stats", "m.csv", "--size", "24", "--drop-missing"]
+    code, local_text = invoke(*base, "--workers", "1", "--json", "local.json")
+    assert code == 0, local_text
+    code, ray_text = invoke(*base, "--workers", "2", "--engine", "ray", "--json", "ray.json")
+    assert code == 0, ray_text
+    local, ray = (json.loads(Path(f"{n}.json").read_text()) for n in ("local", "ray"))
+    np.testing.assert_allclose(ray["mean"], local["mean"], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(ray["std"], local["std"], rtol=0, atol=1e-12)
+    assert ray["count"] == local["count"] == len(names) + 1
+    assert 0.2 < local["mean"][0] < 0.8 and 0.1 < local["std"][0] < 0.4
+    assert "Left out: 0 missing, 1 unreadable images" in ray_text
+
+
 def test_without_ray_the_commands_say_how_to_install(tmp_path, monkeypatch):
     from maskforge.ray_engine import RayNotInstalledError
     from maskforge.runner import run_synthesis
@@ -145,11 +169,15 @@ def test_without_ray_the_commands_say_how_to_install(tmp_path, monkeypatch):
 
     monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` now raises ImportError
     (tmp_path / "raw").mkdir()
-    code, output = invoke("synthesize", tmp_path / "raw", tmp_path / "out", "--engine", "ray")
-    assert code == 2, output
-    assert output.strip().splitlines() == [
-        "Error: Ray is not installed; install it with: pip install 'maskforge[ray]'"
-    ]
+    for args in (
+        ["synthesize", tmp_path / "raw", tmp_path / "out", "--engine", "ray"],
+        ["stats", tmp_path / "m.csv", "--engine", "ray"],
+    ):
+        code, output = invoke(*args)
+        assert code == 2, output
+        assert output.strip().splitlines() == [
+            "Error: Ray is not installed; install it with: pip install 'maskforge[ray]'"
+        ]
     assert not (tmp_path / "out").exists()
     with pytest.raises(RayNotInstalledError, match=r"pip install 'maskforge\[ray\]'"):
         run_synthesis(tmp_path / "raw", tmp_path / "out", SynthesisOptions(), engine="ray")
