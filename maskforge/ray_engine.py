@@ -46,13 +46,15 @@ def import_ray():
 
 @contextmanager
 def ray_session(address: str | None = None, workers: int | None = None) -> Iterator[int]:
-    """Connect to the Ray cluster at `address`, or start a local one with `workers` CPUs.
+    """Connect to the Ray cluster at `address` (or $RAY_ADDRESS), else start a local one with
+    `workers` CPUs.
 
     Yields the cluster's CPU count. A Ray already initialised in this process (a test fixture,
     the user's own script) is used as it is and left running; one started here is shut down.
     Raises ValueError when no cluster answers at `address`.
     """
     ray = import_ray()
+    address = address or os.environ.get("RAY_ADDRESS") or None  # as `ray.init` reads it
     previous = {name: logging.getLogger(name).level for name in RAY_LOGGERS}
     for name in RAY_LOGGERS:
         logging.getLogger(name).setLevel(logging.ERROR)
@@ -61,18 +63,19 @@ def ray_session(address: str | None = None, workers: int | None = None) -> Itera
         if not ray.is_initialized():
             env = {k: v for k, v in os.environ.items() if k.startswith(FORWARDED_ENV_PREFIX)}
             try:
-                ray.init(
-                    address=address or None,
-                    num_cpus=None if address else workers,
-                    include_dashboard=False,
-                    log_to_driver=False,
-                    ignore_reinit_error=True,
-                    logging_level=logging.ERROR,
-                    runtime_env={"env_vars": env} if env else None,
-                )
+                with _usage_stats_off_unless_set():
+                    ray.init(
+                        address=address,
+                        num_cpus=None if address else workers,
+                        include_dashboard=False,
+                        log_to_driver=False,
+                        ignore_reinit_error=True,
+                        logging_level=logging.ERROR,
+                        runtime_env={"env_vars": env} if env else None,
+                    )
             except ConnectionError as exc:
                 raise ValueError(
-                    f"Cannot connect to a Ray cluster at --address {address!r} ({exc}). "
+                    f"Cannot connect to a Ray cluster at {address!r} ({exc}). "
                     "Start one with `ray start --head`, or leave out --address to start a "
                     "local Ray."
                 ) from None
@@ -83,6 +86,20 @@ def ray_session(address: str | None = None, workers: int | None = None) -> Itera
             ray.shutdown()
         for name, level in previous.items():
             logging.getLogger(name).setLevel(level)
+
+
+@contextmanager
+def _usage_stats_off_unless_set() -> Iterator[None]:
+    """A Ray started for one run does not report usage to Ray's servers (unless the user's
+    environment says otherwise): the processes it starts inherit the variable."""
+    if "RAY_USAGE_STATS_ENABLED" in os.environ:
+        yield
+        return
+    os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
+    try:
+        yield
+    finally:
+        del os.environ["RAY_USAGE_STATS_ENABLED"]
 
 
 class _Actor:

@@ -51,7 +51,12 @@ def ray_address():
     """A local Ray instance with 2 CPUs for this module; yields its address."""
     ray = pytest.importorskip("ray")
     pytest.importorskip("ray.data")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("RAY_USAGE_STATS_ENABLED", "0")  # no reports to Ray's servers from tests
+        env.delenv("RAY_ADDRESS", raising=False)
+        ray.init(
+            num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR
+        )
     yield ray.get_runtime_context().gcs_address
     ray.shutdown()
 
