@@ -16,6 +16,7 @@ import logging
 import math
 import os
 import pickle
+import re
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -65,7 +66,8 @@ def ray_session(address: str | None = None, workers: int | None = None) -> Itera
             try:
                 with _usage_stats_off_unless_set():
                     ray.init(
-                        address=address,
+                        # "local": a new instance, even where `ray start` runs one
+                        address=address or "local",
                         num_cpus=None if address else workers,
                         include_dashboard=False,
                         log_to_driver=False,
@@ -80,7 +82,7 @@ def ray_session(address: str | None = None, workers: int | None = None) -> Itera
                     "local Ray."
                 ) from None
             started = True
-        yield int(ray.cluster_resources().get("CPU", 1))
+        yield max(1, int(ray.cluster_resources().get("CPU", 1)))
     finally:
         if started:
             ray.shutdown()
@@ -115,6 +117,13 @@ class _Actor:
         return {"result": out}
 
 
+def _root_cause(exc: Exception) -> str:
+    """The innermost `SomeError: message` line of a Ray error (its text embeds tracebacks)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    causes = [line for line in lines if re.match(r"^[\w.]+(Error|Exception): ", line)]
+    return causes[-1] if causes else f"{type(exc).__name__}: {lines[0] if lines else ''}"
+
+
 def ray_map(
     make_worker: Callable[..., Callable[[Any], Any]],
     args: tuple,
@@ -125,13 +134,16 @@ def ray_map(
     """Yield `make_worker(*args)(task)` for every task, in input order, computed by Ray actors.
 
     Needs a connected Ray (see `ray_session`). `make_worker` and `args` must pickle (a
-    module-level function); it runs once per actor, `workers` actors with one CPU each.
+    module-level function); it runs once per actor, `workers` actors with one CPU each (at
+    most as many as the cluster has CPUs).
     Tasks are grouped at most `tasks_per_block` per Ray block (fewer when there are not
     enough to keep every actor busy), the unit of scheduling and of results coming back.
     """
     ray = import_ray()
     if not tasks:
         return
+    # Ray Data waits forever for actors the cluster has no CPU for: at most one per CPU.
+    workers = max(1, min(workers, int(ray.cluster_resources().get("CPU", 1))))
     per_block = max(1, min(tasks_per_block, len(tasks) // workers))
     blocks = math.ceil(len(tasks) / per_block)
     workers = min(workers, blocks)  # an actor with no block would only load models
@@ -156,5 +168,13 @@ def ray_map(
         for batch in batches:
             for result in batch["result"]:
                 yield pickle.loads(result)
+    except Exception as exc:  # Ray's own errors run to pages; keep the cause, add the usual fix
+        from maskforge import __version__
+
+        raise RuntimeError(
+            f"Ray workers failed: {_root_cause(exc)} (every node needs maskforge "
+            f"{__version__} and Ray {ray.__version__} installed, and the photos and the output "
+            "folder at the same paths)"
+        ) from exc
     finally:
         batches.close()  # stops Ray's executor if the caller stopped early (Ctrl-C, error)

@@ -55,7 +55,11 @@ def ray_address():
         env.setenv("RAY_USAGE_STATS_ENABLED", "0")  # no reports to Ray's servers from tests
         env.delenv("RAY_ADDRESS", raising=False)
         ray.init(
-            num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR
+            address="local",  # a new instance, even where `ray start` runs one
+            num_cpus=2,
+            include_dashboard=False,
+            log_to_driver=False,
+            logging_level=logging.ERROR,
         )
     yield ray.get_runtime_context().gcs_address
     ray.shutdown()
