@@ -1,7 +1,10 @@
-"""Batch runner for synthesize: walk inputs, process pool, resumable journal, summary.
+"""Batch runner for synthesize: walk inputs, run an engine, resumable journal, summary.
 
 It knows files, order and bookkeeping, not how a face is masked: each photo goes to
-`Synthesizer.run_file` in a worker process and comes back as synthesis.csv rows.
+`Synthesizer.run_file` in a worker and comes back as synthesis.csv rows. Engines only decide
+where the workers run: this process (--workers 1), a local process pool, or Ray actors
+(--engine ray, maskforge/ray_engine.py); each hands the rows back in input order to one
+`record` on the driver, so the CSV, the journal and the summary are the same code for all.
 
 Resume: rows are appended to out/.synthesis.journal.csv as each photo completes (one write per
 photo; image files are written atomically before their rows). synthesis.csv itself is only ever
@@ -20,9 +23,10 @@ import signal
 import tempfile
 import time
 from collections import Counter, deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +40,7 @@ JOURNAL = ".synthesis.journal.csv"
 CSV_NAME = "synthesis.csv"
 RUN_FILE = "run.json"
 TASKS_PER_JOB = 8
+ENGINES = ("local", "ray")
 # Keys of run.json that must match for a rerun to resume into the same folder.
 RESUME_KEYS = ("options", "detector", "boxes")
 
@@ -280,18 +285,36 @@ def _check_resume(out: Path, run_info: dict, overwrite: bool) -> None:
 
 # -- worker side ---------------------------------------------------------------------------------
 
-_WORKER: Synthesizer | None = None
+# One task: (photo path, path relative to the input root, output stem, user-given faces or None).
+Task = tuple[str, str, str, "list | None"]
+
+_WORKER: Callable | None = None
 
 
-def _init_worker(options: SynthesisOptions, detector_args: dict) -> None:
+def synthesis_worker(
+    options: SynthesisOptions, detector_args: dict, out: str
+) -> Callable[[Task], list[dict]]:
+    """Load models once; return task -> synthesis.csv rows of that photo (outputs written)."""
+    return _photo_runner(Synthesizer(options, **detector_args), Path(out))
+
+
+def _photo_runner(synthesizer: Synthesizer, out: Path) -> Callable[[Task], list[dict]]:
+    def run(task: Task) -> list[dict]:
+        path, rel, stem, given = task
+        return synthesizer.run_file(Path(path), rel, out, stem, given)
+
+    return run
+
+
+def _init_worker(make_worker: Callable[..., Callable], args: tuple) -> None:
     global _WORKER
     # Only the parent handles Ctrl-C; workers finish the photo in hand (its writes are atomic).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _WORKER = Synthesizer(options, **detector_args)
+    _WORKER = make_worker(*args)
 
 
-def _run_job(jobs: list[tuple[str, str, str, list | None]], out: str) -> list[list[dict]]:
-    return [_WORKER.run_file(Path(p), rel, Path(out), stem, given) for p, rel, stem, given in jobs]
+def _run_job(jobs: list) -> list:
+    return [_WORKER(task) for task in jobs]
 
 
 # -- driver ----------------------------------------------------------------------------------------
@@ -309,14 +332,26 @@ def run_synthesis(
     overwrite: bool = False,
     limit: int | None = None,
     progress: bool | None = None,
+    engine: str = "local",
+    address: str | None = None,
 ) -> RunSummary:
     """Synthesize every photo under raw into out (see docs/formats.md); resumable.
 
-    workers: processes (default: all cores; 1 runs in this process). limit: stop after this many
-    new photos (for trials). progress: tqdm bar (None: only on a terminal).
+    workers: processes or Ray actors (default: all cores, or all CPUs of the Ray cluster at
+    `address`; 1 with the local engine runs in this process). limit: stop after this many new
+    photos (for trials). progress: tqdm bar (None: only on a terminal). engine: "local" or
+    "ray" (Ray Data; `address` of a running cluster, or None to start one on this machine).
     """
     from tqdm import tqdm
 
+    if engine not in ENGINES:
+        raise ValueError(f"Invalid engine {engine!r}. Choose from: {', '.join(ENGINES)}.")
+    if address and engine != "ray":
+        raise ValueError(f"--address {address} needs --engine ray.")
+    if engine == "ray":
+        from maskforge.ray_engine import import_ray
+
+        import_ray()  # the install hint before any work
     raw, out = Path(raw), Path(out)
     check_folders(raw, out)
     given_faces = read_boxes(boxes) if boxes else {}
@@ -343,11 +378,15 @@ def run_synthesis(
     done = _DoneSet(_read_inputs(out / CSV_NAME) + _read_inputs(out / JOURNAL))
 
     summary = RunSummary(inputs=sum(1 for _ in plan_inputs(raw)))
-    workers = max(1, workers or os.cpu_count() or 1)
-    todo = (
-        (str(p), rel, stem, given_faces.get(rel))
-        for p, rel, stem in plan_inputs(raw)
-        if rel not in done
+    if engine == "local" or not address:
+        workers = max(1, workers or os.cpu_count() or 1)
+    todo = islice(
+        (
+            (str(p), rel, stem, given_faces.get(rel))
+            for p, rel, stem in plan_inputs(raw)
+            if rel not in done
+        ),
+        limit,
     )
     summary.already_done = min(len(done), summary.inputs)
     total = summary.inputs - summary.already_done
@@ -359,6 +398,12 @@ def run_synthesis(
         desc="synthesize",
         disable=None if progress is None else not progress,
     )
+    if engine == "ray":
+        results = _ray_results(todo, out, options, detector_args, workers, address)
+    elif workers == 1:
+        results = map(_photo_runner(probe, out), todo)
+    else:
+        results = pool_map(synthesis_worker, (options, detector_args, str(out)), todo, workers)
     start = time.perf_counter()
     journal_exists = (out / JOURNAL).is_file()
     with open(out / JOURNAL, "a", encoding="utf-8", newline="") as journal:
@@ -372,16 +417,13 @@ def run_synthesis(
             bar.update(1)
 
         try:
-            if workers == 1:
-                for i, (p, rel, stem, given) in enumerate(todo):
-                    if limit is not None and i >= limit:
-                        break
-                    record(probe.run_file(Path(p), rel, out, stem, given))
-            else:
-                _run_pool(todo, out, options, detector_args, workers, limit, record)
+            for rows in results:
+                record(rows)
         except KeyboardInterrupt:
             summary.interrupted = True
         finally:
+            if hasattr(results, "close"):
+                results.close()  # stop the engine's workers now, whatever ended the loop
             bar.close()
             summary.seconds = time.perf_counter() - start
     _finalize(out)
@@ -390,38 +432,70 @@ def run_synthesis(
     return summary
 
 
-def _run_pool(todo, out, options, detector_args, workers, limit, record) -> None:
-    """Feed jobs to a process pool with a bounded window (flat memory), recording in order."""
+def pool_map(
+    make_worker: Callable[..., Callable], args: tuple, tasks: Iterable, workers: int
+) -> Iterator:
+    """Yield `make_worker(*args)(task)` for every task, in order, from a local process pool.
+
+    `make_worker` runs once per process (a module-level function, as it is pickled); tasks go
+    out TASKS_PER_JOB at a time through a bounded window, so memory stays flat.
+    """
     # spawn, not fork: a fork of a process that has already run dlib's CNN (or any threaded
     # library) can deadlock in the child; each worker loads its own models anyway.
     executor = ProcessPoolExecutor(
         workers,
         mp_context=multiprocessing.get_context("spawn"),
         initializer=_init_worker,
-        initargs=(options, detector_args),
+        initargs=(make_worker, args),
     )
     pending: deque = deque()
     window = workers * 4
-    fed = 0
     try:
         batch: list = []
-        for task in todo:
-            if limit is not None and fed >= limit:
-                break
+        for task in tasks:
             batch.append(task)
-            fed += 1
             if len(batch) == TASKS_PER_JOB:
-                pending.append(executor.submit(_run_job, batch, str(out)))
+                pending.append(executor.submit(_run_job, batch))
                 batch = []
             while len(pending) > window:
-                for rows in pending.popleft().result():
-                    record(rows)
+                yield from pending.popleft().result()
         if batch:
-            pending.append(executor.submit(_run_job, batch, str(out)))
+            pending.append(executor.submit(_run_job, batch))
         while pending:
-            for rows in pending.popleft().result():
-                record(rows)
+            yield from pending.popleft().result()
     except BaseException:
         executor.shutdown(wait=True, cancel_futures=True)
         raise
     executor.shutdown(wait=True)
+
+
+def _ray_results(
+    todo: Iterable[Task],
+    out: Path,
+    options: SynthesisOptions,
+    detector_args: dict,
+    workers: int | None,
+    address: str | None,
+) -> Iterator[list[dict]]:
+    """The rows of each photo, in order, from Ray actors writing straight into out/.
+
+    Paths go absolute: actors run in other folders, on a cluster on other machines, which must
+    see the input and output folders (and any model file given) at the same paths.
+    """
+    from maskforge.ray_engine import ray_map, ray_session
+
+    tasks = [(os.path.abspath(p), rel, stem, given) for p, rel, stem, given in todo]
+    if not tasks:
+        return  # nothing left to do: no need to start Ray
+    detector_args = {
+        k: os.path.abspath(v) if k.endswith("_model") and v is not None else v
+        for k, v in detector_args.items()
+    }
+    with ray_session(address, workers) as cpus:
+        yield from ray_map(
+            synthesis_worker,
+            (options, detector_args, os.path.abspath(out)),
+            tasks,
+            workers or cpus,
+            TASKS_PER_JOB,
+        )

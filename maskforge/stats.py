@@ -1,4 +1,4 @@
-"""Streaming per-channel mean/std of images (float64, process pool over chunks, progress bar)."""
+"""Streaming per-channel mean/std of images (float64, chunks on a process pool or Ray, progress)."""
 
 from __future__ import annotations
 
@@ -98,23 +98,47 @@ def _init_worker() -> None:
     cv2.setNumThreads(1)
 
 
+def _ray_worker(fn: Callable[[T], R]) -> Callable[[T], R]:
+    """Per Ray actor: the same set-up as a pool process, then fn itself."""
+    _init_worker()
+    return fn
+
+
 def map_chunks(
     fn: Callable[[T], R],
     tasks: Sequence[T],
     sizes: Sequence[int],
-    workers: int = 1,
+    workers: int | None = 1,
     desc: str = "",
     progress: bool | None = None,
+    engine: str = "local",
+    address: str | None = None,
 ) -> Iterator[R]:
     """Yield fn(task) for each task in order, in a spawn process pool when workers > 1
-    and there are at least MIN_POOL_ITEMS items.
+    and there are at least MIN_POOL_ITEMS items, or on Ray actors with engine="ray".
 
     `sizes` (items per task) drive the tqdm bar; progress=None shows it only on a TTY.
-    `fn` must be a module-level function (it is pickled to the workers).
+    `fn` must be a module-level function (it is pickled to the workers). With Ray, `address`
+    names a running cluster (None: start one here with `workers` CPUs) and workers=None means
+    one actor per CPU of the cluster.
     """
+    if engine not in ("local", "ray"):
+        raise ValueError(f"Invalid engine {engine!r}. Choose from: local, ray.")
+    if address and engine != "ray":
+        raise ValueError(f"--address {address} needs --engine ray.")
     total = int(sum(sizes))
     disable = None if progress is None else not progress
     with tqdm(total=total, desc=desc, unit="img", disable=disable, leave=False) as bar:
+        if engine == "ray":
+            from maskforge.ray_engine import ray_map, ray_session
+
+            with ray_session(address, workers) as cpus:
+                results = ray_map(_ray_worker, (fn,), tasks, workers or cpus)
+                for result, n in zip(results, sizes, strict=True):
+                    yield result
+                    bar.update(n)
+            return
+        workers = workers or 1
         if workers <= 1 or len(tasks) <= 1 or total < MIN_POOL_ITEMS:
             for task, n in zip(tasks, sizes, strict=True):
                 yield fn(task)
@@ -136,14 +160,17 @@ def chunked(items: Sequence[T], size: int = CHUNK_SIZE) -> list[list[T]]:
 def channel_stats(
     paths: Iterable[str | Path],
     size: int = 112,
-    workers: int = 1,
+    workers: int | None = 1,
     progress: bool | None = None,
+    engine: str = "local",
+    address: str | None = None,
 ) -> ChannelStats:
     """Mean/std per RGB channel over all pixels of the images, each resized to size x size.
 
     A path listed k times counts k times (an oversampled manifest) but is read once.
     Accumulates in float64 with Chan's merge; unreadable images are left out and listed.
-    Raises ValueError if no image could be read.
+    engine="ray" computes the same chunks on Ray actors (see map_chunks) and merges them in
+    the same order, so the numbers are identical. Raises ValueError if no image could be read.
     """
     if size < 1:
         raise ValueError(f"Invalid stats size {size}: must be a positive number of pixels.")
@@ -153,19 +180,27 @@ def channel_stats(
     # Sorted so that the result does not depend on row order.
     items = sorted(counts.items())
     chunks = chunked(items)
+    tasks = [(chunk, size) for chunk in chunks]
+    if engine == "ray":  # actors run in other folders, or on other machines
+        tasks = [([(os.path.abspath(p), k) for p, k in chunk], size) for chunk in chunks]
     total = Moments.empty()
     bad: list[tuple[str, str]] = []
     results = map_chunks(
         _chunk_moments,
-        [(chunk, size) for chunk in chunks],
+        tasks,
         [len(c) for c in chunks],
         workers=workers,
         desc="stats",
         progress=progress,
+        engine=engine,
+        address=address,
     )
     for moments, chunk_bad in results:
         total = total.merge(moments)
         bad.extend(chunk_bad)
+    if engine == "ray":
+        given = {os.path.abspath(p): p for p, _ in items}
+        bad = [(given[p], reason) for p, reason in bad]
     if total.n == 0:
         raise ValueError(f"None of the {len(items)} images could be read (first: {bad[0][0]}).")
     std = np.sqrt(total.m2 / total.n)
@@ -201,20 +236,30 @@ def write_stats_json(path: Path, record: dict) -> None:
 def manifest_stats(
     manifest: Path,
     size: int = 112,
-    workers: int = 1,
+    workers: int | None = 1,
     drop_missing: bool = False,
     progress: bool | None = None,
+    engine: str = "local",
+    address: str | None = None,
 ) -> tuple[ChannelStats, dict]:
     """Channel stats of a manifest's images, and its stats.json record.
 
     Missing or unreadable files raise ValueError with counts unless drop_missing, in which
-    case they are left out (and counted in the returned stats' `unreadable`).
+    case they are left out (and counted in the returned stats' `unreadable`). engine and
+    address: see channel_stats (with Ray, the image paths must be valid on every node).
     """
     from maskforge.manifest import class_order, file_sha256, read_manifest, require_files
 
     frame = read_manifest(manifest)
     frame, missing = require_files(frame, f"{Path(manifest).name}", drop_missing)
-    stats = channel_stats(frame["abspath"], size=size, workers=workers, progress=progress)
+    stats = channel_stats(
+        frame["abspath"],
+        size=size,
+        workers=workers,
+        progress=progress,
+        engine=engine,
+        address=address,
+    )
     if stats.unreadable and not drop_missing:
         raise ValueError(unreadable_message(stats.unreadable, frame["abspath"].nunique(), manifest))
     stats = ChannelStats(

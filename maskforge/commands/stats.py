@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from maskforge.commands.engine_options import engine_options
 from maskforge.commands.split import _show, default_workers
 
 
@@ -22,8 +23,8 @@ from maskforge.commands.split import _show, default_workers
     "--workers",
     type=click.IntRange(1, 256),
     default=None,
-    show_default="CPU cores, at most 8",
-    help="Processes reading images.",
+    show_default="CPU cores, at most 8; with --address, all CPUs of the Ray cluster",
+    help="Processes (Ray actors with --engine ray) reading images.",
 )
 @click.option(
     "--drop-missing",
@@ -37,12 +38,13 @@ from maskforge.commands.split import _show, default_workers
     default=None,
     help="Also write the result in stats.json format to this file. [default: print only]",
 )
-def stats_command(manifest, size, workers, drop_missing, json_path) -> None:
+@engine_options
+def stats_command(manifest, size, workers, drop_missing, json_path, engine, address) -> None:
     """Per-channel (RGB, 0..1) mean and std of the images of MANIFEST.
 
     MANIFEST defaults to train.csv in the folder the last split wrote (default manifests/).
     Rows count as often as they are listed; accumulation is float64, so the numbers equal
-    those `maskforge split` writes to stats.json.
+    those `maskforge split` writes to stats.json, with either engine.
     """
     from maskforge.stats import manifest_stats, write_stats_json
     from maskforge.workspace import load_state, recall
@@ -51,8 +53,15 @@ def stats_command(manifest, size, workers, drop_missing, json_path) -> None:
         manifest = recall("manifests") / "train.csv"
         origin = "from the last split" if "manifests" in load_state() else "default"
         click.echo(f"Using {_show(manifest)} ({origin})")
+    if not (engine == "ray" and address):
+        workers = workers or default_workers()
     stats, record = manifest_stats(
-        manifest, size=size, workers=workers or default_workers(), drop_missing=drop_missing
+        manifest,
+        size=size,
+        workers=workers,
+        drop_missing=drop_missing,
+        engine=engine,
+        address=address,
     )
     click.echo("mean " + " ".join(f"{v:.6f}" for v in stats.mean))
     click.echo("std  " + " ".join(f"{v:.6f}" for v in stats.std))

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from maskforge.commands.engine_options import engine_options
+
 EXIT_SOME_FAILED = 3
 
 
@@ -69,7 +71,8 @@ class ColorSpec(click.ParamType):
     "-j",
     type=click.IntRange(min=1),
     default=None,
-    help="Worker processes. [default: all cores]",
+    help="Worker processes (Ray actors with --engine ray). [default: all cores; with "
+    "--address, all CPUs of the Ray cluster]",
 )
 @click.option(
     "--seed",
@@ -244,6 +247,7 @@ class ColorSpec(click.ParamType):
     is_flag=True,
     help="Start OUT afresh instead of resuming (needed to change options on a used OUT).",
 )
+@engine_options
 def synthesize(
     raw,
     out,
@@ -273,6 +277,8 @@ def synthesize(
     max_pixels,
     limit,
     overwrite,
+    engine,
+    address,
 ):
     """Mask every face in the photos under RAW; write paired images and a CSV to OUT.
 
@@ -315,9 +321,15 @@ def synthesize(
         quality=quality,
         max_pixels=max_pixels,
     )
-    workers = workers or os.cpu_count() or 1
+    if not (engine == "ray" and address):
+        workers = workers or os.cpu_count() or 1
+    how = f"{workers} workers"
+    if engine == "ray":
+        how = (f"{workers} Ray actors" if workers else "one Ray actor per CPU") + (
+            f" on the cluster at {address}" if address else " on a local Ray"
+        )
     click.echo(
-        f"synthesize: {raw} -> {out}  (seed {seed}, {workers} workers, detector {detector}, "
+        f"synthesize: {raw} -> {out}  (seed {seed}, {how}, detector {detector}, "
         f"mask {mask_types}, wear {wear})"
     )
     try:
@@ -332,6 +344,8 @@ def synthesize(
             workers=workers,
             overwrite=overwrite,
             limit=limit,
+            engine=engine,
+            address=address,
         )
     except KeyboardInterrupt:
         click.echo(

@@ -1,0 +1,180 @@
+"""Ray Data engine: run a per-item function on a Ray cluster, results streamed back in order.
+
+The local engines (a process pool, or this process) and this one share one contract: a worker
+factory `make_worker(*args)` builds the per-process state once (models, templates) and returns a
+function `task -> result`; the caller gets the results in input order and does all bookkeeping
+(journal, CSV, summary) on the driver. Here the factory runs once per Ray actor
+(`map_batches` with a callable class and a fixed actor pool), tasks and results travel pickled.
+
+Ray is an optional extra (`pip install 'maskforge[ray]'`): this module imports it only inside
+functions, so it can be imported (and its error message shown) without Ray installed.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import pickle
+import re
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+
+INSTALL_HINT = "Ray is not installed; install it with: pip install 'maskforge[ray]'"
+# Loggers Ray writes banners and per-dataset INFO/WARNING lines to; our own progress bar and
+# summary are what a user should see (Ray keeps its full logs under /tmp/ray/session_*/logs).
+RAY_LOGGERS = ("ray", "ray.data")
+# Environment variables the workers need to see the way the driver does (model file lookups).
+FORWARDED_ENV_PREFIX = "MASKFORGE_"
+
+
+class RayNotInstalledError(ImportError):
+    """`--engine ray` was asked for but Ray (with Ray Data) cannot be imported."""
+
+
+def import_ray():
+    """The `ray` module with `ray.data` loaded; RayNotInstalledError with the install hint."""
+    try:
+        import ray
+        import ray.data  # noqa: F401 - Ray without the [data] extra lacks pyarrow
+    except ImportError:
+        raise RayNotInstalledError(INSTALL_HINT) from None
+    return ray
+
+
+@contextmanager
+def ray_session(address: str | None = None, workers: int | None = None) -> Iterator[int]:
+    """Connect to the Ray cluster at `address` (or $RAY_ADDRESS), else start a local one with
+    `workers` CPUs.
+
+    Yields the cluster's CPU count. A Ray already initialised in this process (a test fixture,
+    the user's own script) is used as it is and left running; one started here is shut down.
+    Raises ValueError when no cluster answers at `address`.
+    """
+    ray = import_ray()
+    address = address or os.environ.get("RAY_ADDRESS") or None  # as `ray.init` reads it
+    previous = {name: logging.getLogger(name).level for name in RAY_LOGGERS}
+    for name in RAY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.ERROR)
+    started = False
+    try:
+        if not ray.is_initialized():
+            env = {k: v for k, v in os.environ.items() if k.startswith(FORWARDED_ENV_PREFIX)}
+            try:
+                with _usage_stats_off_unless_set():
+                    ray.init(
+                        # "local": a new instance, even where `ray start` runs one
+                        address=address or "local",
+                        num_cpus=None if address else workers,
+                        include_dashboard=False,
+                        log_to_driver=False,
+                        ignore_reinit_error=True,
+                        logging_level=logging.ERROR,
+                        runtime_env={"env_vars": env} if env else None,
+                    )
+            except ConnectionError as exc:
+                raise ValueError(
+                    f"Cannot connect to a Ray cluster at {address!r} ({exc}). "
+                    "Start one with `ray start --head`, or leave out --address to start a "
+                    "local Ray."
+                ) from None
+            started = True
+        yield max(1, int(ray.cluster_resources().get("CPU", 1)))
+    finally:
+        if started:
+            ray.shutdown()
+        for name, level in previous.items():
+            logging.getLogger(name).setLevel(level)
+
+
+@contextmanager
+def _usage_stats_off_unless_set() -> Iterator[None]:
+    """A Ray started for one run does not report usage to Ray's servers (unless the user's
+    environment says otherwise): the processes it starts inherit the variable."""
+    if "RAY_USAGE_STATS_ENABLED" in os.environ:
+        yield
+        return
+    os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
+    try:
+        yield
+    finally:
+        del os.environ["RAY_USAGE_STATS_ENABLED"]
+
+
+class _Actor:
+    """One Ray actor: builds the worker once, then maps pickled tasks to pickled results."""
+
+    def __init__(self, make_worker: Callable[..., Callable[[Any], Any]], args: tuple):
+        self.fn = make_worker(*args)
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        results = [pickle.dumps(self.fn(pickle.loads(task))) for task in batch["task"]]
+        out = np.empty(len(results), dtype=object)
+        out[:] = results
+        return {"result": out}
+
+
+def _root_cause(exc: Exception) -> str:
+    """The innermost `SomeError: message` line of a Ray error (its text embeds tracebacks)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    causes = [line for line in lines if re.match(r"^[\w.]+(Error|Exception): ", line)]
+    return causes[-1] if causes else f"{type(exc).__name__}: {lines[0] if lines else ''}"
+
+
+def ray_map(
+    make_worker: Callable[..., Callable[[Any], Any]],
+    args: tuple,
+    tasks: Sequence[Any],
+    workers: int,
+    tasks_per_block: int = 1,
+) -> Iterator[Any]:
+    """Yield `make_worker(*args)(task)` for every task, in input order, computed by Ray actors.
+
+    Needs a connected Ray (see `ray_session`). `make_worker` and `args` must pickle (a
+    module-level function); it runs once per actor, `workers` actors with one CPU each (at
+    most as many as the cluster has CPUs).
+    Tasks are grouped at most `tasks_per_block` per Ray block (fewer when there are not
+    enough to keep every actor busy), the unit of scheduling and of results coming back.
+    """
+    ray = import_ray()
+    if not tasks:
+        return
+    # Ray Data waits forever for actors the cluster has no CPU for: at most one per CPU.
+    workers = max(1, min(workers, int(ray.cluster_resources().get("CPU", 1))))
+    per_block = max(1, min(tasks_per_block, len(tasks) // workers))
+    blocks = math.ceil(len(tasks) / per_block)
+    workers = min(workers, blocks)  # an actor with no block would only load models
+    rows = [{"task": pickle.dumps(task)} for task in tasks]
+    ds = ray.data.from_items(rows, override_num_blocks=blocks)
+    # The dataset holds its own copy of the DataContext: set ours there, not globally.
+    ctx = ds.context
+    ctx.execution_options.preserve_order = True  # results in input order: CSV rows, merges
+    ctx.enable_progress_bars = False  # the driver shows one bar, in photos
+    ctx.print_on_execution_start = False
+    ds = ds.map_batches(
+        _Actor,
+        fn_constructor_args=(make_worker, args),
+        batch_size=None,  # a block is one batch and one actor task: no re-bundling
+        batch_format="numpy",
+        compute=ray.data.ActorPoolStrategy(size=workers),
+        num_cpus=1,
+    )
+    # No prefetching: it would hold each finished block back until the next one is done.
+    batches = iter(ds.iter_batches(batch_size=None, batch_format="numpy", prefetch_batches=0))
+    try:
+        for batch in batches:
+            for result in batch["result"]:
+                yield pickle.loads(result)
+    except Exception as exc:  # Ray's own errors run to pages; keep the cause, add the usual fix
+        from maskforge import __version__
+
+        raise RuntimeError(
+            f"Ray workers failed: {_root_cause(exc)} (every node needs maskforge "
+            f"{__version__} and Ray {ray.__version__} installed, and the photos and the output "
+            "folder at the same paths)"
+        ) from exc
+    finally:
+        batches.close()  # stops Ray's executor if the caller stopped early (Ctrl-C, error)
