@@ -21,7 +21,7 @@ install: $(VENV)/.installed
 # the CNN face detector ~6x faster. Needs a C++ compiler, cmake and libopenblas-dev; ~15 minutes.
 install-blas-dlib: install
 	$(PY) -m pip uninstall --yes dlib-bin
-	$(PY) -m pip install --no-binary dlib --no-cache-dir dlib
+	CXXFLAGS="-O3 -march=native" $(PY) -m pip install --no-binary dlib --no-cache-dir dlib
 	$(PY) -c "import dlib; assert dlib.DLIB_USE_BLAS, 'dlib was built without BLAS: install libopenblas-dev'; print('dlib', dlib.__version__, 'with BLAS')"
 
 demo: install

@@ -446,17 +446,15 @@ def apply_mask(
     variant = template.variants[params.variant]
     anchors = geometry.wear_anchors(geometry.face_anchors(landmarks), landmarks, params.wear)
     matrix = geometry.homography(variant.anchors, anchors)
-    pattern = None
-    if params.pattern:
-        # Drawn at the template's own size, so a pattern's scale on the mask never depends on
-        # the face's size in the photo.
-        pattern = make_pattern(params.pattern, variant.rgba.shape[:2], rng, params.color)
     factor = compose.prescale_factor(matrix, variant.anchors)
     if factor < 1.0:
         variant = variant.scaled(factor)
-        if pattern is not None:
-            pattern = cv2.resize(pattern, variant.rgba.shape[1::-1], interpolation=cv2.INTER_AREA)
         matrix = geometry.homography(variant.anchors, anchors)
+    pattern = None
+    if params.pattern:
+        # Pattern sizes are fractions of the template's width, so drawing at the working size
+        # keeps their scale on the mask independent of the face's size in the photo.
+        pattern = make_pattern(params.pattern, variant.rgba.shape[:2], rng, params.color)
     appearance = render_appearance(variant, params.color, pattern, params.pattern_weight)
     over, alpha, roi = compose.warp_overlay(appearance, matrix, rgb.shape, variant.anchors)
     over, alpha = compose.finish_overlay(over, alpha, rgb, roi, landmarks, finish, rng)
