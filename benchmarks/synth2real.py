@@ -75,11 +75,15 @@ def main() -> None:
             str(out),
             "--seed",
             str(args.seed),
+            # A folder left by an earlier run with other options must not be judged again.
+            "--overwrite",
             *shlex.split(options),
         ]
         start = time.perf_counter()
-        subprocess.run(cmd, check=False, stdout=subprocess.DEVNULL)
+        done = subprocess.run(cmd, check=False, stdout=subprocess.DEVNULL)
         seconds = time.perf_counter() - start
+        if done.returncode not in (0, 3):  # 3: some photos gave no mask, the rest is usable
+            sys.exit(f"synthesize failed for config {name!r} (exit {done.returncode})")
         masked_dirs = [str(out / "masked")] + (
             [str(out / "incorrect")] if (out / "incorrect").is_dir() else []
         )
