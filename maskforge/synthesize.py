@@ -68,6 +68,12 @@ PLAIN_TEMPLATES = frozenset({"n95", "n95_valve", "gas"})
 # Below this share of the written crop covered by the mask, the output is not written.
 MIN_VISIBLE_MASK = 0.04
 MAX_SKIN_SATURATION = 110  # of 255 (OpenCV HSV)
+OCCLUDER_COLORS = (
+    "black", "darkgray", "gray", "white", "beige", "brown", "navy", "blue", "teal", "green",
+    "olive", "maroon", "red", "orange", "yellow", "purple", "pink", "lavender",
+)  # fmt: skip
+SCARF_PATTERNS = ("stripes", "checks", "plaid", "heather", "dots")
+SCARF_PATTERN_RATE = 0.5
 DEFAULT_MASK_MIX = {
     "surgical": 4.0,
     "cloth": 3.0,
@@ -475,7 +481,7 @@ def apply_occluder(
     rng: np.random.Generator,
 ) -> np.ndarray:
     """The photo with a non-mask occluder (hand, object, scarf) over the mouth (hard negative)."""
-    from maskforge.templates import TemplateVariant, render_appearance
+    from maskforge.templates import TemplateVariant, make_pattern, parse_color, render_appearance
 
     anchors = geometry.face_anchors(landmarks)
     face_width = float(np.linalg.norm(anchors[2] - anchors[1]))
@@ -491,14 +497,20 @@ def apply_occluder(
     target = mouth + rng.normal(0, 0.04 * face_width, 2)
     matrix = np.vstack([cv2.getRotationMatrix2D(tuple(anchor), -angle, scale), [0, 0, 1]])
     matrix[:2, 2] += target - anchor
+    pattern = None
     if occluder.kind == "hand":
         color = _skin_colour(rgb, landmarks)
         match_level = False
     else:
-        color = None
+        # One scarf or notebook colour everywhere would let a classifier learn "maroon knit =
+        # unmasked": draw the colour, and for scarves sometimes a woven pattern.
+        color = parse_color(OCCLUDER_COLORS[int(rng.integers(len(OCCLUDER_COLORS)))])
+        if occluder.kind == "scarf" and rng.random() < SCARF_PATTERN_RATE:
+            spec = SCARF_PATTERNS[int(rng.integers(len(SCARF_PATTERNS)))]
+            pattern = make_pattern(spec, rgba.shape[:2], rng, base_color=color)
         match_level = True
     variant = TemplateVariant(rgba=rgba, tint=tint, anchors=np.zeros((6, 2)))
-    appearance = render_appearance(variant, color, None, 0.0)
+    appearance = render_appearance(variant, color, pattern, 0.0 if pattern is None else 1.0)
     corners = np.array(
         [[0, 0], [rgba.shape[1], 0], [rgba.shape[1], rgba.shape[0]], [0, rgba.shape[0]]], float
     )

@@ -208,3 +208,25 @@ def test_unexpected_failure_on_one_photo_is_recorded(unmasked_dir, tmp_path, mon
             "reason": "unexpected RuntimeError: kaboom second line",
         }
     ]
+
+
+def test_scarves_vary_in_colour_and_stay_on_the_lower_face(faces):
+    from maskforge.synthesize import apply_occluder
+    from maskforge.templates import load_occluders
+
+    scarf = next(o for o in load_occluders().values() if o.kind == "scarf")
+    rgb, face = faces[0]
+    nose_y = face.landmarks[30, 1]
+    means = []
+    for seed in range(6):
+        out = apply_occluder(
+            rgb, face.landmarks, scarf, compose.Finish(), np.random.default_rng(seed)
+        )
+        changed = np.abs(out.astype(int) - rgb.astype(int)).sum(axis=2) > 30
+        ys = np.nonzero(changed)[0]
+        assert changed.sum() > 0.05 * changed.size
+        assert np.mean(ys > nose_y) > 0.97  # nothing drawn over the eyes or nose
+        means.append(out[changed].mean(axis=0))
+    # Colour is drawn per face: the mean colour of the scarf differs between seeds.
+    spread = np.ptp(np.array(means), axis=0).max()
+    assert spread > 60, means

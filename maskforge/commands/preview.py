@@ -125,8 +125,18 @@ def _png_path(ctx: click.Context, param: click.Parameter, value: Path) -> Path:
     help="Tiles per row. [default: 8, or 4 with --side-by-side]",
 )
 def preview_command(
-    out, sheet, count, seed, mask_types, wears, detectors, statuses, negatives, side_by_side,
-    tile, columns,
+    out,
+    sheet,
+    count,
+    seed,
+    mask_types,
+    wears,
+    detectors,
+    statuses,
+    negatives,
+    side_by_side,
+    tile,
+    columns,
 ) -> None:
     """Write a contact sheet (grid PNG) of random outputs of the synthesize folder OUT.
 
@@ -158,8 +168,14 @@ def preview_command(
         negatives=negatives,
     )
     result = write_sheet(
-        sheet, out, count=count, seed=seed, filters=filters, side_by_side=side_by_side,
-        tile=tile, columns=columns,
+        sheet,
+        out,
+        count=count,
+        seed=seed,
+        filters=filters,
+        side_by_side=side_by_side,
+        tile=tile,
+        columns=columns,
     )
     h, w, _ = result.image.shape
     layout = result.layout
