@@ -74,6 +74,11 @@ OCCLUDER_COLORS = (
 )  # fmt: skip
 SCARF_PATTERNS = ("stripes", "checks", "plaid", "heather", "dots")
 SCARF_PATTERN_RATE = 0.5
+# Cartridge colours of real respirators (NIOSH colour code: P100 magenta, organic vapour black,
+# acid gas white, OV/AG yellow, multi-gas olive, ammonia green).
+ACCENT_COLORS = {
+    "gas": ("#d64a86", "#2a2a2c", "#e8e8e4", "#d8b23a", "#6b6e3c", "#4f8a4b"),
+}
 DEFAULT_MASK_MIX = {
     "surgical": 4.0,
     "cloth": 3.0,
@@ -447,7 +452,12 @@ def apply_mask(
     template: a templates.MaskTemplate; params say variant, colour, pattern and wear.
     With return_alpha, also the mask's coverage (H, W) float32 0..1 in photo pixels.
     """
-    from maskforge.templates import make_pattern, render_appearance
+    from maskforge.templates import (
+        make_pattern,
+        parse_color,
+        recolour_accents,
+        render_appearance,
+    )
 
     variant = template.variants[params.variant]
     anchors = geometry.wear_anchors(geometry.face_anchors(landmarks), landmarks, params.wear)
@@ -462,6 +472,10 @@ def apply_mask(
         # keeps their scale on the mask independent of the face's size in the photo.
         pattern = make_pattern(params.pattern, variant.rgba.shape[:2], rng, params.color)
     appearance = render_appearance(variant, params.color, pattern, params.pattern_weight)
+    accents = ACCENT_COLORS.get(template.name)
+    if accents:
+        accent = parse_color(accents[int(rng.integers(len(accents)))])
+        appearance = recolour_accents(appearance, variant.tint, accent)
     over, alpha, roi = compose.warp_overlay(appearance, matrix, rgb.shape, variant.anchors)
     over, alpha = compose.finish_overlay(over, alpha, rgb, roi, landmarks, finish, rng)
     out = compose.blend(rgb, over, alpha, roi)

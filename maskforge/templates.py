@@ -70,6 +70,9 @@ NAMED_COLORS: dict[str, str] = {
     "brown": "#6e4e36",
 }
 
+# Saturation (max - min of RGB, 0..1) above which an untinted template pixel is an accent.
+ACCENT_MIN_SATURATION = 0.25
+
 _HEX = re.compile(r"#([0-9a-fA-F]{6}|[0-9a-fA-F]{3})")
 
 
@@ -325,6 +328,25 @@ def render_appearance(
     result[..., :3] = np.clip(np.rint(out * 255.0), 0, 255).astype(np.uint8)
     result[..., 3] = rgba[..., 3]
     return result
+
+
+def recolour_accents(rgba: np.ndarray, tint: np.ndarray, color: tuple[int, int, int]) -> np.ndarray:
+    """RGBA with the untinted, strongly coloured parts (e.g. filter cartridges) in `color`.
+
+    Loops, straps and valves are grey, so saturation picks the accents out; each accent pixel
+    keeps its luminance relative to the accents' median, so the cartridges' shading stays.
+    """
+    src = rgba[..., :3].astype(np.float32) / 255.0
+    saturation = src.max(axis=2) - src.min(axis=2)
+    accent = (tint < 0.05) & (saturation > ACCENT_MIN_SATURATION) & (rgba[..., 3] > 0)
+    if not accent.any():
+        return rgba.copy()
+    lum = src @ np.array([0.299, 0.587, 0.114], np.float32)
+    shade = (lum / max(float(np.median(lum[accent])), 1e-3))[..., None]
+    recoloured = _shade(np.asarray(color, np.float32) / 255.0, shade)
+    out = rgba.copy()
+    out[..., :3][accent] = np.clip(np.rint(recoloured[accent] * 255.0), 0, 255).astype(np.uint8)
+    return out
 
 
 def _relative_shading(src: np.ndarray, tint: np.ndarray, alpha: np.ndarray) -> np.ndarray:

@@ -370,3 +370,21 @@ def test_bad_anchor_count_is_reported(tmp_path):
     (root / "templates.json").write_text(json.dumps(meta))
     with pytest.raises(ValueError, match="anchors"):
         load_templates(root)
+
+
+def test_recolour_accents_changes_only_the_filter_cartridges(templates):
+    from maskforge.templates import recolour_accents
+
+    v = templates["gas"].variants["front"]
+    rgb = v.rgba[..., :3].astype(int)
+    pink = (rgb[..., 0] - rgb[..., 1] > 60) & (v.rgba[..., 3] == 255)
+    out = recolour_accents(v.rgba, v.tint, (216, 178, 58)).astype(int)
+    changed = np.abs(out - v.rgba.astype(int)).sum(axis=2) > 0
+    assert np.mean(changed[pink]) > 0.95
+    assert not changed[v.tint > 0.5].any()  # the rubber body keeps its colour
+    np.testing.assert_array_equal(out[..., 3], v.rgba[..., 3])
+    yellow = out[pink][:, :3].mean(axis=0)
+    assert yellow[0] > yellow[2] + 60 and yellow[1] > yellow[2] + 40  # yellow, not pink
+    # A template without saturated untinted parts is returned as it was.
+    s = templates["surgical"].variants["front"]
+    np.testing.assert_array_equal(recolour_accents(s.rgba, s.tint, (0, 0, 0)), s.rgba)
