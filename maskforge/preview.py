@@ -18,6 +18,8 @@ import numpy as np
 import pandas as pd
 from PIL import Image, ImageDraw, ImageFont
 
+from maskforge.faces import STAGES
+from maskforge.geometry import WEAR_STYLES
 from maskforge.imageio import UnreadableImageError, read_image, write_image
 from maskforge.synthesize import STATUSES
 
@@ -42,8 +44,8 @@ REQUIRED_COLUMNS = (
     "pattern",
     "wear",
 )
-WEARS = ("correct", "nose_out", "chin")
-DETECTORS = ("hog", "hog_pad", "cnn", "boxes")
+WEARS = WEAR_STYLES
+DETECTORS = STAGES
 
 DEFAULT_COUNT = 48
 DEFAULT_TILE = 160
