@@ -225,13 +225,14 @@ def folder_frame(
             note += f" (ignored subfolders: {', '.join(ignored)})"
     if not rows:
         raise ValueError(f"No images found in {folder}.")
-    root = folder.resolve()
+    # Not resolved: a folder of symlinks to photos elsewhere keeps its own relative paths.
+    root = folder.absolute()
     frame = pd.DataFrame(
         {
-            "path": [Path(p).resolve().relative_to(root).as_posix() for p, _, _ in rows],
+            "path": [Path(p).absolute().relative_to(root).as_posix() for p, _, _ in rows],
             "label": [lab for _, lab, _ in rows],
             "source": [src for _, _, src in rows],
-            "abspath": [str(Path(p).resolve()) for p, _, _ in rows],
+            "abspath": [str(Path(p).absolute()) for p, _, _ in rows],
         }
     )
     frame["group"] = frame["path"]
