@@ -79,6 +79,9 @@ SCARF_PATTERN_RATE = 0.5
 ACCENT_COLORS = {
     "gas": ("#d64a86", "#2a2a2c", "#e8e8e4", "#d8b23a", "#6b6e3c", "#4f8a4b"),
 }
+# `--wear random`: half the faces wear the mask correctly, so the masked and incorrect classes
+# come out the same size.
+RANDOM_WEAR = {"correct": 2.0, "nose_out": 1.0, "chin": 1.0}
 DEFAULT_MASK_MIX = {
     "surgical": 4.0,
     "cloth": 3.0,

@@ -283,3 +283,16 @@ def test_resume_after_kill_9_matches_a_clean_run(small_raw, reference_run, tmp_p
     assert len(got) == len({(r["input"], r["face"]) for r in got})  # no duplicates
     assert sorted(got, key=lambda r: (r["input"], r["face"])) == rows_of(reference_run)
     assert not [p for p in out.rglob("*") if p.name.endswith(".tmp")]
+
+
+def test_random_wear_gives_as_many_incorrect_masks_as_correct_ones():
+    import numpy as np
+
+    from maskforge.commands.synthesize import ChoiceSpec
+
+    choice = ChoiceSpec("wear style", ("correct", "nose_out", "chin")).convert("random", None, None)
+    rng = np.random.default_rng(0)
+    drawn = [choice.draw(rng) for _ in range(4000)]
+    share = {w: drawn.count(w) / len(drawn) for w in ("correct", "nose_out", "chin")}
+    assert abs(share["correct"] - 0.5) < 0.03
+    assert abs(share["nose_out"] - 0.25) < 0.03 and abs(share["chin"] - 0.25) < 0.03

@@ -40,6 +40,10 @@ def _random_weights(what: str) -> dict | None:
         from maskforge.patterns import PATTERNS
 
         return dict.fromkeys(PATTERNS, 1.0)
+    if what == "wear style":
+        from maskforge.synthesize import RANDOM_WEAR
+
+        return dict(RANDOM_WEAR)
     return None
 
 
@@ -123,8 +127,9 @@ class ColorSpec(click.ParamType):
     default="correct",
     show_default=True,
     help="How masks are worn: correct, nose_out (nose uncovered), chin (pulled under "
-    "the mouth), weighted like 'correct=2,nose_out,chin', or random. Incorrectly "
-    "worn masks go to out/incorrect/ (a third class).",
+    "the mouth), weighted like 'correct=4,nose_out,chin', or random (= correct=2,nose_out,"
+    "chin: as many incorrectly worn masks as correct ones). Incorrectly worn masks go to "
+    "out/incorrect/ (a third class).",
 )
 @click.option(
     "--negatives",
