@@ -16,9 +16,11 @@ from torch import nn
 
 
 def cam_target_layer(model: nn.Module) -> nn.Module:
-    """The last convolutional block of a torchvision ResNet, MobileNet or EfficientNet."""
+    """The last convolutional block of a ResNet, MobileNet, EfficientNet or EfficientNet-Lite."""
     if hasattr(model, "layer4"):
         return model.layer4[-1]
+    if hasattr(model, "_conv_head"):  # EfficientNet-Lite0: its final 1x1 conv + batch norm
+        return model._bn1
     features = getattr(model, "features", None)
     if isinstance(features, nn.Sequential):
         return features[-1]

