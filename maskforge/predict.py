@@ -35,6 +35,7 @@ CLASS_COLORS = {"unmasked": (230, 40, 40), "masked": (40, 190, 70), "incorrect":
 PALETTE = [(60, 120, 240), (200, 60, 200), (0, 190, 190), (150, 110, 60)]
 SMALL_COLOR = (160, 160, 160)
 CSV_NAME = "predictions.csv"
+NO_FACE_CHOICES = ("skip", "whole")
 
 Echo = Callable[[str], None]
 
@@ -111,6 +112,7 @@ class PredictSummary:
     by_class: Counter = field(default_factory=Counter)
     too_small: int = 0
     no_face: int = 0
+    whole_images: int = 0
     unreadable: int = 0
     annotated: list[Path] = field(default_factory=list)
 
@@ -144,10 +146,26 @@ def _face_size(box) -> int:
     return int(min(box[2] - box[0], box[3] - box[1]))
 
 
-def _annotate(rgb, classify, detector, min_face, classes):
+def _annotate(rgb, classify, detector, min_face, classes, no_face="skip"):
     """Rows (without file/frame) and the annotated copy of one image or frame."""
     faces = detect_faces(rgb, detector)
     canvas = rgb.copy()
+    if not faces and no_face == "whole":
+        # dlib's detectors miss many masked faces (the mask hides what they look for); a tight
+        # face photo is what the model was trained on anyway.
+        (name,), probs = classify([rgb])
+        h, w = rgb.shape[:2]
+        row = {
+            "status": "whole_image",
+            "reason": "no face found; the whole image was classified",
+            "box": f"0 0 {w} {h}",
+            "class": name,
+            "probability": float(probs[0][classes.index(name)]),
+        }
+        row.update({f"p_{c}": float(v) for c, v in zip(classes, probs[0], strict=True)})
+        draw_box(canvas, (0, 0, w - 1, h - 1), f"{name} {row['probability']:.2f} (whole)",
+                 class_color(name, classes))  # fmt: skip
+        return [row], canvas
     if not faces:
         return [{"status": "no_face", "reason": "no face found"}], canvas
     usable = [k for k, f in enumerate(faces) if _face_size(f["box"]) >= min_face]
@@ -230,12 +248,15 @@ def predict_inputs(
     detector: str = "cascade",
     device: str = "auto",
     echo: Echo | None = None,
+    no_face: str = "skip",
 ) -> PredictSummary:
     """Detect and classify every face in images, folders and videos.
 
     Writes out/predictions.csv (one row per face, and one per image or frame without a usable
     face) and annotated copies: out/<name> for images, out/<stem>.mp4 for videos (every
     `every`-th frame, at fps / every). Unreadable files and too-small faces are recorded.
+    no_face: "skip" records an image or frame without a face as no_face; "whole" classifies
+    the whole image instead (status whole_image).
     """
     from tqdm import tqdm
 
@@ -247,6 +268,8 @@ def predict_inputs(
         raise ValueError("--every and --min-face must be at least 1.")
     if not 0 < threshold < 1:
         raise ValueError(f"Invalid threshold {threshold}; it must be between 0 and 1.")
+    if no_face not in NO_FACE_CHOICES:
+        raise ValueError(f"Invalid no_face {no_face!r}; use {' or '.join(NO_FACE_CHOICES)}.")
     echo = echo or (lambda _: None)
     out = Path(out)
     files = collect_inputs(inputs, out)
@@ -267,14 +290,14 @@ def predict_inputs(
     for path, name in tqdm(files, desc="predict", unit="file", disable=None):
         if path.suffix.lower() in VIDEO_EXTENSIONS:
             target = _unique(name.with_suffix(".mp4"), used)
-            new = _video(path, out / target, classify, detector, min_face, classes, every)
+            new = _video(path, out / target, classify, detector, min_face, classes, every, no_face)
             summary.videos += 1
         else:
             suffix = (
                 path.suffix.lower() if path.suffix.lower() in (".jpg", ".jpeg", ".png") else ".jpg"
             )
             target = _unique(name.with_suffix(suffix), used)
-            new = _image(path, out / target, classify, detector, min_face, classes)
+            new = _image(path, out / target, classify, detector, min_face, classes, no_face)
             summary.images += 1
         for row in new:
             row["file"] = rel(path)
@@ -288,7 +311,8 @@ def predict_inputs(
     atomic_write_text(summary.csv_path, frame.to_csv(index=False, float_format="%.6f"))
     status = frame["status"]
     summary.faces = int((status == "ok").sum())
-    summary.by_class = Counter(frame.loc[status == "ok", "class"])
+    summary.whole_images = int((status == "whole_image").sum())
+    summary.by_class = Counter(frame.loc[status.isin(["ok", "whole_image"]), "class"])
     summary.too_small = int((status == "too_small").sum())
     summary.no_face = int((status == "no_face").sum())
     summary.unreadable = int((status == "unreadable").sum())
@@ -320,17 +344,19 @@ def _rows_frame(rows: list[dict], classes: list[str]) -> pd.DataFrame:
     return frame
 
 
-def _image(path, target, classify, detector, min_face, classes) -> list[dict]:
+def _image(path, target, classify, detector, min_face, classes, no_face="skip") -> list[dict]:
     try:
         rgb = read_image(path)
     except (UnreadableImageError, ImageTooLargeError) as exc:
         return [{"status": "unreadable", "reason": str(exc)}]
-    rows, canvas = _annotate(rgb, classify, detector, min_face, classes)
+    rows, canvas = _annotate(rgb, classify, detector, min_face, classes, no_face)
     write_image(target, canvas)
     return rows
 
 
-def _video(path, target, classify, detector, min_face, classes, every) -> list[dict]:
+def _video(
+    path, target, classify, detector, min_face, classes, every, no_face="skip"
+) -> list[dict]:
     """Rows for every processed frame; the annotated video is written atomically."""
     cap = cv2.VideoCapture(str(path))
     if not cap.isOpened():
@@ -348,7 +374,7 @@ def _video(path, target, classify, detector, min_face, classes, every) -> list[d
                 break
             if index % every == 0:
                 rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-                new, canvas = _annotate(rgb, classify, detector, min_face, classes)
+                new, canvas = _annotate(rgb, classify, detector, min_face, classes, no_face)
                 for row in new:
                     row["frame"] = index
                 rows += new

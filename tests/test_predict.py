@@ -227,3 +227,24 @@ def test_predict_real_photos_finds_faces(run, tmp_path, unmasked_dir):
         x = max(left, 0)  # boxes off the frame are drawn clipped to it
         # JPEG output: the box edge is close to the class colour.
         assert np.abs(drawn[y, x] - color).max() < 60
+
+
+def test_no_face_whole_classifies_the_whole_image(fake_faces, run, tmp_path, rng):
+    photos = tmp_path / "photos"
+    blank = rng.integers(0, 18, (50, 60, 3), dtype=np.uint8)  # dark: FakeFinder finds no face
+    write_image(photos / "noface.png", blank)
+    out = tmp_path / "annotated"
+    args = ["predict", str(photos), "--run", str(run), "--out", str(out)]
+    skipped = CliRunner().invoke(cli, args)
+    assert skipped.exit_code == 0, skipped.output
+    assert "--no-face whole classifies each whole image" in skipped.output
+    result = CliRunner().invoke(cli, [*args, "--no-face", "whole"])
+    assert result.exit_code == 0, result.output
+    assert "Classified 0 face(s) and 1 whole image(s) in 1 image(s)" in result.output
+    row = pd.read_csv(out / "predictions.csv", dtype={"box": str}).iloc[0]
+    assert row["status"] == "whole_image" and row["box"] == "0 0 60 50"
+    expected = _expected(run, blank, (0, 0, 60, 50))
+    np.testing.assert_allclose([row["p_unmasked"], row["p_masked"]], expected, atol=1e-5)
+    drawn = read_image(out / "photos/noface.png")
+    color = np.array(class_color(row["class"], ["unmasked", "masked"]))
+    np.testing.assert_array_equal(drawn[25, 0], color)  # a box around the whole image

@@ -60,6 +60,15 @@ import click
     "CNN for what is still missing; hog or cnn = that stage only.",
 )
 @click.option(
+    "--no-face",
+    type=click.Choice(["skip", "whole"]),
+    default="skip",
+    show_default=True,
+    help="An image or frame where no face is found: skip it (status no_face), or classify "
+    "the whole image (status whole_image; for photos that are already face crops, where "
+    "dlib's detectors often miss a masked face).",
+)
+@click.option(
     "--device",
     default="auto",
     show_default=True,
@@ -74,6 +83,7 @@ def predict_command(
     every: int,
     min_face: int,
     detector: str,
+    no_face: str,
     device: str,
 ) -> None:
     """Detect every face in INPUTS (images, folders, videos) and classify it.
@@ -95,16 +105,23 @@ def predict_command(
         detector=detector,
         device=device,
         echo=click.echo,
+        no_face=no_face,
     )
     classes = ", ".join(f"{name} {n}" for name, n in sorted(summary.by_class.items())) or "none"
     source = f"{summary.images} image(s)"
     if summary.videos:
         source += f" and {summary.frames} frame(s) of {summary.videos} video(s)"
-    click.echo(f"Classified {summary.faces} face(s) in {source}: {classes}")
+    whole = f" and {summary.whole_images} whole image(s)" if summary.whole_images else ""
+    click.echo(f"Classified {summary.faces} face(s){whole} in {source}: {classes}")
     click.echo(
         f"Not classified: {summary.too_small} face(s) too small, {summary.no_face} "
         f"image(s)/frame(s) without a face, {summary.unreadable} unreadable file(s)"
     )
+    if summary.no_face:
+        click.echo(
+            "Masks hide much of what dlib's face detectors look for; if these are face "
+            "photos, --no-face whole classifies each whole image instead."
+        )
 
 
 COMMANDS = [predict_command]
