@@ -544,6 +544,19 @@ def smoothstep(e0: float, e1: float, x: np.ndarray) -> np.ndarray:
     return t * t * (3 - 2 * t)
 
 
+def nose_taper(narrow: float) -> Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """A taper for ellipsoid_part: width `narrow` over the nose, full over mouth and chin."""
+    grow = 1.0 - narrow
+
+    def taper(y):
+        t = np.clip((y + 0.2) / 0.75, 0.0, 1.0)
+        f = narrow + grow * t * t * (3 - 2 * t)
+        df = np.where((y > -0.2) & (y < 0.55), grow * 6 * t * (1 - t) / 0.75, 0.0)
+        return f, df
+
+    return taper
+
+
 def band(x: np.ndarray, lo: float, hi: float, soft: float) -> np.ndarray:
     """1 inside [lo, hi], 0 outside, with soft edges."""
     return smoothstep(lo - soft, lo + soft, x) * (1 - smoothstep(hi - soft, hi + soft, x))
@@ -737,13 +750,6 @@ def n95(valve: bool = False) -> list[Part]:
     white = hex_to_rgb("#eeeeea")
     centre, axes = (0.0, 0.5, 0.42), (0.72, 0.7, 0.86)
 
-    def taper(y):
-        # Narrow over the nose, full width over mouth and chin.
-        t = np.clip((y + 0.2) / 0.75, 0.0, 1.0)
-        f = 0.72 + 0.28 * t * t * (3 - 2 * t)
-        df = np.where((y > -0.2) & (y < 0.55), 0.28 * 6 * t * (1 - t) / 0.75, 0.0)
-        return f, df
-
     def albedo_fn(p, rim_dist):
         grain = fabric_noise(p.shape[:2], 21, 1.0, 0.02)
         flange = 1.0 - 0.08 * band(rim_dist, -0.1, 0.045, 0.004)
@@ -756,8 +762,8 @@ def n95(valve: bool = False) -> list[Part]:
         alb = alb * (1 - clip[..., None]) + metal * clip[..., None]
         return alb, 1.0 - clip
 
-    body, info = ellipsoid_part(centre, axes, face, albedo_fn, taper=taper, nose_bridge=-0.1,
-                                sheen=0.5)
+    body, info = ellipsoid_part(centre, axes, face, albedo_fn, taper=nose_taper(0.72),
+                                nose_bridge=-0.1, sheen=0.5)
     parts = [body]
     if valve:
         # Exhalation valve housing in front of the mouth, a little below centre.
@@ -903,18 +909,13 @@ def gas() -> list[Part]:
     rubber = hex_to_rgb("#4a4e55")
     centre, axes = (0.0, 0.5, 0.6), (0.7, 0.68, 0.62)
 
-    def taper(y):
-        t = np.clip((y + 0.2) / 0.75, 0.0, 1.0)
-        f = 0.42 + 0.58 * t * t * (3 - 2 * t)
-        df = np.where((y > -0.2) & (y < 0.55), 0.58 * 6 * t * (1 - t) / 0.75, 0.0)
-        return f, df
-
     def albedo_fn(p, rim_dist):
         grain = fabric_noise(p.shape[:2], 51, 1.5, 0.015)
         seal = 1.0 - 0.12 * band(rim_dist, -0.1, 0.06, 0.01)
         groove = 1.0 - 0.25 * band(rim_dist, 0.07, 0.085, 0.004)
         return rubber[None, None] * (grain * seal * groove)[..., None], 1.0
 
+    taper = nose_taper(0.42)
     body, info = ellipsoid_part(centre, axes, face, albedo_fn, taper=taper, nose_bridge=-0.12,
                                 specular=0.1, shininess=12.0)
     parts = [body]
