@@ -31,6 +31,20 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def read_string_csv(path: Path, prefix: str = "") -> pd.DataFrame:
+    """A CSV with every cell a string ('' when empty); one-line ValueError if empty or malformed.
+
+    prefix names the kind of file in the messages, e.g. "Manifest ".
+    """
+    try:
+        return pd.read_csv(path, dtype=str, keep_default_na=False)
+    except pd.errors.EmptyDataError:
+        raise ValueError(f"{prefix}{path} is empty.") from None
+    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+        reason = " ".join(str(exc).split())
+        raise ValueError(f"{prefix}{path} is not a valid CSV: {reason}") from None
+
+
 def read_manifest(path: Path) -> pd.DataFrame:
     """Read a manifest CSV; adds `abspath` (paths resolved against the CSV's folder).
 
@@ -40,14 +54,7 @@ def read_manifest(path: Path) -> pd.DataFrame:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"Manifest not found: {path}")
-    try:
-        df = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except pd.errors.EmptyDataError:
-        raise ValueError(f"Manifest {path} is empty.") from None
-    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise ValueError(
-            f"Manifest {path} is not a valid CSV: {' '.join(str(exc).split())}"
-        ) from None
+    df = read_string_csv(path, "Manifest ")
     missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
     if missing:
         raise ValueError(

@@ -21,6 +21,7 @@ from PIL import Image, ImageDraw, ImageFont
 from maskforge.faces import STAGES
 from maskforge.geometry import WEAR_STYLES
 from maskforge.imageio import UnreadableImageError, read_image, write_image
+from maskforge.sources import read_synthesis_table
 from maskforge.synthesize import STATUSES
 
 SYNTHESIS_CSV = "synthesis.csv"
@@ -165,18 +166,7 @@ def read_synthesis_csv(out_dir: Path) -> pd.DataFrame:
             else "is it a `maskforge synthesize` output folder?"
         )
         raise FileNotFoundError(f"{path} does not exist ({hint}).")
-    try:
-        table = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except pd.errors.EmptyDataError:
-        raise ValueError(f"{path} is empty.") from None
-    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{path} is not a valid CSV: {' '.join(str(exc).split())}") from None
-    missing = [c for c in REQUIRED_COLUMNS if c not in table.columns]
-    if missing:
-        raise ValueError(
-            f"{path} lacks column(s) {', '.join(missing)} (see docs/formats.md, synthesis.csv)."
-        )
-    return table
+    return read_synthesis_table(path, REQUIRED_COLUMNS)
 
 
 def select_rows(table: pd.DataFrame, count: int, seed: int, filters: Filters) -> Selection:

@@ -17,6 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from maskforge.imageio import is_image_path, iter_image_files
+from maskforge.manifest import read_string_csv
 
 SYNTHESIS_CSV = "synthesis.csv"
 ITEM_COLUMNS = ("abspath", "label", "group", "source", "mask_type", "wear", "kind")
@@ -99,18 +100,19 @@ def parse_class_map(text: str) -> dict[str, str]:
     return mapping
 
 
-def _synthesis_frame(csv_path: Path) -> pd.DataFrame:
-    try:
-        df = pd.read_csv(csv_path, dtype=str, keep_default_na=False)
-    except pd.errors.EmptyDataError:
-        raise ValueError(f"{csv_path} is empty.") from None
-    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{csv_path} is not a valid CSV: {' '.join(str(exc).split())}") from None
-    missing = [c for c in SYNTHESIS_REQUIRED if c not in df.columns]
+def read_synthesis_table(csv_path: Path, required: tuple[str, ...]) -> pd.DataFrame:
+    """synthesis.csv as strings, with a one-line error when it lacks a `required` column."""
+    df = read_string_csv(csv_path)
+    missing = [c for c in required if c not in df.columns]
     if missing:
         raise ValueError(
             f"{csv_path} lacks column(s) {', '.join(missing)} (see docs/formats.md, synthesis.csv)."
         )
+    return df
+
+
+def _synthesis_frame(csv_path: Path) -> pd.DataFrame:
+    df = read_synthesis_table(csv_path, SYNTHESIS_REQUIRED)
     if "group" not in df.columns and "input" not in df.columns:
         raise ValueError(f"{csv_path} has neither a group nor an input column.")
     return df
