@@ -288,9 +288,10 @@ def test_resume_after_kill_9_matches_a_clean_run(small_raw, reference_run, tmp_p
 def test_random_wear_gives_as_many_incorrect_masks_as_correct_ones():
     import numpy as np
 
-    from maskforge.commands.synthesize import ChoiceSpec
+    from maskforge.commands.synthesize import COMMANDS
 
-    choice = ChoiceSpec("wear style", ("correct", "nose_out", "chin")).convert("random", None, None)
+    (wear,) = [p for p in COMMANDS[0].params if p.name == "wear"]
+    choice = wear.type.convert("random", None, None)
     rng = np.random.default_rng(0)
     drawn = [choice.draw(rng) for _ in range(4000)]
     share = {w: drawn.count(w) / len(drawn) for w in ("correct", "nose_out", "chin")}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -13,38 +14,50 @@ EXIT_SOME_FAILED = 3
 
 
 class ChoiceSpec(click.ParamType):
-    """`a,b=2,c` or `random`: weighted names, checked later against what is installed."""
+    """`a,b=2,c` or `random`: weighted names, checked later against what is installed.
+
+    random_weights gives what `random` means (None: every allowed name, equally weighted); it
+    is called at parse time so that the CLI imports nothing heavy before then.
+    """
 
     name = "LIST"
 
-    def __init__(self, what: str, allowed: tuple[str, ...] | None = None):
-        self.what, self.allowed = what, allowed
+    def __init__(
+        self,
+        what: str,
+        allowed: tuple[str, ...] | None = None,
+        random_weights: Callable[[], dict[str, float]] | None = None,
+    ):
+        self.what, self.allowed, self.random_weights = what, allowed, random_weights
 
     def convert(self, value, param, ctx):
         from maskforge.sampling import Choice, parse_choice
 
         if isinstance(value, Choice) or value is None:
             return value
+        weights = self.random_weights() if self.random_weights else None
         try:
-            return parse_choice(value, self.allowed, self.what, _random_weights(self.what))
+            return parse_choice(value, self.allowed, self.what, weights)
         except ValueError as exc:
             self.fail(str(exc), param, ctx)
 
 
-def _random_weights(what: str) -> dict | None:
-    if what == "mask type":
-        from maskforge.synthesize import default_mask_mix
+def _mask_mix() -> dict[str, float]:
+    from maskforge.synthesize import default_mask_mix
 
-        return default_mask_mix()
-    if what == "pattern":
-        from maskforge.patterns import PATTERNS
+    return default_mask_mix()
 
-        return dict.fromkeys(PATTERNS, 1.0)
-    if what == "wear style":
-        from maskforge.synthesize import RANDOM_WEAR
 
-        return dict(RANDOM_WEAR)
-    return None
+def _every_pattern() -> dict[str, float]:
+    from maskforge.patterns import PATTERNS
+
+    return dict.fromkeys(PATTERNS, 1.0)
+
+
+def _random_wear() -> dict[str, float]:
+    from maskforge.synthesize import RANDOM_WEAR
+
+    return dict(RANDOM_WEAR)
 
 
 class ColorSpec(click.ParamType):
@@ -88,7 +101,7 @@ class ColorSpec(click.ParamType):
 @click.option(
     "--mask-type",
     "mask_types",
-    type=ChoiceSpec("mask type", None),
+    type=ChoiceSpec("mask type", None, _mask_mix),
     default="random",
     show_default=True,
     help="Mask template(s): a name (see `maskforge templates`), a list with optional "
@@ -106,7 +119,7 @@ class ColorSpec(click.ParamType):
 @click.option(
     "--pattern",
     "patterns",
-    type=ChoiceSpec("pattern", None),
+    type=ChoiceSpec("pattern", None, _every_pattern),
     default="none,random",
     show_default=True,
     help="Fabric pattern(s): none, stripes, dots, checks, plaid, camo, floral, heather, an "
@@ -123,7 +136,7 @@ class ColorSpec(click.ParamType):
 )
 @click.option(
     "--wear",
-    type=ChoiceSpec("wear style", ("correct", "nose_out", "chin")),
+    type=ChoiceSpec("wear style", ("correct", "nose_out", "chin"), _random_wear),
     default="correct",
     show_default=True,
     help="How masks are worn: correct, nose_out (nose uncovered), chin (pulled under "
