@@ -163,8 +163,8 @@ def _annotate(rgb, classify, detector, min_face, classes, no_face="skip"):
             "probability": float(probs[0][classes.index(name)]),
         }
         row.update({f"p_{c}": float(v) for c, v in zip(classes, probs[0], strict=True)})
-        draw_box(canvas, (0, 0, w - 1, h - 1), f"{name} {row['probability']:.2f} (whole)",
-                 class_color(name, classes))  # fmt: skip
+        label = f"{name} {row['probability']:.2f} (whole)"
+        draw_box(canvas, (0, 0, w - 1, h - 1), label, class_color(name, classes))
         return [row], canvas
     if not faces:
         return [{"status": "no_face", "reason": "no face found"}], canvas
