@@ -306,14 +306,24 @@ def _photo_runner(synthesizer: Synthesizer, out: Path) -> Callable[[Task], list[
     return run
 
 
+_WORKER_ERROR: Exception | None = None
+
+
 def _init_worker(make_worker: Callable[..., Callable], args: tuple) -> None:
-    global _WORKER
+    global _WORKER, _WORKER_ERROR
     # Only the parent handles Ctrl-C; workers finish the photo in hand (its writes are atomic).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _WORKER = make_worker(*args)
+    try:
+        _WORKER = make_worker(*args)
+    except Exception as exc:  # noqa: BLE001 - re-raised in the parent by the first job
+        # An initializer that raises breaks the pool with a traceback on stderr and no reason;
+        # keeping the error lets the parent show it as the one-line error it is.
+        _WORKER_ERROR = exc
 
 
 def _run_job(jobs: list) -> list:
+    if _WORKER_ERROR is not None:
+        raise _WORKER_ERROR
     return [_WORKER(task) for task in jobs]
 
 
@@ -360,8 +370,12 @@ def run_synthesis(
         "landmarks_model": landmarks_model,
         "cnn_model": cnn_model,
     }
-    # Fail fast (models, templates, option names) before starting workers or touching out/.
-    probe = Synthesizer(options, **detector_args)
+    if engine == "local" or not address:
+        workers = max(1, workers or os.cpu_count() or 1)
+    # Fail fast (model files, templates, option names) before starting workers or touching
+    # out/. Only a run in this process needs the models here; workers load their own.
+    in_process = engine == "local" and workers == 1
+    probe = Synthesizer(options, **detector_args, load_models=in_process)
     run_info = {
         "maskforge_version": __version__,
         "input": str(raw.resolve()),
@@ -378,8 +392,6 @@ def run_synthesis(
     done = _DoneSet(_read_inputs(out / CSV_NAME) + _read_inputs(out / JOURNAL))
 
     summary = RunSummary(inputs=sum(1 for _ in plan_inputs(raw)))
-    if engine == "local" or not address:
-        workers = max(1, workers or os.cpu_count() or 1)
     todo = islice(
         (
             (str(p), rel, stem, given_faces.get(rel))
@@ -400,7 +412,7 @@ def run_synthesis(
     )
     if engine == "ray":
         results = _ray_results(todo, out, options, detector_args, workers, address)
-    elif workers == 1:
+    elif in_process:
         results = map(_photo_runner(probe, out), todo)
     else:
         results = pool_map(synthesis_worker, (options, detector_args, str(out)), todo, workers)

@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 
 from maskforge import compose, geometry
-from maskforge.faces import MAX_FLIP_ERROR, MAX_RESIDUAL, Face, FaceFinder
+from maskforge.faces import MAX_FLIP_ERROR, MAX_RESIDUAL, Face, FaceFinder, check_detector
 from maskforge.imageio import (
     DEFAULT_MAX_PIXELS,
     ImageTooLargeError,
@@ -58,10 +58,6 @@ CSV_COLUMNS = (
     "wear",
     "seed",
 )
-# Landmarks that must lie inside the photo (eyes, nose, mouth), give or take OFF_IMAGE_SLACK eye
-# distances; brows and the jaw line of tight crops often run off the frame and are allowed to.
-CORE_POINTS = np.arange(27, 68)
-OFF_IMAGE_SLACK = 0.1
 # Prevalence-like default mix: surgical masks dominate real photos, respirators are rarer.
 # Moulded respirators come plain; a printed pattern on them looks fake.
 PLAIN_TEMPLATES = frozenset({"n95", "n95_valve", "gas"})
@@ -161,13 +157,19 @@ class Synthesizer:
         landmarks_model: Path | None = None,
         cnn_model: Path | None = None,
         templates_root: Path | None = None,
+        load_models: bool = True,
     ):
+        """load_models=False: check the detector and model files but do not load them (a
+        driver that only validates options before its workers load their own)."""
         from maskforge.templates import load_occluders, load_templates
 
         self.options = options
-        self.finder = FaceFinder(
-            detector, landmarks_model, cnn_model, max_residual=options.max_residual
-        )
+        if load_models:
+            self.finder = FaceFinder(
+                detector, landmarks_model, cnn_model, max_residual=options.max_residual
+            )
+        else:
+            check_detector(detector, landmarks_model, cnn_model)
         self.templates = load_templates(templates_root)
         unknown = [m for m in options.mask_types.options if m not in self.templates]
         if unknown:
@@ -284,20 +286,16 @@ class Synthesizer:
         opts = self.options
         lm = face.landmarks
         iod = geometry.interocular(lm)
-        height, width = rgb.shape[:2]
-        core = lm[CORE_POINTS]
-        outside = (
-            (core[:, 0] < 0) | (core[:, 1] < 0) | (core[:, 0] >= width) | (core[:, 1] >= height)
-        )
+        outside = face.points_outside(rgb.shape)
         if face.width < opts.min_face:
             result.status, result.reason = (
                 "too_small",
                 f"face {face.width} px wide, under --min-face {opts.min_face}",
             )
-        elif outside.any():
+        elif outside:
             result.status, result.reason = (
                 "off_image",
-                f"{int(outside.sum())} of the eye/nose/mouth landmarks fall outside the photo",
+                f"{outside} of the eye/nose/mouth landmarks fall outside the photo",
             )
         elif iod < 0.15 * face.width:
             result.status, result.reason = (
@@ -467,7 +465,7 @@ def apply_mask(
     matrix = geometry.homography(variant.anchors, anchors)
     factor = compose.prescale_factor(matrix, variant.anchors)
     if factor < 1.0:
-        variant = variant.scaled(factor)
+        variant = variant.shrunk(factor)
         matrix = geometry.homography(variant.anchors, anchors)
     pattern = None
     if params.pattern:

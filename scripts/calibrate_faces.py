@@ -3,6 +3,8 @@
 
 On photos where dlib's HOG detector finds exactly one face, fit
   - cnn_to_hog: how dlib's CNN (mmod) box edges differ from the HOG box (in CNN box widths/heights),
+  - mtcnn_to_hog: a least-squares map from an MTCNN box and its five points (normalised by the box)
+    to the HOG box (an outlier-trimmed refit),
   - landmarks_to_box: how the HOG box edges differ from the landmarks' extent,
   - mean_shape: the generalised-Procrustes mean of the 68 landmarks (centred, unit norm),
   - residual percentiles of each fit against that mean (for the plausibility threshold).
@@ -20,7 +22,7 @@ import dlib
 import numpy as np
 from scipy.spatial import procrustes
 
-from maskforge.faces import FaceFinder, find_model_file
+from maskforge.faces import FaceFinder, find_model_file, mtcnn_features
 from maskforge.imageio import iter_image_files, read_image
 
 
@@ -28,8 +30,9 @@ def main() -> None:
     folder = Path(sys.argv[1] if len(sys.argv) > 1 else "../shared/faces/unmasked")
     hog = dlib.get_frontal_face_detector()
     predictor = dlib.shape_predictor(str(find_model_file("landmarks")))
-    finder = FaceFinder("cnn")
+    finder = FaceFinder("cascade")
     cnn_rel, lm_rel, shapes = [], [], []
+    mt_x, mt_y = [], []
     for path in iter_image_files(folder):
         rgb = read_image(path)
         rects = hog(rgb, 0)
@@ -55,6 +58,16 @@ def main() -> None:
                     (hb[3] - cb[3]) / ch,
                 ]
             )
+        mt = finder._mtcnn_run(rgb)
+        if len(mt) == 1:
+            features, centre, size = mtcnn_features(mt[0][0], mt[0][1])
+            mt_x.append(features)
+            mt_y.append((hb - centre) / size)
+    mt_x, mt_y = np.array(mt_x), np.array(mt_y)
+    mt_w = np.linalg.lstsq(mt_x, mt_y, rcond=None)[0]
+    err = np.abs(mt_x @ mt_w - mt_y).max(axis=1)
+    keep = err < np.percentile(err, 95)  # a few HOG boxes sit on a different part of the head
+    mt_w = np.linalg.lstsq(mt_x[keep], mt_y[keep], rcond=None)[0]
     shapes = np.array(shapes)
     # Generalised Procrustes: align to the running mean a few times.
     mean = shapes[0] - shapes[0].mean(0)
@@ -66,8 +79,12 @@ def main() -> None:
         mean /= np.linalg.norm(mean)
     residuals = np.array([procrustes(mean, s)[2] for s in shapes])
     result = {
-        "source": f"{folder.name}: {len(shapes)} HOG faces, {len(cnn_rel)} with a CNN box",
+        "source": (
+            f"{folder.name}: {len(shapes)} HOG faces, {len(cnn_rel)} with a CNN box, "
+            f"{len(mt_x)} with an MTCNN box"
+        ),
         "cnn_to_hog": np.round(np.median(cnn_rel, axis=0), 4).tolist(),
+        "mtcnn_to_hog": np.round(mt_w, 5).tolist(),
         "landmarks_to_box": np.round(np.median(lm_rel, axis=0), 4).tolist(),
         "residual_percentiles": {
             str(q): round(float(np.percentile(residuals, q)), 5) for q in (50, 90, 99, 100)
@@ -77,6 +94,7 @@ def main() -> None:
     out = Path(__file__).resolve().parents[1] / "maskforge" / "resources" / "face_calibration.json"
     out.write_text(json.dumps(result, indent=1) + "\n")
     print(json.dumps({k: v for k, v in result.items() if k != "mean_shape"}, indent=1))
+    print("mtcnn residual (std, box sizes):", np.round((mt_x @ mt_w - mt_y).std(axis=0), 3))
     print(
         "cnn spread (std):",
         np.round(np.std(cnn_rel, axis=0), 3),

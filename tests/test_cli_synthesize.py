@@ -195,6 +195,20 @@ def test_missing_input_and_bad_options(tmp_path):
     assert "Traceback" not in output
 
 
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_corrupt_model_file_is_a_one_line_error(unmasked_dir, tmp_path, workers):
+    """In a worker pool too: the workers' load error reaches the user, not a broken pool."""
+    raw, bad = tmp_path / "raw", tmp_path / "model.dat"
+    raw.mkdir()
+    shutil.copy(unmasked_dir / GOOD[0], raw / "a.jpg")
+    bad.write_bytes(os.urandom(2000))
+    code, output = run(
+        "synthesize", raw, tmp_path / "out", "--workers", workers, "--landmarks-model", bad
+    )
+    assert code == 2 and "Error:" in output and "deserializ" in output, output
+    assert "Traceback" not in output and "BrokenProcessPool" not in output
+
+
 @pytest.fixture(scope="module")
 def small_raw(unmasked_dir: Path, tmp_path_factory) -> Path:
     raw = tmp_path_factory.mktemp("small")
@@ -237,14 +251,22 @@ def test_same_seed_same_bytes_other_seed_other_choices(small_raw, reference_run,
         "--wear",
         "random",
     )
+    # Detection does not depend on the seed; the draws do (and a drawn chin-wear mask may fall
+    # off a tight crop: mask_off_frame under one seed, ok under another).
+    found = [
+        {(r["input"], r["face"], r["box"]) for r in rows_of(f)}
+        for f in (reference_run, tmp_path / "other")
+    ]
+    assert found[0] == found[1]
     ref = {(r["input"], r["face"]): r for r in rows_of(reference_run) if r["status"] == "ok"}
     other = {(r["input"], r["face"]): r for r in rows_of(tmp_path / "other") if r["status"] == "ok"}
-    assert ref.keys() == other.keys()
+    both = ref.keys() & other.keys()
+    assert len(both) >= 0.8 * len(ref)
     changed = sum(
         ref[k]["color"] != other[k]["color"] or ref[k]["mask_type"] != other[k]["mask_type"]
-        for k in ref
+        for k in both
     )
-    assert changed >= 0.7 * len(ref)
+    assert changed >= 0.7 * len(both)
     assert {r["wear"] for r in ref.values()} >= {"correct", "nose_out"}
 
 

@@ -53,11 +53,12 @@ import click
 )
 @click.option(
     "--detector",
-    type=click.Choice(["cascade", "hog", "cnn"]),
+    type=click.Choice(["cascade", "dlib", "hog", "mtcnn", "cnn"]),  # = faces.DETECTORS (tested)
     default="cascade",
     show_default=True,
-    help="Face detector, as in synthesize: cascade = HOG, then HOG on a padded copy, then the "
-    "CNN for what is still missing; hog or cnn = that stage only.",
+    help="Face detector, as in synthesize: cascade = HOG, then MTCNN, then HOG on a padded "
+    "copy, then dlib's CNN for what is still missing; dlib = the same without MTCNN; hog, "
+    "mtcnn or cnn = that stage only.",
 )
 @click.option(
     "--no-face",

@@ -89,7 +89,8 @@ def _png_path(ctx: click.Context, param: click.Parameter, value: Path) -> Path:
     "detectors",
     type=NameList("detector", "DETECTORS"),
     default=None,
-    help="Only faces found by these detector stages: hog, hog_pad, cnn, boxes. [default: any]",
+    help="Only faces found by these detector stages: hog, mtcnn, hog_pad, cnn, boxes. "
+    "[default: any]",
 )
 @click.option(
     "--status",

@@ -160,11 +160,13 @@ class ColorSpec(click.ParamType):
 )
 @click.option(
     "--detector",
-    type=click.Choice(["cascade", "hog", "cnn"]),
+    type=click.Choice(["cascade", "dlib", "hog", "mtcnn", "cnn"]),  # = faces.DETECTORS (tested)
     default="cascade",
     show_default=True,
-    help="Face detection: cascade = HOG, then HOG on a padded copy, then dlib's CNN on "
-    "what is still missing; hog = HOG only (as MaskTheFace); cnn = CNN only.",
+    help="Face detection: cascade = dlib's HOG, then MTCNN, then HOG on a padded copy, then "
+    "dlib's CNN, each only on what is still missing (the stage is in synthesis.csv); dlib = "
+    "the same without MTCNN (no torch in the workers: half the memory, slower); hog = HOG "
+    "only (as MaskTheFace); mtcnn, cnn = that stage only.",
 )
 @click.option(
     "--boxes",
@@ -341,7 +343,7 @@ def synthesize(
     )
     if not (engine == "ray" and address):
         workers = workers or os.cpu_count() or 1
-    how = f"{workers} workers"
+    how = f"{workers} worker{'' if workers == 1 else 's'}"
     if engine == "ray":
         how = (f"{workers} Ray actors" if workers else "one Ray actor per CPU") + (
             f" on the cluster at {address}" if address else " on a local Ray"
