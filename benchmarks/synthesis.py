@@ -8,7 +8,8 @@ In one run, on the same photos (default ../shared/faces/unmasked):
     landmarks, one template warped onto six anchors and alpha-blended, JPEG written; run as a
     subprocess and timed like maskforge (wall time with imports and model loading; the time of
     its photo loop alone is in the JSON too);
-  - maskforge synthesize in its default mode (cascade detector, realism on) with 1 and N workers,
+  - maskforge synthesize in its default mode (cascade detector, realism on; --detector picks
+    another) with 1 and N workers,
     run as a subprocess (as a user runs it), its peak memory read from the OS;
   - the same default mode on every photo twice (two linked copies), to show that peak memory
     does not grow with the number of inputs.
@@ -153,6 +154,9 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=None, help="use only the first N photos")
     ap.add_argument("--json", type=Path, default=REPO / "benchmarks" / "results" / "synthesis.json")
     ap.add_argument(
+        "--detector", default="cascade", help="maskforge's --detector (default: cascade)"
+    )
+    ap.add_argument(
         "--repeat",
         type=int,
         default=1,
@@ -179,6 +183,7 @@ def main() -> None:
             (double / copy / p.name).symlink_to(p.resolve())
     n = len(paths)
     rounds: list[dict] = []
+    extra = ["--detector", args.detector]
     try:
         base_cov = baseline_coverage(paths)
         for r in range(args.repeat):
@@ -186,9 +191,9 @@ def main() -> None:
             rounds.append(
                 {
                     "base": run_baseline(src, work / f"baseline{r}"),
-                    "one": run_maskforge(src, work / f"w1_{r}", 1, []),
-                    "many": run_maskforge(src, work / f"wn_{r}", args.workers, []),
-                    "small": run_maskforge(double, work / f"wd_{r}", args.workers, []),
+                    "one": run_maskforge(src, work / f"w1_{r}", 1, extra),
+                    "many": run_maskforge(src, work / f"wn_{r}", args.workers, extra),
+                    "small": run_maskforge(double, work / f"wd_{r}", args.workers, extra),
                 }
             )
     finally:
@@ -211,7 +216,7 @@ def main() -> None:
             None,
         ),
         (
-            "maskforge default, 1 worker",
+            f"maskforge {args.detector}, 1 worker",
             one["inputs"],
             one["coverage_pct"],
             one["faces_masked"],
@@ -219,7 +224,7 @@ def main() -> None:
             one["peak_rss_mb_any_process"],
         ),
         (
-            f"maskforge default, {args.workers} workers",
+            f"maskforge {args.detector}, {args.workers} workers",
             many["inputs"],
             many["coverage_pct"],
             many["faces_masked"],
@@ -227,7 +232,7 @@ def main() -> None:
             many["peak_rss_mb_any_process"],
         ),
         (
-            f"maskforge default, {args.workers} workers, 2x inputs",
+            f"maskforge {args.detector}, {args.workers} workers, 2x inputs",
             small["inputs"],
             small["coverage_pct"],
             small["faces_masked"],
@@ -248,8 +253,8 @@ def main() -> None:
         + f" (median {ratios[len(ratios) // 2]:.2f}, {args.repeat} round(s))"
     )
     print(f"dlib {dlib_info()}")
-    print(f"default mode, masked faces by detector stage: {many['by_stage']}")
-    print(f"default mode, rows by status: {many['status']}")
+    print(f"{args.detector}: masked faces by detector stage: {many['by_stage']}")
+    print(f"{args.detector}: rows by status: {many['status']}")
     print(
         "(wall time includes process start and model loading, as a user sees it; the baseline's "
         f"photo loop alone: {n / base['loop_seconds']:.1f} img/s)"
@@ -261,6 +266,7 @@ def main() -> None:
         "folder": str(args.folder),
         "photos": n,
         "workers": args.workers,
+        "detector": args.detector,
         "baseline": {**base, "images_per_s": base_ips, "coverage_pct": 100.0 * base_cov / n},
         "maskforge_1_worker": {**one, "images_per_s": one["inputs"] / one["seconds"]},
         "maskforge_n_workers": {**many, "images_per_s": many["inputs"] / many["seconds"]},
