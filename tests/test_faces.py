@@ -100,7 +100,7 @@ def test_each_later_stage_rescues_hog_misses_on_its_own(photos, hog_only):
     found = [dlib_only.find(rgb) for rgb in missed]
     assert sum(bool(f) and f[0].plausible() for f in found) >= 0.75 * len(missed)
     assert {f[0].detector for f in found if f} <= {"hog_pad", "cnn"}
-    assert dlib_only._mtcnn is None  # never loaded torch
+    assert dlib_only._mtcnn is None  # never loaded MTCNN
 
 
 def test_a_fit_off_the_photo_moves_on_to_the_next_stage(finder, hog_only, photos, monkeypatch):

@@ -165,8 +165,8 @@ class ColorSpec(click.ParamType):
     show_default=True,
     help="Face detection: cascade = dlib's HOG, then MTCNN, then HOG on a padded copy, then "
     "dlib's CNN, each only on what is still missing (the stage is in synthesis.csv); dlib = "
-    "the same without MTCNN (no torch in the workers: half the memory, slower); hog = HOG "
-    "only (as MaskTheFace); mtcnn, cnn = that stage only.",
+    "the same without MTCNN (dlib's detectors only; slower); hog = HOG only (as "
+    "MaskTheFace); mtcnn, cnn = that stage only.",
 )
 @click.option(
     "--boxes",
