@@ -388,3 +388,16 @@ def test_recolour_accents_changes_only_the_filter_cartridges(templates):
     # A template without saturated untinted parts is returned as it was.
     s = templates["surgical"].variants["front"]
     np.testing.assert_array_equal(recolour_accents(s.rgba, s.tint, (0, 0, 0)), s.rgba)
+
+
+def test_shrunk_views_come_from_a_cached_quarter_octave_ladder(templates):
+    view = templates["surgical"].variants["front"]
+    width = view.rgba.shape[1]
+    small = view.shrunk(0.45)
+    # The step at or just below the factor: never larger (the headroom is the caller's), at
+    # most a quarter octave smaller; anchors scaled with the pixels.
+    assert 0.45 / 2**0.25 - 0.01 <= small.rgba.shape[1] / width <= 0.45 + 0.01
+    assert small.tint.shape == small.rgba.shape[:2]
+    np.testing.assert_allclose(small.anchors / view.anchors, small.rgba.shape[1] / width, rtol=0.02)
+    assert view.shrunk(0.44) is small  # same step: the cached view
+    assert view.shrunk(0.3) is not small
