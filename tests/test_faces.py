@@ -128,6 +128,9 @@ def test_picture_without_a_face_yields_nothing(finder, rng):
     img[40:90, 30:200] = (200, 30, 30)  # a red bar
     img += rng.integers(0, 20, img.shape, dtype=np.uint8)
     assert finder.find(img) == []
+    # Extreme shapes (dlib's CNN pyramid fails on a 3000x20 strip) find nothing, no error.
+    for shape in ((3000, 20, 3), (20, 3000, 3), (1, 1, 3)):
+        assert finder.find(rng.integers(0, 255, shape, dtype=np.uint8)) == []
 
 
 def test_padded_and_scaled_paths_map_back_to_original_coordinates(finder, photos):
