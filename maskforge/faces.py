@@ -1,4 +1,4 @@
-"""Face detection cascade (dlib HOG -> HOG on a padded copy -> MTCNN -> dlib CNN), 68 landmarks."""
+"""Face detection cascade (dlib HOG -> MTCNN -> HOG on a padded copy -> dlib CNN), 68 landmarks."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from maskforge import geometry
 DETECTORS = ("cascade", "dlib", "hog", "mtcnn", "cnn")
 STAGES = ("hog", "mtcnn", "hog_pad", "cnn", "boxes")
 # The stages each --detector runs, in order, each on what the ones before it missed. "dlib" is the
-# cascade without MTCNN (dlib's detectors only, the cascade of maskforge 0.1's first releases).
+# cascade without MTCNN (dlib's detectors only).
 CASCADES = {
     "cascade": ("hog", "mtcnn", "hog_pad", "cnn"),
     "dlib": ("hog", "hog_pad", "cnn"),
@@ -55,9 +55,9 @@ CNN_MAX_SIDE = 1920
 MTCNN_MAX_SIDE = 480
 MTCNN_MIN_FACE = 0.3
 MTCNN_MIN_CONFIDENCE = 0.9
+MTCNN_POINTS = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
 # Pyramid step and per-network thresholds: MTCNN's usual ones. A coarser pyramid (0.6) saved 1.7
 # ms per photo it runs on but sent 8 more of 378 HOG misses on to the CNN, which costs more.
-MTCNN_POINTS = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
 MTCNN_FACTOR = 0.709
 MTCNN_THRESHOLDS = (0.6, 0.7, 0.7)
 # A black border (fraction of the long side) before MTCNN: on crops where the face fills the frame
@@ -190,15 +190,15 @@ def _load(loader, path: Path):
 
 def check_detector(
     detector: str, landmarks_model: Path | str | None = None, cnn_model: Path | str | None = None
-) -> None:
-    """Raise the error FaceFinder would, for a bad detector name or a missing model file."""
+) -> tuple[Path, Path | None]:
+    """The model files a detector needs (landmarks, CNN or None); a clear error for a bad
+    detector name or a missing file."""
     if detector not in DETECTORS:
         raise ValueError(
             f"Invalid detector {detector!r}. Only {', '.join(DETECTORS)} are supported."
         )
-    find_model_file("landmarks", landmarks_model)
-    if "cnn" in CASCADES[detector]:
-        find_model_file("cnn", cnn_model)
+    landmarks = find_model_file("landmarks", landmarks_model)
+    return landmarks, find_model_file("cnn", cnn_model) if "cnn" in CASCADES[detector] else None
 
 
 class FaceFinder:
@@ -219,17 +219,14 @@ class FaceFinder:
     ):
         import dlib
 
-        check_detector(detector, landmarks_model, cnn_model)
+        landmarks_path, cnn_path = check_detector(detector, landmarks_model, cnn_model)
         self.detector = detector
         self.hog_upsample = hog_upsample
         self.max_residual = max_residual
-        self._predictor = _load(dlib.shape_predictor, find_model_file("landmarks", landmarks_model))
-        stages = CASCADES[detector]
-        self._hog = dlib.get_frontal_face_detector() if "hog" in stages else None
-        self._cnn = None
+        self._predictor = _load(dlib.shape_predictor, landmarks_path)
+        self._hog = dlib.get_frontal_face_detector() if "hog" in CASCADES[detector] else None
+        self._cnn = None if cnn_path is None else _load(dlib.cnn_face_detection_model_v1, cnn_path)
         self._mtcnn = None  # loaded on first use
-        if "cnn" in stages:
-            self._cnn = _load(dlib.cnn_face_detection_model_v1, find_model_file("cnn", cnn_model))
         self._rect = dlib.rectangle
 
     # -- detection stages: each returns [(box as float (l, t, r, b) in image px, score)] --
