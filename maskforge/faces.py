@@ -140,13 +140,18 @@ def _mtcnn_to_hog(box: np.ndarray, points: np.ndarray) -> tuple:
 
 
 def mtcnn_features(box: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
-    """Box-normalised features of an MTCNN detection (five points, box edges, 1), centre, size."""
+    """Features of an MTCNN detection for the box map, with the box's centre and width.
+
+    Features: the five points relative to the box centre, in box widths; the box's height over
+    its width; 1. (The box edges themselves add nothing: relative to the centre, in widths, they
+    are -1/2, 1/2 and -/+ half that ratio.)
+    """
     box = np.asarray(box, dtype=np.float64)
     cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
     size = max(float(box[2] - box[0]), 1.0)
     centre = np.array([cx, cy, cx, cy])
     pts = (np.asarray(points, dtype=np.float64) - (cx, cy)) / size
-    return np.r_[pts.ravel(), (box - centre) / size, 1.0], centre, size
+    return np.r_[pts.ravel(), (box[3] - box[1]) / size, 1.0], centre, size
 
 
 def find_model_file(kind: str, explicit: Path | str | None = None) -> Path:
