@@ -1,7 +1,7 @@
 """Benchmark synthesis throughput: the local process pool vs Ray Data, and Ray's per-image cost.
 
 Side by side, in one run, on the same photos (the first --limit under --faces, sorted) and the
-same per-photo worker (maskforge.runner.synthesis_worker) as `maskforge synthesize`:
+same per-photo worker (maskforge.synth.runner.synthesis_worker) as `maskforge synthesize`:
 
 * synthesis with the local engine (1 worker: in this process, as the CLI does; 2+: the spawn
   process pool) and with Ray (a local Ray with that many CPUs, started per run as
@@ -30,9 +30,9 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
-from maskforge.ray_engine import import_ray, ray_map, ray_session
-from maskforge.runner import TASKS_PER_JOB, plan_inputs, pool_map, synthesis_worker
-from maskforge.synthesize import SynthesisOptions, Synthesizer
+from maskforge.core.ray_engine import import_ray, ray_map, ray_session
+from maskforge.synth.pipeline import SynthesisOptions, Synthesizer
+from maskforge.synth.runner import TASKS_PER_JOB, plan_inputs, pool_map, synthesis_worker
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -28,12 +28,12 @@ import numpy as np
 import pandas as pd
 import sklearn.utils.class_weight  # noqa: F401 - imported here so no stage times the import
 
-import maskforge.stats as stats_module
-from maskforge.duplicates import hash_images, merged_groups, near_duplicate_pairs
-from maskforge.manifest import write_manifest
-from maskforge.sources import Source, collect_sources
-from maskforge.split import assign_splits, balance_splits, strata_keys
-from maskforge.stats import channel_stats
+import maskforge.dataset.stats as stats_module
+from maskforge.dataset.duplicates import hash_images, merged_groups, near_duplicate_pairs
+from maskforge.dataset.manifest import write_manifest
+from maskforge.dataset.sources import Source, collect_sources
+from maskforge.dataset.split import assign_splits, balance_splits, strata_keys
+from maskforge.dataset.stats import channel_stats
 
 REPO = Path(__file__).resolve().parents[1]
 MASK_TYPES = ("surgical", "cloth", "n95")

@@ -30,7 +30,7 @@ SHARED = REPO.parent / "shared"
 
 def halves(folder: Path, work: Path) -> tuple[Path, Path]:
     """Symlink alternate photos of folder into work/train_raw (A) and work/test_unmasked (B)."""
-    from maskforge.imageio import iter_image_files
+    from maskforge.core.imageio import iter_image_files
 
     a, b = work / "train_raw", work / "test_unmasked"
     for d in (a, b):

@@ -42,9 +42,9 @@ def baseline(paths: list[Path], out: Path) -> dict:
     start_all = time.perf_counter()
     import dlib
 
-    from maskforge import geometry
-    from maskforge.faces import find_model_file
-    from maskforge.templates import load_templates
+    from maskforge.synth import geometry
+    from maskforge.synth.faces import find_model_file
+    from maskforge.synth.templates import load_templates
 
     detector = dlib.get_frontal_face_detector()
     predictor = dlib.shape_predictor(str(find_model_file("landmarks")))
@@ -165,7 +165,7 @@ def main() -> None:
     ap.add_argument("--baseline-to", type=Path, help=argparse.SUPPRESS)  # the baseline's process
     args = ap.parse_args()
 
-    from maskforge.imageio import iter_image_files
+    from maskforge.core.imageio import iter_image_files
 
     paths = list(iter_image_files(args.folder))[: args.limit]
     if args.baseline_to:

@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from maskforge.data import (
+from maskforge.learn.data import (
     CachedImages,
     EpochSampler,
     build_caches,
@@ -43,9 +43,9 @@ from maskforge.data import (
     train_cache_size,
     train_transform,
 )
-from maskforge.devices import amp_dtype_for, autocast
-from maskforge.models import build_model, head_module, headless
-from maskforge.train import evaluate, make_loss, train_one_epoch
+from maskforge.learn.devices import amp_dtype_for, autocast
+from maskforge.learn.models import build_model, head_module, headless
+from maskforge.learn.train import evaluate, make_loss, train_one_epoch
 
 REPO = Path(__file__).resolve().parents[1]
 FACES = Path(os.environ.get("MASKFORGE_SHARED_FACES", REPO.parent / "shared" / "faces"))
@@ -236,7 +236,7 @@ def frozen_rates(
     args, device: torch.device, photos: list[str], labels: np.ndarray, workdir: Path
 ) -> dict:
     """--freeze-backbone: feature extraction images/s (once) and head-epoch images/s."""
-    from maskforge.data import ShardSampler
+    from maskforge.learn.data import ShardSampler
 
     amp = amp_dtype_for(device, True)
     channels_last = device.type == "cuda"

@@ -10,11 +10,11 @@ __all__ = ["__version__", "load_templates", "mask_face"]
 def __getattr__(name: str):
     # Lazy so that `import maskforge` (and `maskforge --help`) stays fast: dlib/cv2 load on use.
     if name == "mask_face":
-        from maskforge.synthesize import mask_face
+        from maskforge.synth.pipeline import mask_face
 
         return mask_face
     if name == "load_templates":
-        from maskforge.templates import load_templates
+        from maskforge.synth.templates import load_templates
 
         return load_templates
     raise AttributeError(f"module 'maskforge' has no attribute {name!r}")

@@ -7,9 +7,7 @@ import sys
 import click
 
 from maskforge import __version__
-
-# Errors that mean "the user's input or environment is wrong": one line, exit code 2.
-USER_ERRORS = (ValueError, FileNotFoundError, NotADirectoryError, FileExistsError, PermissionError)
+from maskforge.commands.errors import USER_ERRORS, UserError
 
 
 class MaskforgeGroup(click.Group):
@@ -36,12 +34,6 @@ class MaskforgeGroup(click.Group):
                 err=True,
             )
             sys.exit(1)
-
-
-class UserError(click.ClickException):
-    """Bad input; printed as `Error: ...` with exit code 2."""
-
-    exit_code = 2
 
 
 def _one_line(exc: BaseException) -> str:

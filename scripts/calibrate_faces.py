@@ -22,8 +22,8 @@ import dlib
 import numpy as np
 from scipy.spatial import procrustes
 
-from maskforge.faces import FaceFinder, find_model_file, mtcnn_features
-from maskforge.imageio import iter_image_files, read_image
+from maskforge.core.imageio import iter_image_files, read_image
+from maskforge.synth.faces import FaceFinder, find_model_file, mtcnn_features
 
 
 def main() -> None:

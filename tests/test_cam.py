@@ -7,8 +7,8 @@ import pytest
 import torch
 from torch import nn
 
-from maskforge.cam import cam_overlay, cam_target_layer, gradcam_maps
-from maskforge.models import build_model
+from maskforge.evaluate.cam import cam_overlay, cam_target_layer, gradcam_maps
+from maskforge.learn.models import build_model
 
 
 class RedDetector(nn.Module):

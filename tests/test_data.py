@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from maskforge.data import (
+from maskforge.core.imageio import read_image, write_image
+from maskforge.learn.data import (
     CachedImages,
     EpochSampler,
     ShardSampler,
@@ -21,7 +22,6 @@ from maskforge.data import (
     train_cache_size,
     train_transform,
 )
-from maskforge.imageio import read_image, write_image
 
 MEAN, STD = [0.5, 0.45, 0.4], [0.25, 0.24, 0.23]
 

@@ -16,9 +16,9 @@ import pandas as pd
 import pytest
 import torch
 
-from maskforge.distributed import DistContext, gather_strided, weights_digest
-from maskforge.imageio import write_image
-from maskforge.models import build_model, read_checkpoint
+from maskforge.core.imageio import write_image
+from maskforge.learn.distributed import DistContext, gather_strided, weights_digest
+from maskforge.learn.models import build_model, read_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -45,13 +45,39 @@ def test_torchrun_two_cpu_processes_write_one_checkpoint_equal_across_ranks(tmp_
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     # "--" stops torchrun's own parser: it would take --run for an abbreviation of --run-path.
     command = [
-        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-        "-m", "maskforge", "--", "train", "--arch", "resnet18", "--weights", "none",
-        "--img-size", "32", "--batch-size", "4", "--epochs", "2", "--freeze-backbone",
-        "--unfreeze-after", "1", "--workers", "0", "--device", "cpu", "--run", "runs/ddp",
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "maskforge",
+        "--",
+        "train",
+        "--arch",
+        "resnet18",
+        "--weights",
+        "none",
+        "--img-size",
+        "32",
+        "--batch-size",
+        "4",
+        "--epochs",
+        "2",
+        "--freeze-backbone",
+        "--unfreeze-after",
+        "1",
+        "--workers",
+        "0",
+        "--device",
+        "cpu",
+        "--run",
+        "runs/ddp",
     ]
-    done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True,
-                          timeout=600)
+    done = subprocess.run(
+        command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     run = tmp_path / "runs" / "ddp"
     # Rank 0 alone prints, logs and writes; every rank trained.
@@ -93,7 +119,7 @@ def test_gather_strided_is_identity_in_one_process():
 
 @pytest.mark.parametrize("world", [1, 2, 3])
 def test_torchrun_environment_is_read(monkeypatch, world):
-    from maskforge.distributed import launched_by_torchrun
+    from maskforge.learn.distributed import launched_by_torchrun
 
     monkeypatch.setenv("WORLD_SIZE", str(world))
     assert launched_by_torchrun() is (world > 1)
@@ -102,18 +128,42 @@ def test_torchrun_environment_is_read(monkeypatch, world):
 def _torchrun(root: Path, *args: str) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     command = [
-        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-        "-m", "maskforge", "--", "train", *args,
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "maskforge",
+        "--",
+        "train",
+        *args,
     ]
-    return subprocess.Popen(command, cwd=root, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    return subprocess.Popen(
+        command, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
 
 
 @pytest.mark.slow
 def test_torchrun_ctrl_c_then_resume_matches_an_uninterrupted_run(tmp_path, rng):
     two_class_set(tmp_path, 48, 16, rng)
-    options = ["--arch", "resnet18", "--weights", "none", "--img-size", "32", "--batch-size", "4",
-               "--epochs", "3", "--workers", "1", "--device", "cpu"]
+    options = [
+        "--arch",
+        "resnet18",
+        "--weights",
+        "none",
+        "--img-size",
+        "32",
+        "--batch-size",
+        "4",
+        "--epochs",
+        "3",
+        "--workers",
+        "1",
+        "--device",
+        "cpu",
+    ]
     straight = _torchrun(tmp_path, *options, "--run", "runs/straight")
     assert straight.wait(timeout=600) == 0, straight.stdout.read()
 

@@ -11,16 +11,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import maskforge.duplicates as duplicates
-import maskforge.stats as stats_module
-from maskforge.duplicates import (
+import maskforge.dataset.duplicates as duplicates
+import maskforge.dataset.stats as stats_module
+from maskforge.core.imageio import decode_image, encode_image, read_image, write_image
+from maskforge.dataset.duplicates import (
     find_duplicates,
     hash_images,
     merged_groups,
     near_duplicate_pairs,
     phash_bits,
 )
-from maskforge.imageio import decode_image, encode_image, read_image, write_image
 
 
 def copies_of(photo: Path, folder: Path) -> list[Path]:

@@ -12,11 +12,11 @@ import torch
 from click.testing import CliRunner
 
 from maskforge.cli import cli
-from maskforge.data import eval_transform
-from maskforge.imageio import read_image, write_image
-from maskforge.manifest import read_manifest, write_manifest
-from maskforge.metrics import classification_metrics
-from maskforge.models import (
+from maskforge.core.imageio import read_image, write_image
+from maskforge.dataset.manifest import read_manifest, write_manifest
+from maskforge.evaluate.metrics import classification_metrics
+from maskforge.learn.data import eval_transform
+from maskforge.learn.models import (
     CheckpointInfo,
     build_model,
     checkpoint_dict,
@@ -435,10 +435,9 @@ def test_eval_help_explains_every_option():
 
 
 def test_eval_crop_faces_classifies_the_face_crop(workspace, tmp_path, monkeypatch):
-    import sys
     import types
 
-    from maskforge import predict as predict_module
+    from maskforge.synth import faces as faces_module
 
     class Finder:
         def find(self, rgb):
@@ -446,13 +445,8 @@ def test_eval_crop_faces_classifies_the_face_crop(workspace, tmp_path, monkeypat
                 return []
             return [types.SimpleNamespace(box=(40, 30, 88, 78), detector="fake", score=1.0)]
 
-    monkeypatch.setattr(predict_module, "face_finder", lambda detector="cascade": Finder())
-    tree = Path(predict_module.__file__).parent
-    if not (tree / "geometry.py").is_file():  # until the detector cascade is in this tree
-        stub = types.ModuleType("maskforge.geometry")
-        stub.square_crop = lambda box, image_shape, margin=0.25: (28, 18, 100, 90)
-        monkeypatch.setitem(sys.modules, "maskforge.geometry", stub)
-    from maskforge.geometry import square_crop
+    monkeypatch.setattr(faces_module, "face_finder", lambda detector="cascade": Finder())
+    from maskforge.synth.geometry import square_crop
 
     rng = np.random.default_rng(9)
     photo = rng.integers(0, 255, (120, 140, 3), dtype=np.uint8)
@@ -580,7 +574,7 @@ def test_eval_ci_method_names_the_resampled_unit(default_eval, workspace, tmp_pa
 
 
 def test_folder_of_symlinks_to_photos_elsewhere(tmp_path, monkeypatch):
-    from maskforge.evaluate import folder_frame
+    from maskforge.evaluate.evaluator import folder_frame
 
     rng = np.random.default_rng(5)
     for k in range(3):

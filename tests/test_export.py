@@ -12,13 +12,13 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from maskforge import export as export_module
 from maskforge.cli import cli
-from maskforge.data import eval_transform
-from maskforge.export import ExportWrapper, export_run, preprocess
-from maskforge.imageio import iter_image_files, read_image
-from maskforge.manifest import write_manifest
-from maskforge.models import (
+from maskforge.core.imageio import iter_image_files, read_image
+from maskforge.dataset.manifest import write_manifest
+from maskforge.deploy import export as export_module
+from maskforge.deploy.export import ExportWrapper, export_run, preprocess
+from maskforge.learn.data import eval_transform
+from maskforge.learn.models import (
     CheckpointInfo,
     build_model,
     checkpoint_dict,

@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from maskforge import geometry
-from maskforge.faces import DETECTORS, PAD_FRACTION, FaceFinder, find_model_file
-from maskforge.imageio import iter_image_files, read_image
+from maskforge.core.imageio import iter_image_files, read_image
+from maskforge.synth import geometry
+from maskforge.synth.faces import DETECTORS, PAD_FRACTION, FaceFinder, find_model_file
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from maskforge import geometry
+from maskforge.synth import geometry
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from maskforge.imageio import (
+from maskforge.core.imageio import (
     ImageTooLargeError,
     UnreadableImageError,
     atomic_write_bytes,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from maskforge.manifest import missing_files, require_files
+from maskforge.dataset.manifest import missing_files, require_files
 
 
 def _frame(tmp_path, names):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from maskforge.manifest import class_order, read_manifest, write_manifest
+from maskforge.dataset.manifest import class_order, read_manifest, write_manifest
 
 
 def test_class_order_is_canonical_then_sorted():

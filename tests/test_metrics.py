@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from maskforge.metrics import (
+from maskforge.evaluate.metrics import (
     bootstrap_ci,
     bootstrap_cis,
     choose_threshold,
@@ -225,7 +225,7 @@ def test_subgroup_table_rows_and_values():
 
 @pytest.mark.parametrize("classes", [BINARY, THREE])
 def test_bootstrap_fast_path_matches_full_metrics(classes):
-    from maskforge.metrics import _headline_values
+    from maskforge.evaluate.metrics import _headline_values
 
     rng = np.random.default_rng(5)
     k = len(classes)

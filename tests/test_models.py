@@ -8,8 +8,8 @@ import urllib.error
 import pytest
 import torch
 
-import maskforge.models as models
-from maskforge.models import (
+import maskforge.learn.models as models
+from maskforge.learn.models import (
     CheckpointInfo,
     build_model,
     checkpoint_dict,

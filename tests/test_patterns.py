@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from maskforge.imageio import write_image
-from maskforge.patterns import PATTERNS, make_pattern
+from maskforge.core.imageio import write_image
+from maskforge.synth.patterns import PATTERNS, make_pattern
 
 SHAPE = (120, 200)
 

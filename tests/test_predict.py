@@ -12,12 +12,12 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from maskforge import predict as predict_module
 from maskforge.cli import cli
-from maskforge.data import eval_transform
-from maskforge.imageio import iter_image_files, read_image, write_image
-from maskforge.models import CheckpointInfo, build_model, checkpoint_dict, probabilities
-from maskforge.predict import CLASS_COLORS, SMALL_COLOR, class_color, predict_inputs
+from maskforge.core.imageio import iter_image_files, read_image, write_image
+from maskforge.deploy.predict import CLASS_COLORS, SMALL_COLOR, class_color, predict_inputs
+from maskforge.learn.data import eval_transform
+from maskforge.learn.models import CheckpointInfo, build_model, checkpoint_dict, probabilities
+from maskforge.synth import faces as faces_module
 
 BIG = (20, 30, 90, 100)
 SMALL = (150, 10, 160, 20)
@@ -43,7 +43,7 @@ class FakeFinder:
 @pytest.fixture
 def fake_faces(monkeypatch):
     """Replace the dlib cascade by FakeFinder (faces at known places)."""
-    monkeypatch.setattr(predict_module, "face_finder", lambda detector="cascade": FakeFinder())
+    monkeypatch.setattr(faces_module, "face_finder", lambda detector="cascade": FakeFinder())
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +64,7 @@ def _photo(rng) -> np.ndarray:
 
 
 def _expected(run: Path, rgb: np.ndarray, crop) -> np.ndarray:
-    from maskforge.models import load_checkpoint
+    from maskforge.learn.models import load_checkpoint
 
     model, info = load_checkpoint(run / "best.pt")
     left, top, right, bottom = crop
@@ -103,7 +103,7 @@ def test_predict_folder_csv_and_boxes(fake_faces, run, tmp_path, rng):
     broken = by[("../photos/broken.jpg", None)]
     assert broken["status"] == "unreadable" and pd.isna(broken["annotated"])
     # Classified on synthesize's square crop of the face, with the eval preprocessing.
-    from maskforge.geometry import square_crop
+    from maskforge.synth.geometry import square_crop
 
     expected = _expected(run, face, square_crop(BIG, image_shape=face.shape[:2]))
     np.testing.assert_allclose([ok["p_unmasked"], ok["p_masked"]], expected, atol=1e-5)

@@ -11,11 +11,18 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from maskforge import preview
 from maskforge.cli import cli
-from maskforge.imageio import read_image
-from maskforge.preview import GAP, LABEL_HEIGHT, TITLE_HEIGHT, Filters, build_sheet, make_sheet
-from maskforge.workspace import remember
+from maskforge.core.imageio import read_image
+from maskforge.core.workspace import remember
+from maskforge.synth import preview
+from maskforge.synth.preview import (
+    GAP,
+    LABEL_HEIGHT,
+    TITLE_HEIGHT,
+    Filters,
+    build_sheet,
+    make_sheet,
+)
 
 PHOTOS = ("0_0_caiguoqing_0146.jpg", "120.jpg", "125.jpg", "0_0_anhu_0025.jpg")
 
@@ -91,8 +98,9 @@ def test_same_seed_same_sheet_other_seed_other_sample(synth):
     assert list(a.selection.rows["output"]) != list(c.selection.rows["output"])
     assert a.image.shape == c.image.shape and not np.array_equal(a.image, c.image)
     # Two of the four: the seed picks which.
-    picks = {tuple(sorted(build_sheet(synth, 2, s, tile=32).selection.rows["input"]))
-             for s in range(6)}
+    picks = {
+        tuple(sorted(build_sheet(synth, 2, s, tile=32).selection.rows["input"])) for s in range(6)
+    }
     assert len(picks) > 1
 
 
@@ -135,7 +143,7 @@ def test_label_band_shows_the_colour_swatch(copy):
     band = label_band(sheet.image, sheet.layout, 0)
     swatch = np.all(band == (0x12, 0xAB, 0x34), axis=2)
     # A 9 x 8 filled square inside its outline, on the first label line only.
-    assert swatch.sum() == 72 and swatch[:LABEL_HEIGHT // 4 + 2].sum() == 72
+    assert swatch.sum() == 72 and swatch[: LABEL_HEIGHT // 4 + 2].sum() == 72
     assert not np.all(tile_area(sheet.image, sheet.layout, 0) == (0x12, 0xAB, 0x34), axis=2).any()
 
 
@@ -173,8 +181,13 @@ def test_failed_rows_show_the_input_photo_with_the_face_box(copy):
     h, w = photo.shape[:2]
     box = (w // 5, h // 5, 3 * w // 5, 3 * h // 5)
     failed = {
-        "input": PHOTOS[1], "face": "1", "status": "too_small", "reason": "face is 30 px wide",
-        "group": PHOTOS[1], "detector": "hog", "box": " ".join(map(str, box)),
+        "input": PHOTOS[1],
+        "face": "1",
+        "status": "too_small",
+        "reason": "face is 30 px wide",
+        "group": PHOTOS[1],
+        "detector": "hog",
+        "box": " ".join(map(str, box)),
     }
     write_table(copy, pd.concat([table, pd.DataFrame([failed])]).fillna(""))
     sheet = build_sheet(copy, 5, 0, Filters(statuses=("too_small",)), tile=64)
@@ -183,8 +196,12 @@ def test_failed_rows_show_the_input_photo_with_the_face_box(copy):
     scale = 64 / h
     x0 = (64 - round(w * scale)) // 2  # letterboxed: white bands left and right
     assert (area[:, : x0 - 1] == 255).all() and (area[:, 64 - x0 + 1 :] == 255).all()
-    left, top, right, bottom = (round(x0 + box[0] * scale), round(box[1] * scale),
-                                round(x0 + box[2] * scale), round(box[3] * scale))
+    left, top, right, bottom = (
+        round(x0 + box[0] * scale),
+        round(box[1] * scale),
+        round(x0 + box[2] * scale),
+        round(box[3] * scale),
+    )
     # Inside the box and below it, away from the outline, the tile is the photo resized.
     expected = preview.fit_image(photo, 64, 64).astype(int)
     for region in (np.s_[top + 3 : bottom - 3, left + 3 : right - 3], np.s_[bottom + 3 :, x0:-x0]):
@@ -247,8 +264,19 @@ def test_cli_writes_the_png_of_the_last_synthesize(synth, tmp_path, monkeypatch)
 def test_cli_filters_and_side_by_side(synth, tmp_path):
     sheet = tmp_path / "pairs.png"
     code, output = run(
-        "preview", synth, "--side-by-side", "--tile", "32", "--columns", "1",
-        "--mask-type", "surgical", "--wear", "correct", "--sheet", sheet,
+        "preview",
+        synth,
+        "--side-by-side",
+        "--tile",
+        "32",
+        "--columns",
+        "1",
+        "--mask-type",
+        "surgical",
+        "--wear",
+        "correct",
+        "--sheet",
+        sheet,
     )
     assert code == 0, output
     assert read_image(sheet).shape == (36 + 4 * (32 + 56 + 4), 64 + 4, 3)

@@ -23,7 +23,7 @@ import pytest
 from click.testing import CliRunner
 
 from maskforge.cli import cli
-from maskforge.manifest import write_manifest
+from maskforge.dataset.manifest import write_manifest
 
 # Ray Data's own DataContext touches its deprecated settings when it copies itself.
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:ray")
@@ -172,9 +172,9 @@ def test_stats_on_ray_equal_local(ray_address, unmasked_dir, tmp_path, monkeypat
 
 
 def test_without_ray_the_commands_say_how_to_install(tmp_path, monkeypatch):
-    from maskforge.ray_engine import RayNotInstalledError
-    from maskforge.runner import run_synthesis
-    from maskforge.synthesize import SynthesisOptions
+    from maskforge.core.ray_engine import RayNotInstalledError
+    from maskforge.synth.pipeline import SynthesisOptions
+    from maskforge.synth.runner import run_synthesis
 
     monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` now raises ImportError
     (tmp_path / "raw").mkdir()

@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from maskforge.imageio import read_image, write_image
-from maskforge.sources import (
+from maskforge.core.imageio import read_image, write_image
+from maskforge.dataset.sources import (
     ITEM_COLUMNS,
     Source,
     collect_sources,

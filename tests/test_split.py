@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from maskforge.split import (
+from maskforge.dataset.split import (
     SPLITS,
     allocate,
     assign_splits,

@@ -14,11 +14,11 @@ from test_duplicates import copies_of
 from test_sources import make_synthesis_folder
 
 from maskforge.cli import cli
-from maskforge.manifest import file_sha256, read_manifest
-from maskforge.sources import Source
-from maskforge.split import SplitOptions, run_split
-from maskforge.stats import manifest_stats
-from maskforge.workspace import load_state, remember
+from maskforge.core.workspace import load_state, remember
+from maskforge.dataset.manifest import file_sha256, read_manifest
+from maskforge.dataset.sources import Source
+from maskforge.dataset.split import SplitOptions, run_split
+from maskforge.dataset.stats import manifest_stats
 
 
 @pytest.fixture(scope="module")

@@ -11,12 +11,12 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-import maskforge.stats as stats_module
+import maskforge.dataset.stats as stats_module
 from maskforge.cli import cli
-from maskforge.data import eval_transform
-from maskforge.imageio import read_image, write_image
-from maskforge.manifest import file_sha256, write_manifest
-from maskforge.stats import Moments, channel_stats, manifest_stats, resize_for_stats
+from maskforge.core.imageio import read_image, write_image
+from maskforge.dataset.manifest import file_sha256, write_manifest
+from maskforge.dataset.stats import Moments, channel_stats, manifest_stats, resize_for_stats
+from maskforge.learn.data import eval_transform
 
 
 def _constant(path: Path, rgb, shape=(30, 50)) -> Path:

@@ -7,12 +7,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from maskforge import compose, geometry
-from maskforge.faces import FaceFinder
-from maskforge.imageio import read_image
-from maskforge.sampling import FaceParams
-from maskforge.synthesize import apply_mask, mask_face
-from maskforge.templates import load_templates
+from maskforge.core.imageio import read_image
+from maskforge.synth import compose, geometry
+from maskforge.synth.faces import FaceFinder
+from maskforge.synth.pipeline import apply_mask, mask_face
+from maskforge.synth.sampling import FaceParams
+from maskforge.synth.templates import load_templates
 
 # Frontal, well-lit photos from ../shared/faces/unmasked where HOG finds the face.
 PHOTOS = ("0_0_caiguoqing_0146.jpg", "120.jpg", "125.jpg")
@@ -172,8 +172,8 @@ def test_public_mask_face_detects_when_no_landmarks(faces):
 
 
 def test_lowered_mask_outside_a_tight_photo_is_not_written(faces):
-    from maskforge.sampling import Choice
-    from maskforge.synthesize import SynthesisOptions, Synthesizer
+    from maskforge.synth.pipeline import SynthesisOptions, Synthesizer
+    from maskforge.synth.sampling import Choice
 
     rgb, face = faces[1]
     # Cut the photo just under the lower lip: a mask pulled under the chin falls off the frame.
@@ -191,7 +191,7 @@ def test_lowered_mask_outside_a_tight_photo_is_not_written(faces):
 
 
 def test_unexpected_failure_on_one_photo_is_recorded(unmasked_dir, tmp_path, monkeypatch):
-    from maskforge.synthesize import SynthesisOptions, Synthesizer
+    from maskforge.synth.pipeline import SynthesisOptions, Synthesizer
 
     synth = Synthesizer(SynthesisOptions())
 
@@ -211,8 +211,8 @@ def test_unexpected_failure_on_one_photo_is_recorded(unmasked_dir, tmp_path, mon
 
 
 def test_scarves_vary_in_colour_and_stay_on_the_lower_face(faces):
-    from maskforge.synthesize import apply_occluder
-    from maskforge.templates import load_occluders
+    from maskforge.synth.pipeline import apply_occluder
+    from maskforge.synth.templates import load_occluders
 
     scarf = next(o for o in load_occluders().values() if o.kind == "scarf")
     rgb, face = faces[0]

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from maskforge.templates import (
+from maskforge.synth.templates import (
     ANCHOR_NAMES,
     NAMED_COLORS,
     MaskTemplate,
@@ -373,7 +373,7 @@ def test_bad_anchor_count_is_reported(tmp_path):
 
 
 def test_recolour_accents_changes_only_the_filter_cartridges(templates):
-    from maskforge.templates import recolour_accents
+    from maskforge.synth.templates import recolour_accents
 
     v = templates["gas"].variants["front"]
     rgb = v.rgba[..., :3].astype(int)

@@ -8,8 +8,8 @@ import numpy as np
 from click.testing import CliRunner
 
 from maskforge.cli import cli
-from maskforge.imageio import read_image
-from maskforge.templates import load_occluders, load_templates
+from maskforge.core.imageio import read_image
+from maskforge.synth.templates import load_occluders, load_templates
 
 REPO = Path(__file__).resolve().parents[1]
 TEMPLATE_DIR = REPO / "mask_templates"
@@ -31,8 +31,9 @@ def test_lists_every_template_with_variants_and_preview():
 
 def test_sheet_is_written_as_a_grid(tmp_path: Path):
     sheet = tmp_path / "sheet.png"
-    result = CliRunner().invoke(cli, ["templates", "--root", str(TEMPLATE_DIR), "--sheet",
-                                      str(sheet)])
+    result = CliRunner().invoke(
+        cli, ["templates", "--root", str(TEMPLATE_DIR), "--sheet", str(sheet)]
+    )
     assert result.exit_code == 0, result.output
     assert f"Contact sheet: {sheet}" in result.output
     img = read_image(sheet)

@@ -62,7 +62,8 @@ def test_assets_regenerate_identically(tmp_path: Path):
     for name, entry in committed["templates"].items():
         for key, variant in entry["variants"].items():
             np.testing.assert_allclose(
-                fresh["templates"][name]["variants"][key]["anchors"], variant["anchors"],
+                fresh["templates"][name]["variants"][key]["anchors"],
+                variant["anchors"],
                 atol=0.02,
             )
     assert fresh["occluders"].keys() == committed["occluders"].keys()

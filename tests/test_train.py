@@ -16,11 +16,12 @@ from click.testing import CliRunner
 from PIL import Image
 
 from maskforge.cli import cli
-from maskforge.data import ManifestDataset, eval_transform
-from maskforge.imageio import write_image
-from maskforge.manifest import class_order, file_sha256, read_manifest
-from maskforge.models import load_checkpoint, probabilities, read_checkpoint
-from maskforge.train import (
+from maskforge.core.imageio import write_image
+from maskforge.core.workspace import remember
+from maskforge.dataset.manifest import class_order, file_sha256, read_manifest
+from maskforge.learn.data import ManifestDataset, eval_transform
+from maskforge.learn.models import load_checkpoint, probabilities, read_checkpoint
+from maskforge.learn.train import (
     EarlyStopping,
     EpochTotals,
     TrainConfig,
@@ -29,7 +30,6 @@ from maskforge.train import (
     train,
     train_one_epoch,
 )
-from maskforge.workspace import remember
 
 STATS_MEAN = [0.55, 0.47, 0.43]
 STATS_STD = [0.28, 0.26, 0.25]
@@ -306,7 +306,7 @@ def test_interrupt_then_resume_gives_the_same_weights(tmp_path, rng, monkeypatch
 
 
 def test_cli_prints_how_to_resume_when_interrupted(tmp_path, monkeypatch):
-    import maskforge.train as train_module
+    import maskforge.learn.train as train_module
 
     def stopped(run, resume):
         raise TrainingInterrupted(run.run_dir, 2, 5, 10)
@@ -327,7 +327,7 @@ def test_cli_prints_how_to_resume_when_interrupted(tmp_path, monkeypatch):
 
 
 def test_early_stopping_ends_the_run(tmp_path, rng, monkeypatch):
-    import maskforge.train as train_module
+    import maskforge.learn.train as train_module
 
     items = made_faces(tmp_path / "img", 30, rng)
     write_manifests(tmp_path, items[:18], items[18:])
@@ -538,7 +538,7 @@ def test_weights_auto_offline_warns_and_trains_from_random_init(tmp_path, small_
 
     import torchvision.models._api as weights_api
 
-    import maskforge.models as models
+    import maskforge.learn.models as models
 
     def offline(url, *args, **kwargs):
         raise urllib.error.URLError("[Errno -2] Name or service not known")
@@ -629,6 +629,6 @@ def test_help_explains_every_option():
         and "[default: 50; x>=1]" in text
     )
     from maskforge.commands.train import ARCHS as CLI_ARCHS
-    from maskforge.models import ARCHS
+    from maskforge.learn.models import ARCHS
 
     assert CLI_ARCHS == ARCHS

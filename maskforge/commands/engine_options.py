@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import click
 
+from maskforge.commands.errors import UserError
+
 
 def _check_engine(ctx: click.Context, param: click.Parameter, value: str) -> str:
     if value == "ray":
-        from maskforge.cli import UserError
-        from maskforge.ray_engine import RayNotInstalledError, import_ray
+        from maskforge.core.ray_engine import RayNotInstalledError, import_ray
 
         try:
             import_ray()

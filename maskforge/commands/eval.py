@@ -123,7 +123,8 @@ def eval_command(
     here wrote, else the newest folder in runs/. Data: default the run's test manifest.
     Writes report.md, report.json, predictions.csv and plots into RUN/eval-<name>/.
     """
-    from maskforge.evaluate import display_path, evaluate_run
+    from maskforge.core.paths import display_path
+    from maskforge.evaluate.evaluator import evaluate_run
 
     result = evaluate_run(
         run=run,

@@ -71,7 +71,7 @@ def export_command(
     (OpenCV INTER_AREA), and returns class probabilities (N, C). S and the class names are in
     the file's metadata and in <file>.json beside it.
     """
-    from maskforge.export import describe, export_run
+    from maskforge.deploy.export import describe, export_run
 
     result = export_run(
         run=run,

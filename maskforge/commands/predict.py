@@ -93,7 +93,7 @@ def predict_command(
     annotated copies with a labelled box per face. Unreadable files, images without faces
     and faces that are too small are listed in the CSV and counted, not fatal.
     """
-    from maskforge.predict import predict_inputs
+    from maskforge.deploy.predict import predict_inputs
 
     summary = predict_inputs(
         inputs,

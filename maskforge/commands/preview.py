@@ -7,13 +7,15 @@ from pathlib import Path
 
 import click
 
+from maskforge import choices
+
 
 class NameList(click.ParamType):
-    """`a,b,c`: comma-separated names, checked against maskforge.preview.<allowed> when given."""
+    """`a,b,c`: comma-separated names, checked against the allowed ones (choices) when given."""
 
     name = "LIST"
 
-    def __init__(self, what: str, allowed: str | None = None):
+    def __init__(self, what: str, allowed: tuple[str, ...] | None = None):
         self.what, self.allowed = what, allowed
 
     def convert(self, value, param, ctx):
@@ -23,10 +25,7 @@ class NameList(click.ParamType):
         if not names:
             self.fail(f"empty {self.what} list", param, ctx)
         if self.allowed:
-            # Imported here, not at module level, so that `maskforge --help` loads only click.
-            from maskforge import preview
-
-            allowed = getattr(preview, self.allowed)
+            allowed = self.allowed
             if names == ("all",):
                 return allowed
             bad = [n for n in names if n not in allowed]
@@ -80,14 +79,14 @@ def _png_path(ctx: click.Context, param: click.Parameter, value: Path) -> Path:
 @click.option(
     "--wear",
     "wears",
-    type=NameList("wear style", "WEARS"),
+    type=NameList("wear style", choices.WEAR_STYLES),
     default=None,
     help="Only these wear styles: correct, nose_out, chin (comma-separated). [default: any]",
 )
 @click.option(
     "--detector",
     "detectors",
-    type=NameList("detector", "DETECTORS"),
+    type=NameList("detector", choices.STAGES),
     default=None,
     help="Only faces found by these detector stages: hog, mtcnn, hog_pad, cnn, boxes. "
     "[default: any]",
@@ -95,7 +94,7 @@ def _png_path(ctx: click.Context, param: click.Parameter, value: Path) -> Path:
 @click.option(
     "--status",
     "statuses",
-    type=NameList("status", "STATUSES"),
+    type=NameList("status", choices.STATUSES),
     default="ok",
     show_default=True,
     help="Rows with these statuses (comma-separated, or 'all'). Rows that are not ok show the "
@@ -154,8 +153,8 @@ def preview_command(
       maskforge preview out/ --status no_face,implausible --sheet failures.png
       maskforge preview out/ --negatives --sheet negatives.png
     """
-    from maskforge.preview import Filters, write_sheet
-    from maskforge.workspace import load_state, recall
+    from maskforge.core.workspace import load_state, recall
+    from maskforge.synth.preview import Filters, write_sheet
 
     if out is None:
         out = recall("synthesize_out")

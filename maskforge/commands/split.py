@@ -27,7 +27,7 @@ class RatiosType(click.ParamType):
     def convert(self, value, param, ctx):
         if isinstance(value, tuple):
             return value
-        from maskforge.split import parse_ratios
+        from maskforge.dataset.split import parse_ratios
 
         try:
             return parse_ratios(value)
@@ -43,7 +43,7 @@ class ClassMapType(click.ParamType):
     def convert(self, value, param, ctx):
         if isinstance(value, dict):
             return value
-        from maskforge.sources import parse_class_map
+        from maskforge.dataset.sources import parse_class_map
 
         try:
             return parse_class_map(value)
@@ -57,7 +57,7 @@ class SourceType(click.ParamType):
     name = "[NAME=]FOLDER"
 
     def convert(self, value, param, ctx):
-        from maskforge.sources import Source, parse_source
+        from maskforge.dataset.sources import Source, parse_source
 
         if isinstance(value, Source):
             return value
@@ -175,11 +175,11 @@ def split_command(
     negative) and near-duplicate photos form a group that never straddles splits. The same
     --seed and inputs give identical manifests.
     """
-    from maskforge.split import SplitOptions, run_split
-    from maskforge.workspace import load_state, recall, remember
+    from maskforge.core.workspace import load_state, recall, remember
+    from maskforge.dataset.split import SplitOptions, run_split
 
     if not sources:
-        from maskforge.sources import parse_source
+        from maskforge.dataset.sources import parse_source
 
         folder = recall("synthesize_out")
         origin = "from the last synthesize" if "synthesize_out" in load_state() else "default"

@@ -46,8 +46,8 @@ def stats_command(manifest, size, workers, drop_missing, json_path, engine, addr
     Rows count as often as they are listed; accumulation is float64, so the numbers equal
     those `maskforge split` writes to stats.json, with either engine.
     """
-    from maskforge.stats import manifest_stats, write_stats_json
-    from maskforge.workspace import load_state, recall
+    from maskforge.core.workspace import load_state, recall
+    from maskforge.dataset.stats import manifest_stats, write_stats_json
 
     if manifest is None:
         manifest = recall("manifests") / "train.csv"

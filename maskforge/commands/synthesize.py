@@ -31,7 +31,7 @@ class ChoiceSpec(click.ParamType):
         self.what, self.allowed, self.random_weights = what, allowed, random_weights
 
     def convert(self, value, param, ctx):
-        from maskforge.sampling import Choice, parse_choice
+        from maskforge.synth.sampling import Choice, parse_choice
 
         if isinstance(value, Choice) or value is None:
             return value
@@ -43,19 +43,19 @@ class ChoiceSpec(click.ParamType):
 
 
 def _mask_mix() -> dict[str, float]:
-    from maskforge.synthesize import default_mask_mix
+    from maskforge.synth.pipeline import default_mask_mix
 
     return default_mask_mix()
 
 
 def _every_pattern() -> dict[str, float]:
-    from maskforge.patterns import PATTERNS
+    from maskforge.synth.patterns import PATTERNS
 
     return dict.fromkeys(PATTERNS, 1.0)
 
 
 def _random_wear() -> dict[str, float]:
-    from maskforge.synthesize import RANDOM_WEAR
+    from maskforge.synth.pipeline import RANDOM_WEAR
 
     return dict(RANDOM_WEAR)
 
@@ -66,8 +66,8 @@ class ColorSpec(click.ParamType):
     name = "COLORS"
 
     def convert(self, value, param, ctx):
-        from maskforge.sampling import Choice, parse_choice
-        from maskforge.templates import parse_color
+        from maskforge.synth.sampling import Choice, parse_choice
+        from maskforge.synth.templates import parse_color
 
         if value is None or isinstance(value, Choice) or value == "random":
             return None if value == "random" else value
@@ -314,10 +314,10 @@ def synthesize(
     are skipped and no half-written file is left. Exit code 0 when every photo gave a masked
     face, 3 when some did not (see the summary and synthesis.csv), 2 for bad options or input.
     """
-    from maskforge import compose
-    from maskforge.runner import run_synthesis
-    from maskforge.synthesize import SynthesisOptions
-    from maskforge.workspace import remember
+    from maskforge.core.workspace import remember
+    from maskforge.synth import compose
+    from maskforge.synth.pipeline import SynthesisOptions
+    from maskforge.synth.runner import run_synthesis
 
     finish = compose.Finish() if realism else compose.Finish(light=0, cast=0, feather=0, grain=0)
     options = SynthesisOptions(

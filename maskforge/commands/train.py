@@ -188,8 +188,8 @@ def train_command(
     last.pt. Ctrl-C saves last.pt; `maskforge train --resume` continues. Works unchanged under
     `torchrun --nproc_per_node N` (one process per GPU, or gloo on CPU).
     """
-    from maskforge import workspace
-    from maskforge.train import (
+    from maskforge.core import workspace
+    from maskforge.learn.train import (
         RESUME_OVERRIDES,
         TrainConfig,
         TrainingInterrupted,
@@ -274,7 +274,7 @@ def train_command(
 
 
 def _resume_command(run_dir: Path) -> str:
-    from maskforge.distributed import launched_by_torchrun
+    from maskforge.learn.distributed import launched_by_torchrun
 
     if launched_by_torchrun():
         tail = f"-m maskforge -- train --resume {_show(run_dir)}"
@@ -283,7 +283,7 @@ def _resume_command(run_dir: Path) -> str:
 
 
 def _resume_target(resume: str) -> Path:
-    from maskforge import workspace
+    from maskforge.core import workspace
 
     if resume:
         return Path(resume)

@@ -1,0 +1,68 @@
+"""Every vocabulary and default that the CLI and the library share, in one light module.
+
+It imports nothing heavy (no torch, OpenCV or dlib) so that `maskforge --help` stays fast, and
+it is the one place where each list of names and each shared default is spelled: the library
+checks values against these tuples and the CLI offers them as choices.
+"""
+
+from __future__ import annotations
+
+# --- synthesis
+# status of a row of synthesis.csv (docs/formats.md)
+STATUSES = (
+    "ok",
+    "unreadable",
+    "too_large",
+    "no_face",
+    "too_small",
+    "off_image",
+    "implausible",
+    "extreme_yaw",
+    "mask_off_frame",
+    "skipped",
+    "error",
+)
+# --detector: which cascade finds faces; STAGES: which stage found a face (synthesis.csv).
+DETECTORS = ("cascade", "dlib", "hog", "mtcnn", "cnn")
+STAGES = ("hog", "mtcnn", "hog_pad", "cnn", "boxes")
+WEAR_STYLES = ("correct", "nose_out", "chin")
+VARIANTS = ("front", "left", "right")
+OCCLUDER_KINDS = ("hand", "object", "scarf")
+OUT_FORMATS = ("jpg", "png")
+CROP_MARGIN = 0.25  # crop margin around the face box on each side, as a fraction of the box
+MAX_SHAPE_RESIDUAL = 0.1  # Procrustes residual above which a landmark fit is implausible
+MAX_PIXELS = 64_000_000  # photos larger than this are refused (status too_large)
+MIN_FACE = 40  # faces narrower than this many pixels are skipped (too_small)
+MAX_YAW = 60.0  # heads turned further than this many degrees are skipped (extreme_yaw)
+JPEG_QUALITY = 95
+
+# --- engines (synthesize, stats, split)
+ENGINES = ("local", "ray")
+MAX_DEFAULT_WORKERS = 8
+
+# --- dataset
+SPLITS = ("train", "val", "test")
+BALANCE_MODES = ("none", "undersample", "oversample", "weights")
+EXTRA_STRATA = ("mask_type", "source")
+DEFAULT_RATIOS = "0.8,0.1,0.1"
+STATS_SIZE = 112  # images are resized to this before channel statistics
+
+# --- training
+ARCHS = (
+    "resnet50",
+    "resnet18",
+    "mobilenet_v3",
+    "mobilenet_v2",
+    "efficientnet_b0",
+    "efficientnet_lite0",
+)
+OPTIMIZERS = ("sgd", "adam", "adamw")
+SCHEDULERS = ("cosine", "step", "none")
+DEVICES = ("auto", "cpu", "cuda")  # train's; inference also takes cuda:N
+DEFAULT_IMG_SIZE = 112
+
+# --- evaluation and deployment
+CHECKPOINTS = ("best", "last")
+THRESHOLD_RULES = ("youden", "f1")
+NO_FACE_CHOICES = ("skip", "whole")
+EXPORT_FORMATS = ("onnx", "torchscript")

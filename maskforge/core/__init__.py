@@ -1,0 +1,1 @@
+"""The floor every wing stands on: safe image I/O, the working-folder state, parallel maps, Ray."""

@@ -1,0 +1,1 @@
+"""Datasets: collect sources, find duplicates, split into manifests, compute channel stats."""

@@ -1,0 +1,1 @@
+"""Deployment: predict on photos, folders and videos; export to ONNX and TorchScript."""

@@ -1,0 +1,1 @@
+"""Evaluation: inference on a manifest or folder, metrics, plots, Grad-CAM and the report."""

@@ -1,0 +1,1 @@
+"""Learning: transforms, image caches, samplers, models, devices, DDP and the training loop."""

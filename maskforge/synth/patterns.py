@@ -1,0 +1,237 @@
+"""Procedural fabric textures (stripes, dots, checks, camo, ...) and image-file patterns.
+
+Every pattern is float32 RGB (h, w, 3) in 0..1, drawn in template pixels, and a deterministic
+function of (spec, shape, rng state, base colour).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+PATTERNS = ("stripes", "dots", "checks", "plaid", "camo", "floral", "heather")
+
+RGB = tuple[int, int, int]
+
+# Second colours that commonly pair with a base colour on printed cloth masks.
+_ACCENTS = np.array(
+    [
+        [245, 244, 238],  # white
+        [32, 33, 38],  # black
+        [40, 58, 96],  # navy
+        [184, 50, 58],  # red
+        [236, 211, 106],  # yellow
+        [120, 160, 200],  # denim blue
+        [95, 120, 80],  # sage
+        [230, 150, 170],  # pink
+    ],
+    dtype=np.float32,
+)
+
+
+def make_pattern(
+    spec: str,
+    shape: tuple[int, int],
+    rng: np.random.Generator,
+    base_color: RGB | None = None,
+) -> np.ndarray:
+    """A texture covering `shape` = (h, w): float32 (h, w, 3) RGB 0..1.
+
+    `spec` is a name from PATTERNS or the path of an image file (tiled when small, otherwise
+    scaled to cover and centre-cropped). `base_color` is the main colour of procedural
+    patterns (random from a cloth palette when None); scale, angle, phase and the accent
+    colour come from `rng`.
+    """
+    h, w = int(shape[0]), int(shape[1])
+    if h <= 0 or w <= 0:
+        raise ValueError(f"pattern shape must be positive, got {shape}")
+    name = str(spec).strip().lower()
+    if name in _DRAWERS:
+        base = (
+            np.asarray(base_color, np.float32)
+            if base_color is not None
+            else _ACCENTS[int(rng.integers(len(_ACCENTS)))]
+        )
+        accent = _pick_accent(base, rng)
+        out = _DRAWERS[name](h, w, rng, base / 255.0, accent / 255.0)
+        return np.clip(out, 0.0, 1.0).astype(np.float32)
+    path = Path(str(spec)).expanduser()
+    if path.suffix and path.is_file():
+        return _image_pattern(path, h, w)
+    raise ValueError(
+        f"Invalid pattern {spec!r}. Use an image file or one of: {', '.join(PATTERNS)}."
+    )
+
+
+def _pick_accent(base: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    # An accent that contrasts with the base: at least some distance away in RGB.
+    dist = np.linalg.norm(_ACCENTS - base, axis=1)
+    choices = np.flatnonzero(dist > 90.0)
+    if choices.size == 0:
+        choices = np.arange(len(_ACCENTS))
+    return _ACCENTS[int(rng.choice(choices))]
+
+
+def _grid(h: int, w: int, angle: float) -> tuple[np.ndarray, np.ndarray]:
+    """Pixel coordinates rotated by angle (radians): (u, v) float32 (h, w)."""
+    y, x = np.mgrid[0:h, 0:w].astype(np.float32)
+    c, s = np.float32(np.cos(angle)), np.float32(np.sin(angle))
+    return x * c + y * s, -x * s + y * c
+
+
+def _smoothstep_edge(d: np.ndarray, width: float) -> np.ndarray:
+    """Anti-aliased step: 0 for d << 0, 1 for d >> 0, over `width` pixels."""
+    return np.clip(0.5 + d / max(width, 1e-3), 0.0, 1.0)
+
+
+def _mix(a: np.ndarray, b: np.ndarray, m: np.ndarray) -> np.ndarray:
+    return a[None, None, :] * (1.0 - m[..., None]) + b[None, None, :] * m[..., None]
+
+
+def _stripes(h, w, rng, base, accent):
+    period = w * rng.uniform(0.06, 0.14)
+    angle = float(rng.choice([0.0, np.pi / 2, np.pi / 4, -np.pi / 4])) + rng.normal(0, 0.05)
+    duty = rng.uniform(0.2, 0.45)  # fraction of accent stripes
+    u, _ = _grid(h, w, angle)
+    phase = (u / period + rng.uniform()) % 1.0
+    # Distance to the stripe boundary in pixels, for anti-aliasing.
+    d = np.minimum(phase, duty - phase) * period
+    return _mix(base, accent, _smoothstep_edge(d, 1.0))
+
+
+def _dots(h, w, rng, base, accent):
+    period = w * rng.uniform(0.05, 0.1)
+    radius = period * rng.uniform(0.18, 0.3)
+    u, v = _grid(h, w, rng.uniform(0, np.pi / 4))
+    u = u / period + rng.uniform()
+    v = v / period + rng.uniform()
+    # Staggered rows, like most polka-dot prints.
+    u = u + 0.5 * (np.floor(v) % 2)
+    du = (u - np.round(u)) * period
+    dv = (v - np.round(v)) * period
+    d = radius - np.sqrt(du**2 + dv**2)
+    return _mix(base, accent, _smoothstep_edge(d, 1.0))
+
+
+def _checks(h, w, rng, base, accent):
+    period = w * rng.uniform(0.06, 0.12)
+    u, v = _grid(h, w, float(rng.choice([0.0, np.pi / 4])))
+    a = ((u / period + rng.uniform()) % 2.0) < 1.0
+    b = ((v / period + rng.uniform()) % 2.0) < 1.0
+    m = (a ^ b).astype(np.float32)
+    m = cv2.GaussianBlur(m, (0, 0), 0.6)
+    return _mix(base, accent, m)
+
+
+def _plaid(h, w, rng, base, accent):
+    # Gingham/tartan: semi-transparent bands of the accent in both directions.
+    period = w * rng.uniform(0.08, 0.16)
+    u, v = _grid(h, w, 0.0)
+    band_u = (((u / period) + rng.uniform()) % 1.0) < 0.35
+    band_v = (((v / period) + rng.uniform()) % 1.0) < 0.35
+    thin_u = (((u / period) + 0.62) % 1.0) < 0.06
+    thin_v = (((v / period) + 0.62) % 1.0) < 0.06
+    m = 0.45 * band_u + 0.45 * band_v + 0.5 * (thin_u | thin_v)
+    m = cv2.GaussianBlur(np.clip(m, 0, 1).astype(np.float32), (0, 0), 0.6)
+    return _mix(base, accent, m)
+
+
+def _smooth_noise(h, w, rng, scale):
+    """Band-limited noise in 0..1 with features about `scale` pixels wide."""
+    sh, sw = max(2, int(np.ceil(h / scale)) + 3), max(2, int(np.ceil(w / scale)) + 3)
+    coarse = rng.random((sh, sw)).astype(np.float32)
+    big = cv2.resize(coarse, (int(sw * scale), int(sh * scale)), interpolation=cv2.INTER_CUBIC)
+    big = cv2.GaussianBlur(big, (0, 0), scale * 0.3)
+    out = big[:h, :w]
+    lo, hi = float(out.min()), float(out.max())
+    return (out - lo) / max(hi - lo, 1e-6)
+
+
+def _camo(h, w, rng, base, accent):
+    # Woodland-style blobs in four tones: the base and earthy shades mixed from it.
+    olive = np.array([0.36, 0.4, 0.24], np.float32)
+    brown = np.array([0.4, 0.31, 0.22], np.float32)
+    tones = [base, 0.55 * base + 0.45 * olive, 0.5 * base + 0.5 * brown, 0.35 * base + 0.05]
+    scale = w * rng.uniform(0.08, 0.14)
+    out = np.empty((h, w, 3), np.float32)
+    out[:] = tones[0]
+    for i, level in enumerate((0.52, 0.6, 0.68), start=1):
+        n = _smooth_noise(h, w, rng, scale)
+        m = _smoothstep_edge(n - level, 0.015)
+        out = out * (1.0 - m[..., None]) + np.asarray(tones[i], np.float32) * m[..., None]
+    return out
+
+
+def _floral(h, w, rng, base, accent):
+    # Small five-petal flowers scattered on a jittered grid.
+    period = w * rng.uniform(0.09, 0.15)
+    petal = period * 0.16
+    m = np.zeros((h, w), np.float32)
+    centre = np.zeros((h, w), np.float32)
+    y, x = np.mgrid[0:h, 0:w].astype(np.float32)
+    rows = int(np.ceil(h / period)) + 1
+    cols = int(np.ceil(w / period)) + 1
+    for r in range(rows):
+        for c in range(cols):
+            cx = (c + 0.5 * (r % 2)) * period + rng.normal(0, period * 0.12)
+            cy = r * period + rng.normal(0, period * 0.12)
+            x0, x1 = int(max(cx - period, 0)), int(min(cx + period, w))
+            y0, y1 = int(max(cy - period, 0)), int(min(cy + period, h))
+            if x0 >= x1 or y0 >= y1:
+                continue
+            dx, dy = x[y0:y1, x0:x1] - cx, y[y0:y1, x0:x1] - cy
+            rot = rng.uniform(0, 2 * np.pi)
+            ang = np.arctan2(dy, dx) + rot
+            rad = np.sqrt(dx**2 + dy**2)
+            edge = petal * (1.2 + 0.9 * np.cos(5 * ang))
+            m[y0:y1, x0:x1] = np.maximum(m[y0:y1, x0:x1], _smoothstep_edge(edge - rad, 1.0))
+            centre[y0:y1, x0:x1] = np.maximum(
+                centre[y0:y1, x0:x1], _smoothstep_edge(petal * 0.45 - rad, 1.0)
+            )
+    out = _mix(base, accent, m)
+    eye = np.array([0.93, 0.8, 0.35], np.float32)
+    return out * (1.0 - centre[..., None]) + eye * centre[..., None]
+
+
+def _heather(h, w, rng, base, accent):
+    # Melange knit: fine streaky noise around the base colour.
+    n = rng.random((h, w)).astype(np.float32)
+    n = cv2.GaussianBlur(n, (0, 0), sigmaX=2.5, sigmaY=0.6)
+    n = (n - n.mean()) / max(float(n.std()), 1e-6)
+    light = np.clip(1.0 + 0.12 * n, 0.0, 2.0)
+    return base[None, None, :] * light[..., None]
+
+
+_DRAWERS: dict[str, Callable[..., np.ndarray]] = {
+    "stripes": _stripes,
+    "dots": _dots,
+    "checks": _checks,
+    "plaid": _plaid,
+    "camo": _camo,
+    "floral": _floral,
+    "heather": _heather,
+}
+
+
+def _image_pattern(path: Path, h: int, w: int) -> np.ndarray:
+    from maskforge.core.imageio import read_image
+
+    try:
+        img = read_image(path)
+    except ValueError as exc:
+        raise ValueError(f"pattern image {path}: {exc}") from None
+    ih, iw = img.shape[:2]
+    if ih * 2 <= h and iw * 2 <= w:
+        # A small swatch repeats like a printed fabric.
+        reps = (int(np.ceil(h / ih)), int(np.ceil(w / iw)), 1)
+        out = np.tile(img, reps)[:h, :w]
+    else:
+        scale = max(h / ih, w / iw)
+        size = (max(w, int(np.ceil(iw * scale))), max(h, int(np.ceil(ih * scale))))
+        big = cv2.resize(img, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+        y0, x0 = (big.shape[0] - h) // 2, (big.shape[1] - w) // 2
+        out = big[y0 : y0 + h, x0 : x0 + w]
+    return out.astype(np.float32) / 255.0

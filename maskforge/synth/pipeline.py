@@ -1,0 +1,588 @@
+"""Per-image pipeline: faces -> checks -> random choices -> warp, light-match, blend -> crops.
+
+`Synthesizer.run_file` turns one input photo into output files and synthesis.csv rows; the batch
+runner (runner.py) only schedules it. `mask_face` is the public entry point for masking an image
+inside a user's own code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from maskforge.core.imageio import (
+    DEFAULT_MAX_PIXELS,
+    ImageTooLargeError,
+    UnreadableImageError,
+    decode_image,
+    write_image,
+)
+from maskforge.synth import compose, geometry
+from maskforge.synth.faces import (
+    MAX_FLIP_ERROR,
+    MAX_RESIDUAL,
+    Face,
+    FaceFinder,
+    check_detector,
+    largest_first,
+)
+from maskforge.synth.sampling import Choice, FaceParams, face_seed
+
+# Prevalence-like default mix: surgical masks dominate real photos, respirators are rarer.
+# Moulded respirators come plain; a printed pattern on them looks fake.
+PLAIN_TEMPLATES = frozenset({"n95", "n95_valve", "gas"})
+# Below this share of the written crop covered by the mask, the output is not written.
+MIN_VISIBLE_MASK = 0.04
+MAX_SKIN_SATURATION = 110  # of 255 (OpenCV HSV)
+OCCLUDER_COLORS = (
+    "black", "darkgray", "gray", "white", "beige", "brown", "navy", "blue", "teal", "green",
+    "olive", "maroon", "red", "orange", "yellow", "purple", "pink", "lavender",
+)  # fmt: skip
+SCARF_PATTERNS = ("stripes", "checks", "plaid", "heather", "dots")
+SCARF_PATTERN_RATE = 0.5
+# Cartridge colours of real respirators (NIOSH colour code: P100 magenta, organic vapour black,
+# acid gas white, OV/AG yellow, multi-gas olive, ammonia green).
+ACCENT_COLORS = {
+    "gas": ("#d64a86", "#2a2a2c", "#e8e8e4", "#d8b23a", "#6b6e3c", "#4f8a4b"),
+}
+# `--wear random`: half the faces wear the mask correctly, so the masked and incorrect classes
+# come out the same size.
+RANDOM_WEAR = {"correct": 2.0, "nose_out": 1.0, "chin": 1.0}
+DEFAULT_MASK_MIX = {
+    "surgical": 4.0,
+    "cloth": 3.0,
+    "kn95": 1.5,
+    "n95": 0.7,
+    "n95_valve": 0.4,
+    "gas": 0.4,
+}
+
+
+def default_mask_mix() -> dict[str, float]:
+    """What `--mask-type random` means: DEFAULT_MASK_MIX over the installed templates (others 1)."""
+    from maskforge.synth.templates import load_templates
+
+    return {name: DEFAULT_MASK_MIX.get(name, 1.0) for name in load_templates()}
+
+
+@dataclass(frozen=True)
+class SynthesisOptions:
+    """Everything that decides what synthesize writes (recorded in out/run.json)."""
+
+    seed: int = 0
+    mask_types: Choice = Choice(("surgical",), (1.0,))
+    colors: Choice | None = None  # None: each template's own realistic palette
+    patterns: Choice = Choice(("none",), (1.0,))
+    pattern_weight: float = 0.7
+    wear: Choice = Choice(("correct",), (1.0,))
+    negatives: Choice | None = None
+    negative_rate: float = 0.0
+    finish: compose.Finish = field(default_factory=compose.Finish)
+    margin: float = geometry.CROP_MARGIN
+    size: int | None = None
+    full_frame: bool = False
+    max_faces: int | None = None
+    min_face: int = 40
+    max_yaw: float = 60.0
+    max_residual: float = MAX_RESIDUAL
+    variant_yaw: float = 30.0
+    out_format: str = ".jpg"
+    quality: int = 95
+    max_pixels: int = DEFAULT_MAX_PIXELS
+
+    def describe(self) -> dict:
+        """Plain-value summary (for run.json and the console)."""
+        out = {}
+        for key, value in self.__dict__.items():
+            if isinstance(value, Choice):
+                value = str(value)
+            elif isinstance(value, compose.Finish):
+                value = dict(value.__dict__)
+            out[key] = value
+        return out
+
+
+@dataclass
+class FaceResult:
+    """What happened to one face: status, choices, and the images to write."""
+
+    index: int
+    face: Face | None
+    status: str = "ok"
+    reason: str = ""
+    yaw: float | None = None
+    params: FaceParams | None = None
+    masked: np.ndarray | None = None
+    original: np.ndarray | None = None
+    negative: np.ndarray | None = None
+
+
+class Synthesizer:
+    """Per-process state for synthesis: detector, landmark model and templates, loaded once."""
+
+    def __init__(
+        self,
+        options: SynthesisOptions,
+        detector: str = "cascade",
+        landmarks_model: Path | None = None,
+        cnn_model: Path | None = None,
+        templates_root: Path | None = None,
+        load_models: bool = True,
+    ):
+        """load_models=False: check the detector and model files but do not load them (a
+        driver that only validates options before its workers load their own)."""
+        from maskforge.synth.templates import load_occluders, load_templates
+
+        self.options = options
+        if load_models:
+            self.finder = FaceFinder(
+                detector, landmarks_model, cnn_model, max_residual=options.max_residual
+            )
+        else:
+            check_detector(detector, landmarks_model, cnn_model)
+        self.templates = load_templates(templates_root)
+        unknown = [m for m in options.mask_types.options if m not in self.templates]
+        if unknown:
+            raise ValueError(
+                f"Unknown mask type(s) {unknown}. Available: {', '.join(self.templates)}."
+            )
+        from maskforge.synth.patterns import PATTERNS
+
+        bad = [
+            p
+            for p in options.patterns.options
+            if p not in (*PATTERNS, "none") and not Path(p).is_file()
+        ]
+        if bad:
+            raise ValueError(
+                f"Unknown pattern(s) {bad}: not a pattern name ({', '.join(PATTERNS)}, none) "
+                "nor an image file."
+            )
+        self.occluders = {}
+        if options.negatives is not None and options.negative_rate > 0:
+            self.occluders = load_occluders(templates_root)
+            kinds = {o.kind for o in self.occluders.values()}
+            missing = [k for k in options.negatives.options if k not in kinds]
+            if missing:
+                raise ValueError(
+                    f"No occluders of kind {missing}. Available: {', '.join(sorted(kinds))}."
+                )
+
+    # -- one image -------------------------------------------------------------------------
+
+    def process(self, rgb: np.ndarray, key: str, given: list | None = None) -> list[FaceResult]:
+        """Find, check and mask every face of an RGB image; `key` seeds the random choices.
+
+        given: user-supplied faces, each a box (l, t, r, b) or a (68, 2) landmark array.
+        """
+        opts = self.options
+        faces = self._faces(rgb, given)
+        results = []
+        for i, face in enumerate(faces):
+            result = FaceResult(i, face)
+            if opts.max_faces is not None and i >= opts.max_faces:
+                result.status, result.reason = "skipped", f"over --max-faces {opts.max_faces}"
+            else:
+                self._check(rgb, face, result)
+            results.append(result)
+        ok = [r for r in results if r.status == "ok"]
+        if not ok:
+            return results
+        masked, negative = rgb, rgb
+        wear = None
+        for r in ok:
+            seed = face_seed(opts.seed, key, r.index)
+            rng = np.random.default_rng(seed)
+            r.params = self._draw(rng, r.yaw, wear, seed)
+            if opts.full_frame:
+                wear = r.params.wear  # one class per full-frame image
+            base = masked if opts.full_frame else rgb
+            face_masked, alpha = apply_mask(
+                base,
+                r.face.landmarks,
+                self.templates[r.params.mask_type],
+                r.params,
+                opts.finish,
+                rng,
+                return_alpha=True,
+            )
+            crop = geometry.square_crop(r.face.box, rgb.shape, opts.margin)
+            visible = float(alpha[crop[1] : crop[3], crop[0] : crop[2]].mean())
+            if visible < MIN_VISIBLE_MASK:
+                # A mask pulled under the chin of a tight crop falls out of the frame: the image
+                # would be an unmasked face labelled "incorrect".
+                r.status = "mask_off_frame"
+                r.reason = (
+                    f"only {100 * visible:.1f}% of the face crop shows the mask "
+                    f"(wear {r.params.wear}); the photo ends too close to the chin"
+                )
+                continue
+            face_negative = None
+            if r.params.negative is not None:
+                occluder = self.occluders[r.params.negative]
+                face_negative = apply_occluder(
+                    negative if opts.full_frame else rgb,
+                    r.face.landmarks,
+                    occluder,
+                    opts.finish,
+                    rng,
+                )
+            if opts.full_frame:
+                masked = face_masked
+                negative = face_negative if face_negative is not None else negative
+            else:
+                r.masked, r.original = self._crop(face_masked, crop), self._crop(rgb, crop)
+                r.negative = None if face_negative is None else self._crop(face_negative, crop)
+        ok = [r for r in ok if r.status == "ok"]
+        if opts.full_frame and ok:
+            ok[0].masked, ok[0].original = masked, rgb
+            ok[0].negative = negative if negative is not rgb else None
+        return results
+
+    def _faces(self, rgb: np.ndarray, given: list | None) -> list[Face]:
+        if given is None:
+            return self.finder.find(rgb)
+        faces = []
+        for item in given:
+            item = np.asarray(item, dtype=np.float64)
+            if item.shape == (68, 2):
+                box = tuple(int(round(v)) for v in geometry.box_from_landmarks(item))
+                faces.append(Face(box, item, "boxes", 1.0, residual=geometry.shape_residual(item)))
+            else:
+                faces.append(self.finder.from_box(rgb, tuple(item)))
+        return largest_first(faces)
+
+    def _check(self, rgb: np.ndarray, face: Face, result: FaceResult) -> None:
+        opts = self.options
+        lm = face.landmarks
+        iod = geometry.interocular(lm)
+        outside = face.points_outside(rgb.shape)
+        if face.width < opts.min_face:
+            result.status, result.reason = (
+                "too_small",
+                f"face {face.width} px wide, under --min-face {opts.min_face}",
+            )
+        elif outside:
+            result.status, result.reason = (
+                "off_image",
+                f"{outside} of the eye/nose/mouth landmarks fall outside the photo",
+            )
+        elif iod < 0.15 * face.width:
+            result.status, result.reason = (
+                "implausible",
+                f"eyes {iod:.0f} px apart in a {face.width} px face",
+            )
+        elif face.residual > opts.max_residual:
+            result.status = "implausible"
+            result.reason = (
+                f"landmark shape residual {face.residual:.3f} over {opts.max_residual} "
+                "(not a face, or a bad fit)"
+            )
+        elif face.flip_error > MAX_FLIP_ERROR:
+            result.status = "implausible"
+            result.reason = (
+                f"landmarks move {face.flip_error:.2f} eye distances when the photo is mirrored "
+                f"(over {MAX_FLIP_ERROR}: an unstable, likely misplaced fit)"
+            )
+        else:
+            result.yaw = geometry.estimate_yaw(lm)
+            if abs(result.yaw) > opts.max_yaw:
+                result.status, result.reason = (
+                    "extreme_yaw",
+                    f"head turned {result.yaw:.0f} degrees, over --max-yaw {opts.max_yaw:g}",
+                )
+
+    def _draw(
+        self, rng: np.random.Generator, yaw: float, wear: str | None, seed: int
+    ) -> FaceParams:
+        """Draw every random choice for a face, always in the same order (reproducibility)."""
+        from maskforge.synth.templates import parse_color, sample_color
+
+        opts = self.options
+        mask_type = opts.mask_types.draw(rng)
+        template = self.templates[mask_type]
+        color = (
+            sample_color(template, rng)
+            if opts.colors is None
+            else parse_color(opts.colors.draw(rng))
+        )
+        pattern = opts.patterns.draw(rng)
+        if mask_type in PLAIN_TEMPLATES:
+            pattern = "none"  # drawn anyway, so the choices after it do not depend on the type
+        drawn_wear = opts.wear.draw(rng)
+        negative = None
+        if opts.negatives is not None and rng.random() < opts.negative_rate:
+            kind = opts.negatives.draw(rng)
+            names = sorted(n for n, o in self.occluders.items() if o.kind == kind)
+            negative = names[int(rng.integers(len(names)))]
+        return FaceParams(
+            mask_type=mask_type,
+            variant=geometry.choose_variant(yaw, opts.variant_yaw),
+            color=color,
+            pattern=None if pattern == "none" else pattern,
+            pattern_weight=opts.pattern_weight,
+            wear=wear or drawn_wear,
+            negative=negative,
+            seed=seed,
+        )
+
+    def _crop(self, image: np.ndarray, crop: tuple[int, int, int, int]) -> np.ndarray:
+        x0, y0, x1, y1 = crop
+        out = image[y0:y1, x0:x1]
+        if self.options.size:
+            interp = cv2.INTER_AREA if out.shape[0] > self.options.size else cv2.INTER_CUBIC
+            out = cv2.resize(out, (self.options.size, self.options.size), interpolation=interp)
+        return np.ascontiguousarray(out)
+
+    # -- one file ----------------------------------------------------------------------------
+
+    def run_file(
+        self, path: Path, rel: str, out_root: Path, stem: str, given: list | None = None
+    ) -> list[dict]:
+        """Process one photo: write its outputs under out_root, return its synthesis.csv rows.
+
+        rel: the photo's path relative to the input root (the group key and seed key);
+        stem: output name without extension, relative to out/<class>/ (e.g. "sub/photo").
+        """
+        opts = self.options
+        base = {"input": rel, "group": rel}
+        try:
+            rgb = decode_image(Path(path).read_bytes(), opts.max_pixels)
+        except ImageTooLargeError as exc:
+            return [{**base, "status": "too_large", "reason": str(exc)}]
+        except (UnreadableImageError, OSError) as exc:
+            return [{**base, "status": "unreadable", "reason": str(exc)}]
+        try:
+            results = self.process(rgb, rel, given)
+        except Exception as exc:  # noqa: BLE001 - one photo must never stop a batch
+            reason = f"unexpected {type(exc).__name__}: {' '.join(str(exc).split())}"[:300]
+            return [{**base, "status": "error", "reason": reason}]
+        if not results:
+            return [{**base, "status": "no_face", "reason": "no face found"}]
+        ext = opts.out_format
+        rows = []
+        for r in results:
+            row = {**base, "face": r.index, "status": r.status, "reason": r.reason}
+            if r.face is not None:
+                row["detector"] = r.face.detector
+                row["box"] = " ".join(str(v) for v in r.face.box)
+            if r.yaw is not None:
+                row["yaw"] = round(r.yaw, 1)
+            if r.params is not None:
+                p = r.params
+                row.update(
+                    label=p.label,
+                    variant=p.variant,
+                    mask_type=p.mask_type,
+                    color=p.color_hex,
+                    pattern=p.pattern or "",
+                    wear=p.wear,
+                    negative_kind=self._kind(p.negative),
+                    seed=p.seed,
+                )
+            rows.append(row)
+        ok = [r for r in results if r.status == "ok"]
+        for r in ok:
+            suffix = "" if opts.full_frame else f"_{r.index}"
+            row = rows[r.index]
+            if opts.full_frame and r is not ok[0]:
+                row.update(
+                    output=rows[ok[0].index]["output"],
+                    original=rows[ok[0].index]["original"],
+                    negative=rows[ok[0].index].get("negative", ""),
+                )
+                continue
+            folder = "masked" if r.params.label == "masked" else "incorrect"
+            row["output"] = f"{folder}/{stem}{suffix}{ext}"
+            row["original"] = f"unmasked/{stem}{suffix}{ext}"
+            write_image(out_root / row["output"], r.masked, opts.quality)
+            write_image(out_root / row["original"], r.original, opts.quality)
+            if r.negative is not None:
+                row["negative"] = f"unmasked/{stem}{suffix}_neg{ext}"
+                write_image(out_root / row["negative"], r.negative, opts.quality)
+        return rows
+
+    def _kind(self, occluder: str | None) -> str:
+        return "" if occluder is None else self.occluders[occluder].kind
+
+
+# -- compositing one face ------------------------------------------------------------------------
+
+
+def apply_mask(
+    rgb: np.ndarray,
+    landmarks: np.ndarray,
+    template,
+    params: FaceParams,
+    finish: compose.Finish,
+    rng: np.random.Generator,
+    return_alpha: bool = False,
+):
+    """The photo with a mask warped onto the face of `landmarks` (RGB uint8, same size).
+
+    template: a templates.MaskTemplate; params say variant, colour, pattern and wear.
+    With return_alpha, also the mask's coverage (H, W) float32 0..1 in photo pixels.
+    """
+    from maskforge.synth.templates import (
+        make_pattern,
+        parse_color,
+        recolour_accents,
+        render_appearance,
+    )
+
+    variant = template.variants[params.variant]
+    anchors = geometry.wear_anchors(geometry.face_anchors(landmarks), landmarks, params.wear)
+    matrix = geometry.homography(variant.anchors, anchors)
+    factor = compose.prescale_factor(matrix, variant.anchors)
+    if factor < 1.0:
+        variant = variant.shrunk(factor)
+        matrix = geometry.homography(variant.anchors, anchors)
+    pattern = None
+    if params.pattern:
+        # Pattern sizes are fractions of the template's width, so drawing at the working size
+        # keeps their scale on the mask independent of the face's size in the photo.
+        pattern = make_pattern(params.pattern, variant.rgba.shape[:2], rng, params.color)
+    appearance = render_appearance(variant, params.color, pattern, params.pattern_weight)
+    accents = ACCENT_COLORS.get(template.name)
+    if accents:
+        accent = parse_color(accents[int(rng.integers(len(accents)))])
+        appearance = recolour_accents(appearance, variant.tint, accent)
+    over, alpha, roi = compose.warp_overlay(appearance, matrix, rgb.shape, variant.anchors)
+    over, alpha = compose.finish_overlay(over, alpha, rgb, roi, landmarks, finish, rng)
+    out = compose.blend(rgb, over, alpha, roi)
+    if not return_alpha:
+        return out
+    full = np.zeros(rgb.shape[:2], np.float32)
+    x0, y0, x1, y1 = roi
+    full[y0:y1, x0:x1] = alpha
+    return out, full
+
+
+def apply_occluder(
+    rgb: np.ndarray,
+    landmarks: np.ndarray,
+    occluder,
+    finish: compose.Finish,
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """The photo with a non-mask occluder (hand, object, scarf) over the mouth (hard negative)."""
+    from maskforge.synth.templates import (
+        TemplateVariant,
+        make_pattern,
+        parse_color,
+        render_appearance,
+    )
+
+    anchors = geometry.face_anchors(landmarks)
+    face_width = float(np.linalg.norm(anchors[2] - anchors[1]))
+    left_eye, right_eye = geometry.eye_centres(landmarks)
+    roll = np.degrees(np.arctan2(*(right_eye - left_eye)[::-1]))
+    mouth = landmarks[48:68].mean(axis=0)
+    rgba, tint, anchor = occluder.rgba, occluder.tint, np.asarray(occluder.mouth, float)
+    if rng.random() < 0.5:  # from the other side
+        rgba, tint = rgba[:, ::-1].copy(), tint[:, ::-1].copy()
+        anchor = np.array([rgba.shape[1] - 1 - anchor[0], anchor[1]])
+    scale = face_width / occluder.face_width * rng.uniform(0.9, 1.12)
+    angle = roll + rng.uniform(-12, 12)
+    target = mouth + rng.normal(0, 0.04 * face_width, 2)
+    matrix = np.vstack([cv2.getRotationMatrix2D(tuple(anchor), -angle, scale), [0, 0, 1]])
+    matrix[:2, 2] += target - anchor
+    pattern = None
+    if occluder.kind == "hand":
+        color = _skin_colour(rgb, landmarks)
+        match_level = False
+    else:
+        # One scarf or notebook colour everywhere would let a classifier learn "maroon knit =
+        # unmasked": draw the colour, and for scarves sometimes a woven pattern.
+        color = parse_color(OCCLUDER_COLORS[int(rng.integers(len(OCCLUDER_COLORS)))])
+        if occluder.kind == "scarf" and rng.random() < SCARF_PATTERN_RATE:
+            spec = SCARF_PATTERNS[int(rng.integers(len(SCARF_PATTERNS)))]
+            pattern = make_pattern(spec, rgba.shape[:2], rng, base_color=color)
+        match_level = True
+    variant = TemplateVariant(rgba=rgba, tint=tint, anchors=np.zeros((6, 2)))
+    appearance = render_appearance(variant, color, pattern, 0.0 if pattern is None else 1.0)
+    corners = np.array(
+        [[0, 0], [rgba.shape[1], 0], [rgba.shape[1], rgba.shape[0]], [0, rgba.shape[0]]], float
+    )
+    over, alpha, roi = compose.warp_overlay(appearance, matrix, rgb.shape, corners)
+    over, alpha = compose.finish_overlay(
+        over, alpha, rgb, roi, landmarks, finish, rng, match_level=match_level
+    )
+    return compose.blend(rgb, over, alpha, roi)
+
+
+def _skin_colour(rgb: np.ndarray, landmarks: np.ndarray) -> tuple[int, int, int]:
+    """Median colour of the cheeks and nose (RGB), to tint a hand like the face's own skin."""
+    h, w = rgb.shape[:2]
+    region = np.zeros((h, w), np.uint8)
+    for idx in ([1, 2, 3, 31, 29], [15, 14, 13, 35, 29]):
+        cv2.fillConvexPoly(region, np.round(landmarks[idx]).astype(np.int32), 1)
+    pixels = rgb[region.astype(bool)]
+    if len(pixels) < 8:
+        return (200, 160, 140)
+    median = np.median(pixels, axis=0).astype(np.uint8).reshape(1, 1, 3)
+    # A strong colour cast on the cheeks would give a yellow or green hand: cap the saturation.
+    hsv = cv2.cvtColor(median, cv2.COLOR_RGB2HSV)
+    hsv[..., 1] = np.minimum(hsv[..., 1], MAX_SKIN_SATURATION)
+    return tuple(int(v) for v in cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)[0, 0])
+
+
+# -- public API -----------------------------------------------------------------------------------
+
+_FINDER: FaceFinder | None = None
+
+
+def mask_face(
+    image: np.ndarray,
+    landmarks: np.ndarray | None = None,
+    *,
+    mask_type: str = "surgical",
+    color: str | None = None,
+    pattern: str | None = None,
+    pattern_weight: float = 0.7,
+    wear: str = "correct",
+    seed: int = 0,
+    finish: compose.Finish | None = None,
+) -> np.ndarray:
+    """Mask the face(s) in an RGB uint8 image; returns a new image of the same size.
+
+    landmarks: (68, 2) dlib landmarks (x, y px) of one face; None detects every face (dlib
+    cascade). color: a name or #rrggbb (None: a realistic colour for the mask type);
+    pattern: a pattern name or image path; wear: correct, nose_out or chin. The same seed gives
+    the same image.
+    """
+    from maskforge.synth.templates import load_templates, parse_color, sample_color
+
+    global _FINDER
+    image = np.ascontiguousarray(image)
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise ValueError(f"Expected an RGB uint8 image (H, W, 3), got {image.dtype} {image.shape}.")
+    templates = load_templates()
+    if mask_type not in templates:
+        raise ValueError(f"Invalid mask type {mask_type!r}. Choose from: {', '.join(templates)}.")
+    if landmarks is None:
+        if _FINDER is None:
+            _FINDER = FaceFinder("cascade")
+        faces = [f.landmarks for f in _FINDER.find(image)]
+    else:
+        faces = [np.asarray(landmarks, dtype=np.float64).reshape(68, 2)]
+    out = image
+    for i, lm in enumerate(faces):
+        rng = np.random.default_rng([seed, i])
+        template = templates[mask_type]
+        rgb_color = parse_color(color) if color else sample_color(template, rng)
+        params = FaceParams(
+            mask_type=mask_type,
+            variant=geometry.choose_variant(geometry.estimate_yaw(lm)),
+            color=rgb_color,
+            pattern=pattern,
+            pattern_weight=pattern_weight,
+            wear=wear,
+            negative=None,
+            seed=seed,
+        )
+        out = apply_mask(out, lm, template, params, finish or compose.Finish(), rng)
+    return out
