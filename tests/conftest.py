@@ -1,4 +1,5 @@
-"""Shared fixtures: real photos from ../shared/faces (skipped where absent) and made images."""
+"""Shared fixtures: the shipped CC0 portraits, real photos from ../shared/faces (skipped where
+absent, with a count at the end of the run) and made images."""
 
 from __future__ import annotations
 
@@ -10,13 +11,35 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_FACES = Path(os.environ.get("MASKFORGE_SHARED_FACES", REPO.parent / "shared" / "faces"))
+PORTRAITS = REPO / "examples" / "portraits"
+NO_SHARED = "real photos not available"
 
 
 def _shared(sub: str) -> Path:
     path = SHARED_FACES / sub
     if not path.is_dir():
-        pytest.skip(f"real photos not available: {path} is missing (see ../shared/faces/README.md)")
+        pytest.skip(f"{NO_SHARED}: {path} is missing (see ../shared/faces/README.md)")
     return path
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
+    """Say how many tests skipped for lack of ../shared/faces, and how to run them."""
+    skipped = [
+        r for r in terminalreporter.stats.get("skipped", []) if NO_SHARED in str(r.longrepr)
+    ]
+    if skipped:
+        terminalreporter.write_line(
+            f"{len(skipped)} test(s) skipped: they need the development photos at {SHARED_FACES} "
+            "(unmasked/ and masked_real/). Put that folder there, or point "
+            "MASKFORGE_SHARED_FACES at it, and rerun `make test` to run them."
+        )
+
+
+@pytest.fixture(scope="session")
+def portraits_dir() -> Path:
+    """examples/portraits: the 39 CC0 portraits (256x256) that ship with the project."""
+    assert len(list(PORTRAITS.glob("*.jpg"))) == 39, f"{PORTRAITS} should hold the 39 portraits"
+    return PORTRAITS
 
 
 @pytest.fixture(scope="session")

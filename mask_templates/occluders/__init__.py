@@ -1,0 +1,1 @@
+"""Occluder images (hands, objects, scarves) for the hard negatives; data only."""
