@@ -574,7 +574,7 @@ def test_eval_ci_method_names_the_resampled_unit(default_eval, workspace, tmp_pa
 
 
 def test_folder_of_symlinks_to_photos_elsewhere(tmp_path, monkeypatch):
-    from maskforge.evaluate.evaluator import folder_frame
+    from maskforge.evaluate.folders import folder_frame
 
     rng = np.random.default_rng(5)
     for k in range(3):

@@ -124,9 +124,9 @@ def eval_command(
     Writes report.md, report.json, predictions.csv and plots into RUN/eval-<name>/.
     """
     from maskforge.core.paths import display_path
-    from maskforge.evaluate.evaluator import evaluate_run
+    from maskforge.evaluate.evaluator import EvalOptions, evaluate_run
 
-    result = evaluate_run(
+    options = EvalOptions(
         run=run,
         manifest=manifest,
         folder=folder,
@@ -142,8 +142,8 @@ def eval_command(
         batch_size=batch_size,
         workers=workers,
         crop_faces=crop_faces,
-        echo=click.echo,
     )
+    result = evaluate_run(options, echo=click.echo)
     click.echo(headline(result.report))
     click.echo(
         f"Report: {display_path(result.report_md)}  (numbers in report.json, plots beside it)"

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from maskforge.evaluate.evaluator import render_markdown
+from maskforge.evaluate.markdown import render_markdown
 
 GOLDEN = Path(__file__).parent / "golden"
 FILES = {

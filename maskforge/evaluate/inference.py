@@ -1,0 +1,116 @@
+"""Inference for evaluation: read (and face-crop) a frame's images, predict class probabilities.
+
+A frame is a manifest-like table with `abspath` (and `path`, `label`); an unreadable image does
+not stop a run: its row gets NaN probabilities and an error message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import DataLoader
+
+from maskforge.core.imageio import ImageTooLargeError, UnreadableImageError, read_image
+from maskforge.learn.data import ManifestDataset, eval_transform
+from maskforge.learn.models import CheckpointInfo
+
+
+class _TolerantDataset(ManifestDataset):
+    """ManifestDataset that records unreadable images instead of failing the whole run.
+
+    Items are (tensor (3, S, S), row index, error message or ""); a face box (left, top,
+    right, bottom) per row, when given, crops the image before the eval transform.
+    """
+
+    def __init__(self, frame, classes, transform, boxes=None):
+        super().__init__(frame, classes, transform)
+        self.boxes = boxes
+        self.size = transform.transforms[0].height
+
+    def __getitem__(self, i: int):
+        try:
+            image = load_item(self.paths[i], None if self.boxes is None else self.boxes[i])
+        except (UnreadableImageError, ImageTooLargeError) as exc:
+            return torch.zeros(3, self.size, self.size), i, str(exc) or "unreadable"
+        return self.transform(image=image)["image"], i, ""
+
+
+def load_item(path: str | Path, box=None) -> np.ndarray:
+    """Read an image (RGB uint8) and crop it to box = (left, top, right, bottom) if given."""
+    image = read_image(path)
+    if box is None:
+        return image
+    left, top, right, bottom = (int(v) for v in box)
+    return np.ascontiguousarray(image[max(top, 0) : bottom, max(left, 0) : right])
+
+
+def predict_frame(
+    model: torch.nn.Module,
+    info: CheckpointInfo,
+    frame: pd.DataFrame,
+    device: torch.device,
+    batch_size: int = 64,
+    workers: int = 0,
+    boxes=None,
+    desc: str = "predict",
+) -> tuple[np.ndarray, list[str]]:
+    """Class probabilities (N, C) float64 for every row (NaN rows where unreadable) + errors."""
+    from tqdm import tqdm
+
+    from maskforge.learn.models import probabilities
+
+    transform = eval_transform(info.img_size, info.mean, info.std)
+    dataset = _TolerantDataset(frame, info.classes, transform, boxes)
+    loader = DataLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=False,
+        num_workers=workers,
+        pin_memory=device.type == "cuda",
+    )
+    probs = np.full((len(frame), len(info.classes)), np.nan)
+    errors = [""] * len(frame)
+    model.eval()
+    with torch.inference_mode():
+        for images, index, errs in tqdm(loader, desc=desc, unit="batch", disable=None):
+            out = probabilities(model(images.to(device, non_blocking=True))).cpu().numpy()
+            for j, (i, err) in enumerate(zip(index.tolist(), errs, strict=True)):
+                if err:
+                    errors[i] = err
+                else:
+                    probs[i] = out[j]
+    return probs, errors
+
+
+def face_crops(
+    frame: pd.DataFrame, say: Callable[[str], None]
+) -> tuple[pd.DataFrame, list, list[str]]:
+    """Detect the largest face per image and crop it like synthesize does.
+
+    Returns the rows with a face (unreadable ones kept: the inference pass reports them), their
+    crop boxes (None for unreadable) and the paths of the images without a face.
+    """
+    from tqdm import tqdm
+
+    from maskforge.synth.faces import detect_faces
+
+    boxes, keep = [], []
+    for path in tqdm(frame["abspath"], desc="faces", unit="image", disable=None):
+        try:
+            found = detect_faces(read_image(path))
+        except (UnreadableImageError, ImageTooLargeError):
+            found = [{"crop": None}]
+        keep.append(bool(found))
+        boxes.append(found[0]["crop"] if found else None)
+    keep = np.array(keep, dtype=bool)
+    faceless = list(frame.loc[~keep, "path"])
+    if faceless:
+        say(f"No face found in {len(faceless)} image(s); they are left out (--crop-faces)")
+    if not keep.any():
+        raise ValueError(f"No face found in any of the {len(frame)} images (--crop-faces).")
+    kept = frame[keep].reset_index(drop=True)
+    return kept, [b for b, k in zip(boxes, keep, strict=True) if k], faceless
