@@ -10,7 +10,7 @@ __all__ = ["__version__", "load_templates", "mask_face"]
 def __getattr__(name: str):
     # Lazy so that `import maskforge` (and `maskforge --help`) stays fast: dlib/cv2 load on use.
     if name == "mask_face":
-        from maskforge.synth.pipeline import mask_face
+        from maskforge.synth.api import mask_face
 
         return mask_face
     if name == "load_templates":

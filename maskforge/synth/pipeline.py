@@ -1,8 +1,8 @@
 """Per-image pipeline: faces -> checks -> random choices -> warp, light-match, blend -> crops.
 
 `Synthesizer.run_file` turns one input photo into output files and synthesis.csv rows; the batch
-runner (runner.py) only schedules it. `mask_face` is the public entry point for masking an image
-inside a user's own code.
+runner (runner.py) only schedules it. Per face, the sampler (sampling.py) draws every choice and
+render.py composites from them; `mask_face` (api.py) does the same for a user's own image.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from maskforge.core.imageio import (
     decode_image,
     write_image,
 )
-from maskforge.synth import compose, geometry
+from maskforge.synth import compose, geometry, render
 from maskforge.synth.faces import (
     MAX_FLIP_ERROR,
     MAX_RESIDUAL,
@@ -29,25 +29,13 @@ from maskforge.synth.faces import (
     check_detector,
     largest_first,
 )
-from maskforge.synth.sampling import Choice, FaceParams, face_seed
+from maskforge.synth.sampling import Choice, FaceParams, draw_look, draw_occluder, face_seed
 
 # Prevalence-like default mix: surgical masks dominate real photos, respirators are rarer.
 # Moulded respirators come plain; a printed pattern on them looks fake.
 PLAIN_TEMPLATES = frozenset({"n95", "n95_valve", "gas"})
 # Below this share of the written crop covered by the mask, the output is not written.
 MIN_VISIBLE_MASK = 0.04
-MAX_SKIN_SATURATION = 110  # of 255 (OpenCV HSV)
-OCCLUDER_COLORS = (
-    "black", "darkgray", "gray", "white", "beige", "brown", "navy", "blue", "teal", "green",
-    "olive", "maroon", "red", "orange", "yellow", "purple", "pink", "lavender",
-)  # fmt: skip
-SCARF_PATTERNS = ("stripes", "checks", "plaid", "heather", "dots")
-SCARF_PATTERN_RATE = 0.5
-# Cartridge colours of real respirators (NIOSH colour code: P100 magenta, organic vapour black,
-# acid gas white, OV/AG yellow, multi-gas olive, ammonia green).
-ACCENT_COLORS = {
-    "gas": ("#d64a86", "#2a2a2c", "#e8e8e4", "#d8b23a", "#6b6e3c", "#4f8a4b"),
-}
 # `--wear random`: half the faces wear the mask correctly, so the masked and incorrect classes
 # come out the same size.
 RANDOM_WEAR = {"correct": 2.0, "nose_out": 1.0, "chin": 1.0}
@@ -200,14 +188,10 @@ class Synthesizer:
             if opts.full_frame:
                 wear = r.params.wear  # one class per full-frame image
             base = masked if opts.full_frame else rgb
-            face_masked, alpha = apply_mask(
-                base,
-                r.face.landmarks,
-                self.templates[r.params.mask_type],
-                r.params,
-                opts.finish,
-                rng,
-                return_alpha=True,
+            lm, template = r.face.landmarks, self.templates[r.params.mask_type]
+            look = draw_look(rng, template, r.params, render.mask_shape(lm, template, r.params))
+            face_masked, alpha = render.apply_mask(
+                base, lm, template, r.params, look, opts.finish, rng, return_alpha=True
             )
             crop = geometry.square_crop(r.face.box, rgb.shape, opts.margin)
             visible = float(alpha[crop[1] : crop[3], crop[0] : crop[2]].mean())
@@ -222,11 +206,13 @@ class Synthesizer:
                 continue
             face_negative = None
             if r.params.negative is not None:
+                # Drawn after the mask's grain: one face's generator is used in this order.
                 occluder = self.occluders[r.params.negative]
-                face_negative = apply_occluder(
+                face_negative = render.apply_occluder(
                     negative if opts.full_frame else rgb,
-                    r.face.landmarks,
+                    lm,
                     occluder,
+                    draw_occluder(rng, occluder),
                     opts.finish,
                     rng,
                 )
@@ -407,182 +393,3 @@ class Synthesizer:
 
     def _kind(self, occluder: str | None) -> str:
         return "" if occluder is None else self.occluders[occluder].kind
-
-
-# -- compositing one face ------------------------------------------------------------------------
-
-
-def apply_mask(
-    rgb: np.ndarray,
-    landmarks: np.ndarray,
-    template,
-    params: FaceParams,
-    finish: compose.Finish,
-    rng: np.random.Generator,
-    return_alpha: bool = False,
-):
-    """The photo with a mask warped onto the face of `landmarks` (RGB uint8, same size).
-
-    template: a templates.MaskTemplate; params say variant, colour, pattern and wear.
-    With return_alpha, also the mask's coverage (H, W) float32 0..1 in photo pixels.
-    """
-    from maskforge.synth.templates import (
-        make_pattern,
-        parse_color,
-        recolour_accents,
-        render_appearance,
-    )
-
-    variant = template.variants[params.variant]
-    anchors = geometry.wear_anchors(geometry.face_anchors(landmarks), landmarks, params.wear)
-    matrix = geometry.homography(variant.anchors, anchors)
-    factor = compose.prescale_factor(matrix, variant.anchors)
-    if factor < 1.0:
-        variant = variant.shrunk(factor)
-        matrix = geometry.homography(variant.anchors, anchors)
-    pattern = None
-    if params.pattern:
-        # Pattern sizes are fractions of the template's width, so drawing at the working size
-        # keeps their scale on the mask independent of the face's size in the photo.
-        pattern = make_pattern(params.pattern, variant.rgba.shape[:2], rng, params.color)
-    appearance = render_appearance(variant, params.color, pattern, params.pattern_weight)
-    accents = ACCENT_COLORS.get(template.name)
-    if accents:
-        accent = parse_color(accents[int(rng.integers(len(accents)))])
-        appearance = recolour_accents(appearance, variant.tint, accent)
-    over, alpha, roi = compose.warp_overlay(appearance, matrix, rgb.shape, variant.anchors)
-    over, alpha = compose.finish_overlay(over, alpha, rgb, roi, landmarks, finish, rng)
-    out = compose.blend(rgb, over, alpha, roi)
-    if not return_alpha:
-        return out
-    full = np.zeros(rgb.shape[:2], np.float32)
-    x0, y0, x1, y1 = roi
-    full[y0:y1, x0:x1] = alpha
-    return out, full
-
-
-def apply_occluder(
-    rgb: np.ndarray,
-    landmarks: np.ndarray,
-    occluder,
-    finish: compose.Finish,
-    rng: np.random.Generator,
-) -> np.ndarray:
-    """The photo with a non-mask occluder (hand, object, scarf) over the mouth (hard negative)."""
-    from maskforge.synth.templates import (
-        TemplateVariant,
-        make_pattern,
-        parse_color,
-        render_appearance,
-    )
-
-    anchors = geometry.face_anchors(landmarks)
-    face_width = float(np.linalg.norm(anchors[2] - anchors[1]))
-    left_eye, right_eye = geometry.eye_centres(landmarks)
-    roll = np.degrees(np.arctan2(*(right_eye - left_eye)[::-1]))
-    mouth = landmarks[48:68].mean(axis=0)
-    rgba, tint, anchor = occluder.rgba, occluder.tint, np.asarray(occluder.mouth, float)
-    if rng.random() < 0.5:  # from the other side
-        rgba, tint = rgba[:, ::-1].copy(), tint[:, ::-1].copy()
-        anchor = np.array([rgba.shape[1] - 1 - anchor[0], anchor[1]])
-    scale = face_width / occluder.face_width * rng.uniform(0.9, 1.12)
-    angle = roll + rng.uniform(-12, 12)
-    target = mouth + rng.normal(0, 0.04 * face_width, 2)
-    matrix = np.vstack([cv2.getRotationMatrix2D(tuple(anchor), -angle, scale), [0, 0, 1]])
-    matrix[:2, 2] += target - anchor
-    pattern = None
-    if occluder.kind == "hand":
-        color = _skin_colour(rgb, landmarks)
-        match_level = False
-    else:
-        # One scarf or notebook colour everywhere would let a classifier learn "maroon knit =
-        # unmasked": draw the colour, and for scarves sometimes a woven pattern.
-        color = parse_color(OCCLUDER_COLORS[int(rng.integers(len(OCCLUDER_COLORS)))])
-        if occluder.kind == "scarf" and rng.random() < SCARF_PATTERN_RATE:
-            spec = SCARF_PATTERNS[int(rng.integers(len(SCARF_PATTERNS)))]
-            pattern = make_pattern(spec, rgba.shape[:2], rng, base_color=color)
-        match_level = True
-    variant = TemplateVariant(rgba=rgba, tint=tint, anchors=np.zeros((6, 2)))
-    appearance = render_appearance(variant, color, pattern, 0.0 if pattern is None else 1.0)
-    corners = np.array(
-        [[0, 0], [rgba.shape[1], 0], [rgba.shape[1], rgba.shape[0]], [0, rgba.shape[0]]], float
-    )
-    over, alpha, roi = compose.warp_overlay(appearance, matrix, rgb.shape, corners)
-    over, alpha = compose.finish_overlay(
-        over, alpha, rgb, roi, landmarks, finish, rng, match_level=match_level
-    )
-    return compose.blend(rgb, over, alpha, roi)
-
-
-def _skin_colour(rgb: np.ndarray, landmarks: np.ndarray) -> tuple[int, int, int]:
-    """Median colour of the cheeks and nose (RGB), to tint a hand like the face's own skin."""
-    h, w = rgb.shape[:2]
-    region = np.zeros((h, w), np.uint8)
-    for idx in ([1, 2, 3, 31, 29], [15, 14, 13, 35, 29]):
-        cv2.fillConvexPoly(region, np.round(landmarks[idx]).astype(np.int32), 1)
-    pixels = rgb[region.astype(bool)]
-    if len(pixels) < 8:
-        return (200, 160, 140)
-    median = np.median(pixels, axis=0).astype(np.uint8).reshape(1, 1, 3)
-    # A strong colour cast on the cheeks would give a yellow or green hand: cap the saturation.
-    hsv = cv2.cvtColor(median, cv2.COLOR_RGB2HSV)
-    hsv[..., 1] = np.minimum(hsv[..., 1], MAX_SKIN_SATURATION)
-    return tuple(int(v) for v in cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)[0, 0])
-
-
-# -- public API -----------------------------------------------------------------------------------
-
-_FINDER: FaceFinder | None = None
-
-
-def mask_face(
-    image: np.ndarray,
-    landmarks: np.ndarray | None = None,
-    *,
-    mask_type: str = "surgical",
-    color: str | None = None,
-    pattern: str | None = None,
-    pattern_weight: float = 0.7,
-    wear: str = "correct",
-    seed: int = 0,
-    finish: compose.Finish | None = None,
-) -> np.ndarray:
-    """Mask the face(s) in an RGB uint8 image; returns a new image of the same size.
-
-    landmarks: (68, 2) dlib landmarks (x, y px) of one face; None detects every face (dlib
-    cascade). color: a name or #rrggbb (None: a realistic colour for the mask type);
-    pattern: a pattern name or image path; wear: correct, nose_out or chin. The same seed gives
-    the same image.
-    """
-    from maskforge.synth.templates import load_templates, parse_color, sample_color
-
-    global _FINDER
-    image = np.ascontiguousarray(image)
-    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-        raise ValueError(f"Expected an RGB uint8 image (H, W, 3), got {image.dtype} {image.shape}.")
-    templates = load_templates()
-    if mask_type not in templates:
-        raise ValueError(f"Invalid mask type {mask_type!r}. Choose from: {', '.join(templates)}.")
-    if landmarks is None:
-        if _FINDER is None:
-            _FINDER = FaceFinder("cascade")
-        faces = [f.landmarks for f in _FINDER.find(image)]
-    else:
-        faces = [np.asarray(landmarks, dtype=np.float64).reshape(68, 2)]
-    out = image
-    for i, lm in enumerate(faces):
-        rng = np.random.default_rng([seed, i])
-        template = templates[mask_type]
-        rgb_color = parse_color(color) if color else sample_color(template, rng)
-        params = FaceParams(
-            mask_type=mask_type,
-            variant=geometry.choose_variant(geometry.estimate_yaw(lm)),
-            color=rgb_color,
-            pattern=pattern,
-            pattern_weight=pattern_weight,
-            wear=wear,
-            negative=None,
-            seed=seed,
-        )
-        out = apply_mask(out, lm, template, params, finish or compose.Finish(), rng)
-    return out

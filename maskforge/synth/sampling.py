@@ -1,16 +1,36 @@
-"""Weighted option specs (`surgical=2,cloth`) and the per-face random draw of appearance.
+"""Weighted option specs (`surgical=2,cloth`) and the per-face random draws of appearance.
 
 All randomness flows from a numpy Generator seeded per face (see face_seed), so the same seed and
-input give the same choices in any process and in any order.
+input give the same choices in any process and in any order. The draws here are the sampler
+half of synthesis: FaceParams (drawn by pipeline.Synthesizer), then MaskLook (the fabric texture
+and accent colour) and, for a hard negative, OccluderParams; render.py composites from them.
+One face's generator is consumed in that order, so that a seed keeps giving the same images.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
+
+RGB = tuple[int, int, int]
+# Cartridge colours of real respirators (NIOSH colour code: P100 magenta, organic vapour black,
+# acid gas white, OV/AG yellow, multi-gas olive, ammonia green).
+ACCENT_COLORS = {
+    "gas": ("#d64a86", "#2a2a2c", "#e8e8e4", "#d8b23a", "#6b6e3c", "#4f8a4b"),
+}
+OCCLUDER_COLORS = (
+    "black", "darkgray", "gray", "white", "beige", "brown", "navy", "blue", "teal", "green",
+    "olive", "maroon", "red", "orange", "yellow", "purple", "pink", "lavender",
+)  # fmt: skip
+SCARF_PATTERNS = ("stripes", "checks", "plaid", "heather", "dots")
+SCARF_PATTERN_RATE = 0.5
+# How far a hard negative strays from the face's own size and roll: a scale factor in
+# OCCLUDER_SCALE and up to OCCLUDER_TURN degrees of extra roll.
+OCCLUDER_SCALE = (0.9, 1.12)
+OCCLUDER_TURN = 12.0
 
 
 @dataclass(frozen=True)
@@ -110,3 +130,64 @@ class FaceParams:
     def label(self) -> str:
         """Class of the masked output: masked (worn correctly) or incorrect."""
         return "masked" if self.wear == "correct" else "incorrect"
+
+
+@dataclass(frozen=True)
+class MaskLook:
+    """The draws of one mask that need its size in pixels, made after FaceParams."""
+
+    # The fabric pattern, float32 (h, w, 3) 0..1 at the template view's working size (see
+    # render.mask_shape); None for plain fabric.
+    texture: np.ndarray | None = field(default=None, compare=False, repr=False)
+    accent: RGB | None = None  # respirator cartridges (ACCENT_COLORS); None: as drawn
+
+
+def draw_look(
+    rng: np.random.Generator, template, params: FaceParams, shape: tuple[int, int]
+) -> MaskLook:
+    """The texture of params.pattern over shape = (h, w), then the accent colour of templates
+    that have accents (ACCENT_COLORS); template: a templates.MaskTemplate."""
+    from maskforge.synth.patterns import make_pattern
+    from maskforge.synth.templates import parse_color
+
+    # Pattern sizes are fractions of the template's width, so drawing at the working size
+    # keeps their scale on the mask independent of the face's size in the photo.
+    texture = make_pattern(params.pattern, shape, rng, params.color) if params.pattern else None
+    accents = ACCENT_COLORS.get(template.name)
+    accent = parse_color(accents[int(rng.integers(len(accents)))]) if accents else None
+    return MaskLook(texture, accent)
+
+
+@dataclass(frozen=True)
+class OccluderParams:
+    """Every choice for one hard negative (a hand, object or scarf over the mouth)."""
+
+    mirrored: bool  # held from the other side
+    scale: float  # times the face's width over the occluder's own
+    turn: float  # degrees of roll on top of the face's
+    shift: tuple[float, float]  # mouth offset, standard normal (render.OCCLUDER_SHIFT scales it)
+    color: RGB | None  # None: the face's own skin colour (hands)
+    pattern: str | None = None  # a SCARF_PATTERNS name
+    texture: np.ndarray | None = field(default=None, compare=False, repr=False)
+
+
+def draw_occluder(rng: np.random.Generator, occluder) -> OccluderParams:
+    """Side, size, roll, offset, then colour and (for scarves, sometimes) a woven pattern.
+
+    occluder: a templates.Occluder. One scarf or notebook colour everywhere would let a
+    classifier learn "maroon knit = unmasked": the colour is drawn; hands take the face's skin.
+    """
+    from maskforge.synth.patterns import make_pattern
+    from maskforge.synth.templates import parse_color
+
+    mirrored = bool(rng.random() < 0.5)
+    scale = float(rng.uniform(*OCCLUDER_SCALE))
+    turn = float(rng.uniform(-OCCLUDER_TURN, OCCLUDER_TURN))
+    shift = tuple(float(v) for v in rng.standard_normal(2))
+    color, pattern, texture = None, None, None
+    if occluder.kind != "hand":
+        color = parse_color(OCCLUDER_COLORS[int(rng.integers(len(OCCLUDER_COLORS)))])
+        if occluder.kind == "scarf" and rng.random() < SCARF_PATTERN_RATE:
+            pattern = SCARF_PATTERNS[int(rng.integers(len(SCARF_PATTERNS)))]
+            texture = make_pattern(pattern, occluder.rgba.shape[:2], rng, base_color=color)
+    return OccluderParams(mirrored, scale, turn, shift, color, pattern, texture)

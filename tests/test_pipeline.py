@@ -1,0 +1,70 @@
+"""The per-image pipeline: faces checked, masks off a tight frame not written, one photo's
+unexpected failure recorded as its row."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from maskforge.core.imageio import read_image
+from maskforge.synth.faces import FaceFinder
+
+# Frontal, well-lit photos from ../shared/faces/unmasked where HOG finds the face.
+PHOTOS = ("0_0_caiguoqing_0146.jpg", "120.jpg", "125.jpg")
+
+
+@pytest.fixture(scope="module")
+def finder() -> FaceFinder:
+    return FaceFinder("cascade")
+
+
+@pytest.fixture(scope="module")
+def faces(unmasked_dir: Path, finder) -> list[tuple[np.ndarray, object]]:
+    out = []
+    for name in PHOTOS:
+        rgb = read_image(unmasked_dir / name)
+        found = [f for f in finder.find(rgb) if f.plausible()]
+        assert found, name
+        out.append((rgb, found[0]))
+    return out
+
+
+def test_lowered_mask_outside_a_tight_photo_is_not_written(faces):
+    from maskforge.synth.pipeline import SynthesisOptions, Synthesizer
+    from maskforge.synth.sampling import Choice
+
+    rgb, face = faces[1]
+    # Cut the photo just under the lower lip: a mask pulled under the chin falls off the frame.
+    bottom = int(face.landmarks[57, 1] + 0.15 * (face.landmarks[8, 1] - face.landmarks[57, 1]))
+    tight = np.ascontiguousarray(rgb[:bottom])
+    given = [face.box]
+    chin = SynthesisOptions(
+        mask_types=Choice(("surgical",), (1.0,)), wear=Choice(("chin",), (1.0,))
+    )
+    results = Synthesizer(chin).process(tight, "tight.jpg", given)
+    assert results[0].status == "mask_off_frame" and results[0].masked is None
+    assert "chin" in results[0].reason
+    correct = SynthesisOptions(mask_types=Choice(("surgical",), (1.0,)))
+    assert Synthesizer(correct).process(tight, "tight.jpg", given)[0].status == "ok"
+
+
+def test_unexpected_failure_on_one_photo_is_recorded(unmasked_dir, tmp_path, monkeypatch):
+    from maskforge.synth.pipeline import SynthesisOptions, Synthesizer
+
+    synth = Synthesizer(SynthesisOptions())
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("kaboom\nsecond line")
+
+    monkeypatch.setattr(synth, "process", boom)
+    rows = synth.run_file(unmasked_dir / PHOTOS[0], "a.jpg", tmp_path, "a")
+    assert rows == [
+        {
+            "input": "a.jpg",
+            "group": "a.jpg",
+            "status": "error",
+            "reason": "unexpected RuntimeError: kaboom second line",
+        }
+    ]
