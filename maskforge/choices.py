@@ -2,7 +2,9 @@
 
 It imports nothing heavy (no torch, OpenCV or dlib) so that `maskforge --help` stays fast, and
 it is the one place where each list of names and each shared default is spelled: the library
-checks values against these tuples and the CLI offers them as choices.
+checks values against these tuples and the CLI offers them as choices. Each DEFAULT_* is the
+default of the vocabulary above it, in the library's signatures and on the command line alike
+(tests/test_cli_choices.py checks both sides).
 """
 
 from __future__ import annotations
@@ -24,27 +26,38 @@ STATUSES = (
 )
 # --detector: which cascade finds faces; STAGES: which stage found a face (synthesis.csv).
 DETECTORS = ("cascade", "dlib", "hog", "mtcnn", "cnn")
+DEFAULT_DETECTOR = "cascade"
 STAGES = ("hog", "mtcnn", "hog_pad", "cnn", "boxes")
 WEAR_STYLES = ("correct", "nose_out", "chin")
+DEFAULT_WEAR = "correct"
 VARIANTS = ("front", "left", "right")
 OCCLUDER_KINDS = ("hand", "object", "scarf")
 OUT_FORMATS = ("jpg", "png")
+DEFAULT_OUT_FORMAT = "jpg"
+PATTERN_WEIGHT = 0.7  # how strongly a pattern replaces the plain colour (0..1)
 CROP_MARGIN = 0.25  # crop margin around the face box on each side, as a fraction of the box
 MAX_SHAPE_RESIDUAL = 0.1  # Procrustes residual above which a landmark fit is implausible
 MAX_PIXELS = 64_000_000  # photos larger than this are refused (status too_large)
 MIN_FACE = 40  # faces narrower than this many pixels are skipped (too_small)
 MAX_YAW = 60.0  # heads turned further than this many degrees are skipped (extreme_yaw)
 JPEG_QUALITY = 95
+PREVIEW_COUNT = 48  # tiles of a `maskforge preview` contact sheet
+PREVIEW_TILE = 160  # their side in pixels
 
 # --- engines (synthesize, stats, split)
 ENGINES = ("local", "ray")
+DEFAULT_ENGINE = "local"
 MAX_DEFAULT_WORKERS = 8
 
 # --- dataset
 SPLITS = ("train", "val", "test")
 BALANCE_MODES = ("none", "undersample", "oversample", "weights")
+DEFAULT_BALANCE = "undersample"
 EXTRA_STRATA = ("mask_type", "source")
 DEFAULT_RATIOS = "0.8,0.1,0.1"
+DUP_THRESHOLD = 4  # photos whose 64-bit perceptual hashes differ in at most this many bits
+# The class names synthesize writes, in manifest order (dataset.manifest.CLASS_ORDER).
+CLASSES = ("unmasked", "masked", "incorrect")
 STATS_SIZE = 112  # images are resized to this before channel statistics
 
 # --- training
@@ -56,13 +69,23 @@ ARCHS = (
     "efficientnet_b0",
     "efficientnet_lite0",
 )
+DEFAULT_ARCH = "resnet50"
+WEIGHTS = ("auto", "imagenet", "none")  # or the path of a weights file
+DEFAULT_WEIGHTS = "auto"
 OPTIMIZERS = ("sgd", "adam", "adamw")
+DEFAULT_OPTIMIZER = "sgd"
 SCHEDULERS = ("cosine", "step", "none")
+DEFAULT_SCHEDULER = "cosine"
 DEVICES = ("auto", "cpu", "cuda")  # train's; inference also takes cuda:N
+DEFAULT_DEVICE = "auto"
 DEFAULT_IMG_SIZE = 112
 
 # --- evaluation and deployment
 CHECKPOINTS = ("best", "last")
+DEFAULT_CHECKPOINT = "best"
 THRESHOLD_RULES = ("youden", "f1")
+DEFAULT_THRESHOLD_RULE = "youden"
 NO_FACE_CHOICES = ("skip", "whole")
+DEFAULT_NO_FACE = "skip"
 EXPORT_FORMATS = ("onnx", "torchscript")
+DEFAULT_EXPORT_FORMAT = "onnx"

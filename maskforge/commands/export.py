@@ -6,15 +6,17 @@ from pathlib import Path
 
 import click
 
+from maskforge import choices
+from maskforge.commands.options import checkpoint_option, command, run_argument, seed_option
 
-@click.command("export")
-@click.argument("run", required=False, type=click.Path(exists=True, path_type=Path))
+
+@command("export")
+@run_argument
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["onnx", "torchscript"]),
-    default="onnx",
-    show_default=True,
+    type=click.Choice(choices.EXPORT_FORMATS),
+    default=choices.DEFAULT_EXPORT_FORMAT,
     help="onnx (runs with onnxruntime, OpenCV DNN, TensorRT, ...) or torchscript "
     "(torch.jit.load, no maskforge needed).",
 )
@@ -23,47 +25,27 @@ import click
     type=click.Path(dir_okay=False, path_type=Path),
     help="Output file.  [default: RUN/export/model.onnx or RUN/export/model.torchscript.pt]",
 )
-@click.option(
-    "--checkpoint",
-    type=click.Choice(["best", "last"]),
-    default="best",
-    show_default=True,
-    help="Which checkpoint of the run to export.",
-)
+@checkpoint_option("export")
 @click.option(
     "--verify",
     type=click.IntRange(min=1),
     default=8,
-    show_default=True,
     help="Images (from the run's test manifest) on which the exported model must match PyTorch.",
 )
 @click.option(
     "--atol",
     type=click.FloatRange(min=0),
     default=1e-4,
-    show_default=True,
     help="Largest allowed absolute difference of the probabilities; above it nothing is written.",
 )
 @click.option(
     "--opset",
     type=click.IntRange(min=9),
     default=17,
-    show_default=True,
     help="ONNX opset version (ignored for torchscript).",
 )
-@click.option(
-    "--seed", type=int, default=0, show_default=True, help="Seed choosing the verification images."
-)
-def export_command(
-    run: Path | None,
-    fmt: str,
-    out: Path | None,
-    checkpoint: str,
-    verify: int,
-    atol: float,
-    opset: int,
-    seed: int,
-) -> None:
+@seed_option("Seed choosing the verification images.")
+def export_command(**options) -> None:
     """Export a trained run for deployment, with normalisation baked in.
 
     RUN is a run folder or .pt checkpoint (default: the last trained / newest in runs/). The
@@ -73,18 +55,7 @@ def export_command(
     """
     from maskforge.deploy.export import describe, export_run
 
-    result = export_run(
-        run=run,
-        fmt=fmt,
-        out=out,
-        checkpoint=checkpoint,
-        verify=verify,
-        atol=atol,
-        opset=opset,
-        seed=seed,
-        echo=click.echo,
-    )
-    click.echo(describe(result))
+    click.echo(describe(export_run(echo=click.echo, **options)))
 
 
 COMMANDS = [export_command]

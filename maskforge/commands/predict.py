@@ -6,87 +6,71 @@ from pathlib import Path
 
 import click
 
+from maskforge import choices
+from maskforge.commands.options import (
+    checkpoint_option,
+    command,
+    detector_option,
+    device_option,
+    run_option,
+    section,
+)
 
-@click.command("predict")
+
+@command("predict")
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
-@click.option(
-    "--out",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("annotated"),
-    show_default=True,
-    help="Folder for predictions.csv and the annotated images/videos.",
+@section(
+    "Model",
+    run_option,
+    checkpoint_option("use"),
+    click.option(
+        "--threshold",
+        type=click.FloatRange(0, 1, min_open=True, max_open=True),
+        default=0.5,
+        help="Two-class models: predict the positive class (e.g. masked) when its probability "
+        "is at least this (`maskforge eval` reports one chosen on the val set).",
+    ),
+    device_option,
 )
-@click.option(
-    "--run",
-    type=click.Path(exists=True, path_type=Path),
-    help="Run folder or .pt checkpoint.  [default: the last trained run, else the newest in runs/]",
+@section(
+    "Faces",
+    detector_option(
+        "Face detector, as in synthesize: cascade = HOG, then MTCNN, then HOG on a padded "
+        "copy, then dlib's CNN for what is still missing; dlib = the same without MTCNN; hog, "
+        "mtcnn or cnn = that stage only."
+    ),
+    click.option(
+        "--min-face",
+        type=click.IntRange(min=1),
+        default=24,
+        help="Faces whose box is smaller than this many pixels are reported as too_small, not "
+        "classified.",
+    ),
+    click.option(
+        "--no-face",
+        type=click.Choice(choices.NO_FACE_CHOICES),
+        default=choices.DEFAULT_NO_FACE,
+        help="An image or frame where no face is found: skip it (status no_face), or classify "
+        "the whole image (status whole_image; for photos that are already face crops, where "
+        "dlib's detectors often miss a masked face).",
+    ),
 )
-@click.option(
-    "--checkpoint",
-    type=click.Choice(["best", "last"]),
-    default="best",
-    show_default=True,
-    help="Which checkpoint of the run to use.",
+@section(
+    "Output",
+    click.option(
+        "--out",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=Path("annotated"),
+        help="Folder for predictions.csv and the annotated images/videos.",
+    ),
+    click.option(
+        "--every",
+        type=click.IntRange(min=1),
+        default=1,
+        help="Videos: classify every k-th frame (the annotated video holds those frames).",
+    ),
 )
-@click.option(
-    "--threshold",
-    type=click.FloatRange(0, 1, min_open=True, max_open=True),
-    default=0.5,
-    show_default=True,
-    help="Two-class models: predict the positive class (e.g. masked) when its probability is "
-    "at least this (`maskforge eval` reports one chosen on the val set).",
-)
-@click.option(
-    "--every",
-    type=click.IntRange(min=1),
-    default=1,
-    show_default=True,
-    help="Videos: classify every k-th frame (the annotated video holds those frames).",
-)
-@click.option(
-    "--min-face",
-    type=click.IntRange(min=1),
-    default=24,
-    show_default=True,
-    help="Faces whose box is smaller than this many pixels are reported as too_small, not "
-    "classified.",
-)
-@click.option(
-    "--detector",
-    type=click.Choice(["cascade", "dlib", "hog", "mtcnn", "cnn"]),  # = faces.DETECTORS (tested)
-    default="cascade",
-    show_default=True,
-    help="Face detector, as in synthesize: cascade = HOG, then MTCNN, then HOG on a padded "
-    "copy, then dlib's CNN for what is still missing; dlib = the same without MTCNN; hog, "
-    "mtcnn or cnn = that stage only.",
-)
-@click.option(
-    "--no-face",
-    type=click.Choice(["skip", "whole"]),
-    default="skip",
-    show_default=True,
-    help="An image or frame where no face is found: skip it (status no_face), or classify "
-    "the whole image (status whole_image; for photos that are already face crops, where "
-    "dlib's detectors often miss a masked face).",
-)
-@click.option(
-    "--device",
-    default="auto",
-    show_default=True,
-    help="auto (CUDA if available), cpu, cuda or cuda:N.",
-)
-def predict_command(
-    inputs: tuple[Path, ...],
-    out: Path,
-    run: Path | None,
-    checkpoint: str,
-    threshold: float,
-    every: int,
-    min_face: int,
-    detector: str,
-    no_face: str,
-    device: str,
-) -> None:
+def predict_command(inputs: tuple[Path, ...], **options) -> None:
     """Detect every face in INPUTS (images, folders, videos) and classify it.
 
     Writes OUT/predictions.csv (file, frame, face, status, box, class, probability, ...) and
@@ -95,19 +79,7 @@ def predict_command(
     """
     from maskforge.deploy.predict import predict_inputs
 
-    summary = predict_inputs(
-        inputs,
-        out=out,
-        run=run,
-        checkpoint=checkpoint,
-        threshold=threshold,
-        every=every,
-        min_face=min_face,
-        detector=detector,
-        device=device,
-        echo=click.echo,
-        no_face=no_face,
-    )
+    summary = predict_inputs(inputs, echo=click.echo, **options)
     classes = ", ".join(f"{name} {n}" for name, n in sorted(summary.by_class.items())) or "none"
     source = f"{summary.images} image(s)"
     if summary.videos:

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import click
 
 from maskforge import choices
+from maskforge.commands.options import (
+    check_png,
+    command,
+    recalled,
+    section,
+    seed_option,
+)
 
 
 class NameList(click.ParamType):
@@ -38,106 +44,83 @@ class NameList(click.ParamType):
         return names
 
 
-def _png_path(ctx: click.Context, param: click.Parameter, value: Path) -> Path:
-    if value.suffix.lower() != ".png":
-        raise click.BadParameter(f"{str(value)!r}: the contact sheet is written as .png")
-    return value
-
-
-@click.command("preview")
+@command("preview")
 @click.argument("out", required=False, type=click.Path(path_type=Path))
-@click.option(
-    "--sheet",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=Path("preview.png"),
-    show_default=True,
-    callback=_png_path,
-    help="PNG file to write the contact sheet to (replaced if it exists).",
+@section(
+    "The sheet",
+    click.option(
+        "--sheet",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=Path("preview.png"),
+        callback=check_png,
+        help="PNG file to write the contact sheet to (replaced if it exists).",
+    ),
+    click.option(
+        "--count",
+        "-n",
+        type=click.IntRange(min=1),
+        default=choices.PREVIEW_COUNT,
+        help="Number of tiles: rows of synthesis.csv drawn at random (all if fewer match).",
+    ),
+    seed_option("Seed of the random sample; the same seed and folder give the same sheet."),
 )
-@click.option(
-    "--count",
-    "-n",
-    type=click.IntRange(min=1),
-    default=48,
-    show_default=True,
-    help="Number of tiles: rows of synthesis.csv drawn at random (all if fewer match).",
+@section(
+    "Which rows",
+    click.option(
+        "--mask-type",
+        "mask_types",
+        type=NameList("mask type"),
+        help="Only these templates, e.g. 'surgical,kn95' (see `maskforge templates`). "
+        "[default: any]",
+    ),
+    click.option(
+        "--wear",
+        "wears",
+        type=NameList("wear style", choices.WEAR_STYLES),
+        help="Only these wear styles: correct, nose_out, chin (comma-separated). [default: any]",
+    ),
+    click.option(
+        "--detector",
+        "detectors",
+        type=NameList("detector", choices.STAGES),
+        help="Only faces found by these detector stages: hog, mtcnn, hog_pad, cnn, boxes. "
+        "[default: any]",
+    ),
+    click.option(
+        "--status",
+        "statuses",
+        type=NameList("status", choices.STATUSES),
+        default="ok",
+        help="Rows with these statuses (comma-separated, or 'all'). Rows that are not ok show "
+        "the input photo, the rejected face's box in red, and the reason.",
+    ),
+    click.option(
+        "--negatives",
+        is_flag=True,
+        help="Show the hard negatives (hand, object, scarf over the mouth) instead of the "
+        "masked outputs; only rows that have one.",
+    ),
 )
-@click.option(
-    "--seed",
-    type=int,
-    default=0,
-    show_default=True,
-    help="Seed of the random sample; the same seed and folder give the same sheet.",
+@section(
+    "Layout",
+    click.option(
+        "--side-by-side",
+        is_flag=True,
+        help="Show each face as an unmasked original | output pair (tiles twice as wide).",
+    ),
+    click.option(
+        "--tile",
+        type=click.IntRange(min=16, max=1024),
+        default=choices.PREVIEW_TILE,
+        help="Side of each image in pixels (shrunk with area interpolation).",
+    ),
+    click.option(
+        "--columns",
+        type=click.IntRange(min=1, max=100),
+        help="Tiles per row. [default: 8, or 4 with --side-by-side]",
+    ),
 )
-@click.option(
-    "--mask-type",
-    "mask_types",
-    type=NameList("mask type"),
-    default=None,
-    help="Only these templates, e.g. 'surgical,kn95' (see `maskforge templates`). [default: any]",
-)
-@click.option(
-    "--wear",
-    "wears",
-    type=NameList("wear style", choices.WEAR_STYLES),
-    default=None,
-    help="Only these wear styles: correct, nose_out, chin (comma-separated). [default: any]",
-)
-@click.option(
-    "--detector",
-    "detectors",
-    type=NameList("detector", choices.STAGES),
-    default=None,
-    help="Only faces found by these detector stages: hog, mtcnn, hog_pad, cnn, boxes. "
-    "[default: any]",
-)
-@click.option(
-    "--status",
-    "statuses",
-    type=NameList("status", choices.STATUSES),
-    default="ok",
-    show_default=True,
-    help="Rows with these statuses (comma-separated, or 'all'). Rows that are not ok show the "
-    "input photo, the rejected face's box in red, and the reason.",
-)
-@click.option(
-    "--negatives",
-    is_flag=True,
-    help="Show the hard negatives (hand, object, scarf over the mouth) instead of the masked "
-    "outputs; only rows that have one.",
-)
-@click.option(
-    "--side-by-side",
-    is_flag=True,
-    help="Show each face as an unmasked original | output pair (tiles twice as wide).",
-)
-@click.option(
-    "--tile",
-    type=click.IntRange(min=16, max=1024),
-    default=160,
-    show_default=True,
-    help="Side of each image in pixels (shrunk with area interpolation).",
-)
-@click.option(
-    "--columns",
-    type=click.IntRange(min=1, max=100),
-    default=None,
-    help="Tiles per row. [default: 8, or 4 with --side-by-side]",
-)
-def preview_command(
-    out,
-    sheet,
-    count,
-    seed,
-    mask_types,
-    wears,
-    detectors,
-    statuses,
-    negatives,
-    side_by_side,
-    tile,
-    columns,
-) -> None:
+def preview_command(out, sheet, seed, mask_types, wears, detectors, statuses, negatives, **layout):
     """Write a contact sheet (grid PNG) of random outputs of the synthesize folder OUT.
 
     OUT defaults to the folder the last `maskforge synthesize` wrote (else out/). Each tile is
@@ -153,13 +136,12 @@ def preview_command(
       maskforge preview out/ --status no_face,implausible --sheet failures.png
       maskforge preview out/ --negatives --sheet negatives.png
     """
-    from maskforge.core.workspace import load_state, recall
+    from maskforge.core.paths import display_path
     from maskforge.synth.preview import Filters, write_sheet
 
     if out is None:
-        out = recall("synthesize_out")
-        origin = "from the last synthesize" if "synthesize_out" in load_state() else "default"
-        click.echo(f"Using {_show(out)} ({origin})")
+        out, origin = recalled("synthesize_out")
+        click.echo(f"Using {display_path(out)} ({origin})")
     filters = Filters(
         mask_types=mask_types or (),
         wears=wears or (),
@@ -167,16 +149,7 @@ def preview_command(
         statuses=statuses,
         negatives=negatives,
     )
-    result = write_sheet(
-        sheet,
-        out,
-        count=count,
-        seed=seed,
-        filters=filters,
-        side_by_side=side_by_side,
-        tile=tile,
-        columns=columns,
-    )
+    result = write_sheet(sheet, out, seed=seed, filters=filters, **layout)
     h, w, _ = result.image.shape
     layout = result.layout
     click.echo(
@@ -185,11 +158,6 @@ def preview_command(
     )
     if result.unreadable:
         click.echo(f"  {result.unreadable} tile(s) could not read their image (shown grey)")
-
-
-def _show(path: Path) -> str:
-    text = os.path.relpath(path)
-    return Path(text).as_posix() if not text.startswith("..") else Path(path).as_posix()
 
 
 COMMANDS = [preview_command]

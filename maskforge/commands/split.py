@@ -2,168 +2,108 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import click
 
-BALANCE_MODES = ("none", "undersample", "oversample", "weights")
-
-
-def default_workers() -> int:
-    """CPU cores this process may use, at most 8."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cores = os.cpu_count() or 1
-    return max(1, min(8, cores))
-
-
-class RatiosType(click.ParamType):
-    """train,val[,test] fractions summing to 1, e.g. 0.8,0.1,0.1 (or 0.8,0.2: no test split)."""
-
-    name = "TRAIN,VAL[,TEST]"
-
-    def convert(self, value, param, ctx):
-        if isinstance(value, tuple):
-            return value
-        from maskforge.dataset.split import parse_ratios
-
-        try:
-            return parse_ratios(value)
-        except ValueError as exc:
-            self.fail(str(exc), param, ctx)
-
-
-class ClassMapType(click.ParamType):
-    """FOUND=LABEL[,FOUND=LABEL...], e.g. with_mask=masked,without_mask=unmasked."""
-
-    name = "FOUND=LABEL,..."
-
-    def convert(self, value, param, ctx):
-        if isinstance(value, dict):
-            return value
-        from maskforge.dataset.sources import parse_class_map
-
-        try:
-            return parse_class_map(value)
-        except ValueError as exc:
-            self.fail(str(exc), param, ctx)
-
-
-class SourceType(click.ParamType):
-    """FOLDER or NAME=FOLDER: a synthesize output folder or a class-per-subfolder tree."""
-
-    name = "[NAME=]FOLDER"
-
-    def convert(self, value, param, ctx):
-        from maskforge.dataset.sources import Source, parse_source
-
-        if isinstance(value, Source):
-            return value
-        try:
-            return parse_source(value)
-        except (ValueError, OSError) as exc:
-            self.fail(str(exc), param, ctx)
-
-
-@click.command("split")
-@click.argument("sources", nargs=-1, type=SourceType())
-@click.option(
-    "--ratios",
-    type=RatiosType(),
-    default="0.8,0.1,0.1",
-    show_default=True,
-    help="Fractions of images for train,val,test (summing to 1). Two numbers (0.8,0.2) mean "
-    "no test split: test.csv is then written with a header only.",
+from maskforge import choices
+from maskforge.commands.options import (
+    DEFAULT_WORKERS_TEXT,
+    Parsed,
+    command,
+    default_workers,
+    recalled,
+    section,
+    seed_option,
+    workers_option,
 )
-@click.option(
-    "--out",
-    "out_dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("manifests"),
-    show_default=True,
-    help="Folder for train.csv, val.csv, test.csv, stats.json and split_report.md.",
+
+# train,val[,test] fractions summing to 1, e.g. 0.8,0.1,0.1 (or 0.8,0.2: no test split).
+RATIOS = Parsed("TRAIN,VAL[,TEST]", "maskforge.dataset.split:parse_ratios")
+# FOUND=LABEL[,FOUND=LABEL...], e.g. with_mask=masked,without_mask=unmasked.
+CLASS_MAP = Parsed("FOUND=LABEL,...", "maskforge.dataset.sources:parse_class_map")
+# FOLDER or NAME=FOLDER: a synthesize output folder or a class-per-subfolder tree.
+SOURCE = Parsed("[NAME=]FOLDER", "maskforge.dataset.sources:parse_source")
+
+
+@command("split")
+@click.argument("sources", nargs=-1, type=SOURCE)
+@section(
+    "Splits",
+    click.option(
+        "--ratios",
+        type=RATIOS,
+        default=choices.DEFAULT_RATIOS,
+        help="Fractions of images for train,val,test (summing to 1). Two numbers (0.8,0.2) "
+        "mean no test split: test.csv is then written with a header only.",
+    ),
+    click.option(
+        "--out",
+        "out_dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=Path("manifests"),
+        help="Folder for train.csv, val.csv, test.csv, stats.json and split_report.md.",
+    ),
+    seed_option("Seed of every random choice."),
+    click.option(
+        "--stratify",
+        type=click.Choice(choices.EXTRA_STRATA),
+        multiple=True,
+        help="Also keep the proportions of this column in every split (repeatable); splits "
+        "are always stratified by class.",
+    ),
+    click.option(
+        "--balance",
+        type=click.Choice(choices.BALANCE_MODES),
+        default=choices.DEFAULT_BALANCE,
+        help="Per split: undersample (drop images of larger classes at random), oversample "
+        "(repeat rows of smaller classes), weights (fill the weight column), or none. Images "
+        "never move between splits.",
+    ),
 )
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of every random choice.")
-@click.option(
-    "--stratify",
-    type=click.Choice(["mask_type", "source"]),
-    multiple=True,
-    help="Also keep the proportions of this column in every split (repeatable); splits are "
-    "always stratified by class.",
+@section(
+    "Labels and duplicates",
+    click.option(
+        "--class-map",
+        type=CLASS_MAP,
+        help="Rename class folders or labels, e.g. with_mask=masked,without_mask=unmasked. A "
+        "folder of photos without class subfolders is one class named after the folder. "
+        "[default: names as found]",
+    ),
+    click.option(
+        "--dup-threshold",
+        type=click.IntRange(0, 64),
+        default=choices.DUP_THRESHOLD,
+        help="Photos whose perceptual hashes (64-bit phash) differ in at most this many bits "
+        "are near-duplicates and join one group (never split apart).",
+    ),
+    click.option(
+        "--dedup/--no-dedup",
+        default=True,
+        help="Search near-duplicates (reads every original/photo once).",
+    ),
+    click.option(
+        "--drop-missing",
+        is_flag=True,
+        help="Leave out (and report) images that are missing or unreadable instead of stopping.",
+    ),
 )
-@click.option(
-    "--balance",
-    type=click.Choice(BALANCE_MODES),
-    default="undersample",
-    show_default=True,
-    help="Per split: undersample (drop images of larger classes at random), oversample (repeat "
-    "rows of smaller classes), weights (fill the weight column), or none. Images never move "
-    "between splits.",
+@section(
+    "Statistics",
+    click.option(
+        "--stats/--no-stats",
+        default=True,
+        help="Compute the train split's per-channel mean/std into stats.json.",
+    ),
+    click.option(
+        "--size",
+        type=click.IntRange(1, 4096),
+        default=choices.STATS_SIZE,
+        help="Images are resized to SIZE x SIZE before computing stats (as in training).",
+    ),
+    workers_option("Processes for hashing and stats.", high=256, show_default=DEFAULT_WORKERS_TEXT),
 )
-@click.option(
-    "--class-map",
-    type=ClassMapType(),
-    default=None,
-    help="Rename class folders or labels, e.g. with_mask=masked,without_mask=unmasked. A folder "
-    "of photos without class subfolders is one class named after the folder. "
-    "[default: names as found]",
-)
-@click.option(
-    "--dup-threshold",
-    type=click.IntRange(0, 64),
-    default=4,
-    show_default=True,
-    help="Photos whose perceptual hashes (64-bit phash) differ in at most this many bits are "
-    "near-duplicates and join one group (never split apart).",
-)
-@click.option(
-    "--dedup/--no-dedup",
-    default=True,
-    show_default=True,
-    help="Search near-duplicates (reads every original/photo once).",
-)
-@click.option(
-    "--stats/--no-stats",
-    default=True,
-    show_default=True,
-    help="Compute the train split's per-channel mean/std into stats.json.",
-)
-@click.option(
-    "--size",
-    type=click.IntRange(1, 4096),
-    default=112,
-    show_default=True,
-    help="Images are resized to SIZE x SIZE before computing stats (as in training).",
-)
-@click.option(
-    "--workers",
-    type=click.IntRange(1, 256),
-    default=None,
-    show_default="CPU cores, at most 8",
-    help="Processes for hashing and stats.",
-)
-@click.option(
-    "--drop-missing",
-    is_flag=True,
-    help="Leave out (and report) images that are missing or unreadable instead of stopping.",
-)
-def split_command(
-    sources,
-    ratios,
-    out_dir,
-    seed,
-    stratify,
-    balance,
-    class_map,
-    dup_threshold,
-    dedup,
-    stats,
-    size,
-    workers,
-    drop_missing,
-) -> None:
+def split_command(sources, out_dir, dedup, stratify, workers, class_map, **options) -> None:
     """Split labelled images into train/val/test manifests without leaks.
 
     SOURCES are folders: a `maskforge synthesize` output (with synthesis.csv) or a tree with
@@ -175,49 +115,45 @@ def split_command(
     negative) and near-duplicate photos form a group that never straddles splits. The same
     --seed and inputs give identical manifests.
     """
-    from maskforge.core.workspace import load_state, recall, remember
+    from maskforge.core.workspace import remember
     from maskforge.dataset.split import SplitOptions, run_split
 
-    if not sources:
-        from maskforge.dataset.sources import parse_source
-
-        folder = recall("synthesize_out")
-        origin = "from the last synthesize" if "synthesize_out" in load_state() else "default"
-        if not folder.is_dir():
-            raise FileNotFoundError(
-                f"No source folder given and {_show(folder)}/ ({origin}) does not exist; run "
-                "`maskforge synthesize raw/ out/` first or pass a folder."
-            )
-        sources = (parse_source(_show(folder)),)
-    else:
-        origin = None
-    options = SplitOptions(
-        ratios=ratios,
-        seed=seed,
+    sources, origin = (sources, None) if sources else _last_synthesize()
+    if not dedup:
+        options["dup_threshold"] = None
+    split = SplitOptions(
         stratify=tuple(dict.fromkeys(stratify)),
-        balance=balance,
-        dup_threshold=dup_threshold if dedup else None,
         class_map=class_map or {},
-        stats=stats,
-        size=size,
         workers=workers or default_workers(),
-        drop_missing=drop_missing,
+        **options,
     )
-    result = run_split(list(sources), out_dir, options)
+    result = run_split(list(sources), out_dir, split)
     remember("manifests", out_dir)
     _print_summary(result, origin)
 
 
-def _show(path: Path) -> str:
-    text = os.path.relpath(path)
-    return Path(text).as_posix() if not text.startswith("..") else Path(path).as_posix()
+def _last_synthesize() -> tuple[tuple, str]:
+    """The folder the last synthesize here wrote (default out/) as the one source, and where
+    that came from."""
+    from maskforge.core.paths import display_path
+    from maskforge.dataset.sources import parse_source
+
+    folder, origin = recalled("synthesize_out")
+    if not folder.is_dir():
+        raise FileNotFoundError(
+            f"No source folder given and {display_path(folder)}/ ({origin}) does not exist; "
+            "run `maskforge synthesize raw/ out/` first or pass a folder."
+        )
+    return (parse_source(display_path(folder)),), origin
 
 
 def _print_summary(result, origin: str | None) -> None:
+    from maskforge.core.paths import display_path
+
     kinds = {"synthesis": "synthesize output", "folders": "class folders"}
     used = []
     for source, kind, n in result.sources:
-        folder = f"{_show(source.root)}/"
+        folder = display_path(source.root, folder_slash=True)
         named = "" if source.name == Path(source.root).resolve().name else f" as {source.name}"
         how = f"{origin}; " if origin else ""
         used.append(f"{folder}{named} ({how}{kinds[kind]}, {n} images)")
@@ -225,7 +161,7 @@ def _print_summary(result, origin: str | None) -> None:
     after = result.balance.after
     totals = after.sum()
     click.echo(
-        f"Wrote {_show(result.out_dir)}/: "
+        f"Wrote {display_path(result.out_dir, folder_slash=True)}: "
         + ", ".join(f"{s} {int(totals[s])}" for s in after.columns)
         + f" images (balance: {result.balance.mode})"
     )
@@ -247,7 +183,7 @@ def _print_summary(result, origin: str | None) -> None:
         click.echo(f"  {len(dup.conflicts)} of them have different labels: see the report")
     if len(result.classes) < 2:
         click.echo(f"Warning: only one class ({result.classes[0]}); a classifier needs two")
-    odd = [c for c in result.classes if c not in ("unmasked", "masked", "incorrect")]
+    odd = [c for c in result.classes if c not in choices.CLASSES]
     if odd:
         click.echo(
             f"Classes: {', '.join(result.classes)} (rename with --class-map, e.g. {odd[0]}=masked)"
@@ -261,7 +197,7 @@ def _print_summary(result, origin: str | None) -> None:
             + ", ".join(f"{v:.4f}" for v in st.std)
             + f"  ({st.count} images at {st.size}x{st.size})"
         )
-    click.echo(f"Report: {_show(result.out_dir / 'split_report.md')}")
+    click.echo(f"Report: {display_path(result.out_dir / 'split_report.md')}")
 
 
 COMMANDS = [split_command]

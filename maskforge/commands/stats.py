@@ -6,25 +6,29 @@ from pathlib import Path
 
 import click
 
-from maskforge.commands.engine_options import engine_options
-from maskforge.commands.split import _show, default_workers
+from maskforge import choices
+from maskforge.commands.options import (
+    DEFAULT_WORKERS_TEXT,
+    command,
+    default_workers,
+    engine_options,
+    recalled,
+    workers_option,
+)
 
 
-@click.command("stats")
+@command("stats")
 @click.argument("manifest", required=False, type=click.Path(dir_okay=False, path_type=Path))
 @click.option(
     "--size",
     type=click.IntRange(1, 4096),
-    default=112,
-    show_default=True,
+    default=choices.STATS_SIZE,
     help="Images are resized to SIZE x SIZE (area interpolation, as in training) first.",
 )
-@click.option(
-    "--workers",
-    type=click.IntRange(1, 256),
-    default=None,
-    show_default="CPU cores, at most 8; with --address, all CPUs of the Ray cluster",
-    help="Processes (Ray actors with --engine ray) reading images.",
+@workers_option(
+    "Processes (Ray actors with --engine ray) reading images.",
+    high=256,
+    show_default=f"{DEFAULT_WORKERS_TEXT}; with --address, all CPUs of the Ray cluster",
 )
 @click.option(
     "--drop-missing",
@@ -35,34 +39,26 @@ from maskforge.commands.split import _show, default_workers
     "--json",
     "json_path",
     type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
     help="Also write the result in stats.json format to this file. [default: print only]",
 )
 @engine_options
-def stats_command(manifest, size, workers, drop_missing, json_path, engine, address) -> None:
+def stats_command(manifest, json_path, **options) -> None:
     """Per-channel (RGB, 0..1) mean and std of the images of MANIFEST.
 
     MANIFEST defaults to train.csv in the folder the last split wrote (default manifests/).
     Rows count as often as they are listed; accumulation is float64, so the numbers equal
     those `maskforge split` writes to stats.json, with either engine.
     """
-    from maskforge.core.workspace import load_state, recall
+    from maskforge.core.paths import display_path
     from maskforge.dataset.stats import manifest_stats, write_stats_json
 
     if manifest is None:
-        manifest = recall("manifests") / "train.csv"
-        origin = "from the last split" if "manifests" in load_state() else "default"
-        click.echo(f"Using {_show(manifest)} ({origin})")
-    if not (engine == "ray" and address):
-        workers = workers or default_workers()
-    stats, record = manifest_stats(
-        manifest,
-        size=size,
-        workers=workers,
-        drop_missing=drop_missing,
-        engine=engine,
-        address=address,
-    )
+        folder, origin = recalled("manifests")
+        manifest = folder / "train.csv"
+        click.echo(f"Using {display_path(manifest)} ({origin})")
+    if not (options["engine"] == "ray" and options["address"]):
+        options["workers"] = options["workers"] or default_workers()
+    stats, record = manifest_stats(manifest, **options)
     click.echo("mean " + " ".join(f"{v:.6f}" for v in stats.mean))
     click.echo("std  " + " ".join(f"{v:.6f}" for v in stats.std))
     click.echo(f"{stats.count} images at {stats.size}x{stats.size}, RGB, 0..1")

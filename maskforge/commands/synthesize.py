@@ -5,10 +5,22 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from maskforge.commands.engine_options import engine_options
+from maskforge import choices
+from maskforge.commands.options import (
+    command,
+    detector_option,
+    engine_options,
+    section,
+    seed_option,
+    workers_option,
+)
+
+if TYPE_CHECKING:
+    from maskforge.synth.pipeline import SynthesisOptions
 
 EXIT_SOME_FAILED = 3
 
@@ -80,226 +92,181 @@ class ColorSpec(click.ParamType):
         return choice
 
 
-@click.command()
+@command()
 @click.argument("raw", type=click.Path(path_type=Path, file_okay=False))
 @click.argument("out", type=click.Path(path_type=Path, file_okay=False))
-@click.option(
-    "--workers",
-    "-j",
-    type=click.IntRange(min=1),
-    default=None,
-    help="Worker processes (Ray actors with --engine ray). [default: all cores; with "
-    "--address, all CPUs of the Ray cluster]",
+@section(
+    "Input and output",
+    click.option(
+        "--format",
+        "out_format",
+        type=click.Choice(choices.OUT_FORMATS),
+        default=choices.DEFAULT_OUT_FORMAT,
+        help="Output image format.",
+    ),
+    click.option(
+        "--quality", type=click.IntRange(1, 100), default=choices.JPEG_QUALITY, help="JPEG quality."
+    ),
+    click.option(
+        "--max-pixels",
+        type=click.IntRange(min=1),
+        default=choices.MAX_PIXELS,
+        help="Refuse photos with more pixels than this (status too_large).",
+    ),
+    click.option(
+        "--limit",
+        type=click.IntRange(min=1),
+        help="Process at most this many new photos (for a quick trial).",
+    ),
+    click.option(
+        "--overwrite",
+        is_flag=True,
+        help="Start OUT afresh instead of resuming (needed to change options on a used OUT).",
+    ),
 )
-@click.option(
-    "--seed",
-    type=int,
-    default=0,
-    show_default=True,
-    help="Seed for every random choice; the same seed and inputs give identical files.",
+@section(
+    "What to synthesize",
+    seed_option("Seed for every random choice; the same seed and inputs give identical files."),
+    click.option(
+        "--mask-type",
+        "mask_types",
+        type=ChoiceSpec("mask type", None, _mask_mix),
+        default="random",
+        help="Mask template(s): a name (see `maskforge templates`), a list with optional "
+        "weights like 'surgical=3,kn95,cloth', or 'random' (a realistic mix).",
+    ),
+    click.option(
+        "--color",
+        "colors",
+        type=ColorSpec(),
+        default="random",
+        help="Mask colour(s): names or #rrggbb, weighted like --mask-type, or 'random' for "
+        "each mask type's realistic palette.",
+    ),
+    click.option(
+        "--pattern",
+        "patterns",
+        type=ChoiceSpec("pattern", None, _every_pattern),
+        default="none,random",
+        help="Fabric pattern(s): none, stripes, dots, checks, plaid, camo, floral, heather, an "
+        "image file, 'random' (any pattern), or a weighted list like 'none=2,random'. The "
+        "default patterns half of the masks, as real masks are; it raised recall on real "
+        "masked photos from 0.77 to 0.90 in benchmarks/synth2real.py.",
+    ),
+    click.option(
+        "--pattern-weight",
+        type=click.FloatRange(0, 1),
+        default=choices.PATTERN_WEIGHT,
+        help="How strongly a pattern replaces the plain colour (0..1).",
+    ),
+    click.option(
+        "--wear",
+        type=ChoiceSpec("wear style", choices.WEAR_STYLES, _random_wear),
+        default=choices.DEFAULT_WEAR,
+        help="How masks are worn: correct, nose_out (nose uncovered), chin (pulled under "
+        "the mouth), weighted like 'correct=4,nose_out,chin', or random (= correct=2,nose_out,"
+        "chin: as many incorrectly worn masks as correct ones). Incorrectly worn masks go to "
+        "out/incorrect/ (a third class).",
+    ),
+    click.option(
+        "--negatives",
+        type=ChoiceSpec("negative kind", choices.OCCLUDER_KINDS),
+        help="Also write hard negatives, labelled unmasked: a hand, object (phone, "
+        "notebook) or scarf over the mouth, e.g. 'hand,object,scarf'. [default: none]",
+    ),
+    click.option(
+        "--negative-rate",
+        type=click.FloatRange(0, 1),
+        default=0.3,
+        help="Fraction of faces that also get a hard negative (with --negatives).",
+    ),
 )
-@click.option(
-    "--mask-type",
-    "mask_types",
-    type=ChoiceSpec("mask type", None, _mask_mix),
-    default="random",
-    show_default=True,
-    help="Mask template(s): a name (see `maskforge templates`), a list with optional "
-    "weights like 'surgical=3,kn95,cloth', or 'random' (a realistic mix).",
+@section(
+    "Faces and landmarks",
+    detector_option(
+        "Face detection: cascade = dlib's HOG, then MTCNN, then HOG on a padded copy, then "
+        "dlib's CNN, each only on what is still missing (the stage is in synthesis.csv); dlib "
+        "= the same without MTCNN (dlib's detectors only; slower); hog = HOG only (as "
+        "MaskTheFace); mtcnn, cnn = that stage only."
+    ),
+    click.option(
+        "--boxes",
+        type=click.Path(path_type=Path, dir_okay=False),
+        help="CSV of your own faces: image (relative to RAW) and left,top,right,bottom or "
+        "x0,y0,...,x67,y67 landmarks; listed photos skip detection.",
+    ),
+    click.option(
+        "--landmarks-model",
+        type=click.Path(path_type=Path, dir_okay=False),
+        help="dlib 68-point model file. [default: $MASKFORGE_LANDMARKS_MODEL, else the "
+        "face-recognition-models package]",
+    ),
+    click.option(
+        "--cnn-model",
+        type=click.Path(path_type=Path, dir_okay=False),
+        help="dlib mmod face detector file. [default: $MASKFORGE_CNN_MODEL, else "
+        "face-recognition-models]",
+    ),
+    click.option(
+        "--max-faces",
+        type=click.IntRange(min=1),
+        help="Mask at most this many faces per photo, largest first. [default: all]",
+    ),
+    click.option(
+        "--min-face",
+        type=click.IntRange(min=1),
+        default=choices.MIN_FACE,
+        help="Skip faces narrower than this many pixels (status too_small).",
+    ),
+    click.option(
+        "--max-yaw",
+        type=click.FloatRange(0, 90),
+        default=choices.MAX_YAW,
+        help="Skip heads turned further than this many degrees (status extreme_yaw).",
+    ),
+    click.option(
+        "--max-shape-residual",
+        "max_residual",
+        type=click.FloatRange(min=0),
+        default=choices.MAX_SHAPE_RESIDUAL,
+        help="Reject landmark fits whose Procrustes residual against the mean face shape "
+        "exceeds this (status implausible).",
+    ),
 )
-@click.option(
-    "--color",
-    "colors",
-    type=ColorSpec(),
-    default="random",
-    show_default=True,
-    help="Mask colour(s): names or #rrggbb, weighted like --mask-type, or 'random' for "
-    "each mask type's realistic palette.",
+@section(
+    "Crops and realism",
+    click.option(
+        "--full-frame",
+        is_flag=True,
+        help="Write whole photos (every face masked) instead of one square crop per face.",
+    ),
+    click.option(
+        "--margin",
+        type=click.FloatRange(0, 2),
+        default=choices.CROP_MARGIN,
+        help="Crop margin around the face box on each side, as a fraction of the box.",
+    ),
+    click.option(
+        "--size",
+        type=click.IntRange(min=16),
+        help="Resize crops to SIZE x SIZE pixels. [default: keep the photo's resolution]",
+    ),
+    click.option(
+        "--realism/--no-realism",
+        default=True,
+        help="Match light, colour cast, softness and noise to the photo, feather edges.",
+    ),
 )
-@click.option(
-    "--pattern",
-    "patterns",
-    type=ChoiceSpec("pattern", None, _every_pattern),
-    default="none,random",
-    show_default=True,
-    help="Fabric pattern(s): none, stripes, dots, checks, plaid, camo, floral, heather, an "
-    "image file, 'random' (any pattern), or a weighted list like 'none=2,random'. The "
-    "default patterns half of the masks, as real masks are; it raised recall on real masked "
-    "photos from 0.77 to 0.90 in benchmarks/synth2real.py.",
+@section(
+    "Engine",
+    workers_option(
+        "Worker processes (Ray actors with --engine ray). [default: all cores; with "
+        "--address, all CPUs of the Ray cluster]",
+        short=True,
+    ),
+    engine_options,
 )
-@click.option(
-    "--pattern-weight",
-    type=click.FloatRange(0, 1),
-    default=0.7,
-    show_default=True,
-    help="How strongly a pattern replaces the plain colour (0..1).",
-)
-@click.option(
-    "--wear",
-    type=ChoiceSpec("wear style", ("correct", "nose_out", "chin"), _random_wear),
-    default="correct",
-    show_default=True,
-    help="How masks are worn: correct, nose_out (nose uncovered), chin (pulled under "
-    "the mouth), weighted like 'correct=4,nose_out,chin', or random (= correct=2,nose_out,"
-    "chin: as many incorrectly worn masks as correct ones). Incorrectly worn masks go to "
-    "out/incorrect/ (a third class).",
-)
-@click.option(
-    "--negatives",
-    type=ChoiceSpec("negative kind", ("hand", "object", "scarf")),
-    default=None,
-    help="Also write hard negatives, labelled unmasked: a hand, object (phone, "
-    "notebook) or scarf over the mouth, e.g. 'hand,object,scarf'. [default: none]",
-)
-@click.option(
-    "--negative-rate",
-    type=click.FloatRange(0, 1),
-    default=0.3,
-    show_default=True,
-    help="Fraction of faces that also get a hard negative (with --negatives).",
-)
-@click.option(
-    "--detector",
-    type=click.Choice(["cascade", "dlib", "hog", "mtcnn", "cnn"]),  # = faces.DETECTORS (tested)
-    default="cascade",
-    show_default=True,
-    help="Face detection: cascade = dlib's HOG, then MTCNN, then HOG on a padded copy, then "
-    "dlib's CNN, each only on what is still missing (the stage is in synthesis.csv); dlib = "
-    "the same without MTCNN (dlib's detectors only; slower); hog = HOG only (as "
-    "MaskTheFace); mtcnn, cnn = that stage only.",
-)
-@click.option(
-    "--boxes",
-    type=click.Path(path_type=Path, dir_okay=False),
-    help="CSV of your own faces: image (relative to RAW) and left,top,right,bottom or "
-    "x0,y0,...,x67,y67 landmarks; listed photos skip detection.",
-)
-@click.option(
-    "--landmarks-model",
-    type=click.Path(path_type=Path, dir_okay=False),
-    help="dlib 68-point model file. [default: $MASKFORGE_LANDMARKS_MODEL, else the "
-    "face-recognition-models package]",
-)
-@click.option(
-    "--cnn-model",
-    type=click.Path(path_type=Path, dir_okay=False),
-    help="dlib mmod face detector file. [default: $MASKFORGE_CNN_MODEL, else "
-    "face-recognition-models]",
-)
-@click.option(
-    "--full-frame",
-    is_flag=True,
-    help="Write whole photos (every face masked) instead of one square crop per face.",
-)
-@click.option(
-    "--max-faces",
-    type=click.IntRange(min=1),
-    default=None,
-    help="Mask at most this many faces per photo, largest first. [default: all]",
-)
-@click.option(
-    "--margin",
-    type=click.FloatRange(0, 2),
-    default=0.25,
-    show_default=True,
-    help="Crop margin around the face box on each side, as a fraction of the box.",
-)
-@click.option(
-    "--size",
-    type=click.IntRange(min=16),
-    default=None,
-    help="Resize crops to SIZE x SIZE pixels. [default: keep the photo's resolution]",
-)
-@click.option(
-    "--min-face",
-    type=click.IntRange(min=1),
-    default=40,
-    show_default=True,
-    help="Skip faces narrower than this many pixels (status too_small).",
-)
-@click.option(
-    "--max-yaw",
-    type=click.FloatRange(0, 90),
-    default=60.0,
-    show_default=True,
-    help="Skip heads turned further than this many degrees (status extreme_yaw).",
-)
-@click.option(
-    "--max-shape-residual",
-    type=click.FloatRange(min=0),
-    default=0.1,
-    show_default=True,
-    help="Reject landmark fits whose Procrustes residual against the mean face shape "
-    "exceeds this (status implausible).",
-)
-@click.option(
-    "--realism/--no-realism",
-    default=True,
-    show_default=True,
-    help="Match light, colour cast, softness and noise to the photo, feather edges.",
-)
-@click.option(
-    "--format",
-    "out_format",
-    type=click.Choice(["jpg", "png"]),
-    default="jpg",
-    show_default=True,
-    help="Output image format.",
-)
-@click.option(
-    "--quality", type=click.IntRange(1, 100), default=95, show_default=True, help="JPEG quality."
-)
-@click.option(
-    "--max-pixels",
-    type=click.IntRange(min=1),
-    default=64_000_000,
-    show_default=True,
-    help="Refuse photos with more pixels than this (status too_large).",
-)
-@click.option(
-    "--limit",
-    type=click.IntRange(min=1),
-    default=None,
-    help="Process at most this many new photos (for a quick trial).",
-)
-@click.option(
-    "--overwrite",
-    is_flag=True,
-    help="Start OUT afresh instead of resuming (needed to change options on a used OUT).",
-)
-@engine_options
-def synthesize(
-    raw,
-    out,
-    workers,
-    seed,
-    mask_types,
-    colors,
-    patterns,
-    pattern_weight,
-    wear,
-    negatives,
-    negative_rate,
-    detector,
-    boxes,
-    landmarks_model,
-    cnn_model,
-    full_frame,
-    max_faces,
-    margin,
-    size,
-    min_face,
-    max_yaw,
-    max_shape_residual,
-    realism,
-    out_format,
-    quality,
-    max_pixels,
-    limit,
-    overwrite,
-    engine,
-    address,
-):
+def synthesize(raw: Path, out: Path, **params) -> None:
     """Mask every face in the photos under RAW; write paired images and a CSV to OUT.
 
     \b
@@ -315,58 +282,12 @@ def synthesize(
     face, 3 when some did not (see the summary and synthesis.csv), 2 for bad options or input.
     """
     from maskforge.core.workspace import remember
-    from maskforge.synth import compose
-    from maskforge.synth.pipeline import SynthesisOptions
     from maskforge.synth.runner import run_synthesis
 
-    finish = compose.Finish() if realism else compose.Finish(light=0, cast=0, feather=0, grain=0)
-    options = SynthesisOptions(
-        seed=seed,
-        mask_types=mask_types,
-        colors=colors,
-        patterns=patterns,
-        pattern_weight=pattern_weight,
-        wear=wear,
-        negatives=negatives,
-        negative_rate=negative_rate if negatives else 0.0,
-        finish=finish,
-        margin=margin,
-        size=size,
-        full_frame=full_frame,
-        max_faces=max_faces,
-        min_face=min_face,
-        max_yaw=max_yaw,
-        max_residual=max_shape_residual,
-        out_format=f".{out_format}",
-        quality=quality,
-        max_pixels=max_pixels,
-    )
-    if not (engine == "ray" and address):
-        workers = workers or os.cpu_count() or 1
-    how = f"{workers} worker{'' if workers == 1 else 's'}"
-    if engine == "ray":
-        how = (f"{workers} Ray actors" if workers else "one Ray actor per CPU") + (
-            f" on the cluster at {address}" if address else " on a local Ray"
-        )
-    click.echo(
-        f"synthesize: {raw} -> {out}  (seed {seed}, {how}, detector {detector}, "
-        f"mask {mask_types}, wear {wear})"
-    )
+    options, run_args = synthesis_request(params)
+    click.echo(f"synthesize: {raw} -> {out}  ({_describe(options, run_args)})")
     try:
-        summary = run_synthesis(
-            raw,
-            out,
-            options,
-            detector=detector,
-            landmarks_model=landmarks_model,
-            cnn_model=cnn_model,
-            boxes=boxes,
-            workers=workers,
-            overwrite=overwrite,
-            limit=limit,
-            engine=engine,
-            address=address,
-        )
+        summary = run_synthesis(raw, out, options, **run_args)
     except KeyboardInterrupt:
         click.echo(
             "\nInterrupted: finished photos are in synthesis.csv; rerun the same command "
@@ -378,6 +299,41 @@ def synthesize(
     _print_summary(summary, out)
     if summary.photos_masked < summary.processed:
         raise SystemExit(EXIT_SOME_FAILED)
+
+
+def synthesis_request(params: dict) -> tuple[SynthesisOptions, dict]:
+    """The parsed options of `synthesize` as SynthesisOptions (the options named like its
+    fields, plus --realism and --format) and the keyword arguments of run_synthesis (the rest,
+    with --workers resolved)."""
+    from dataclasses import fields
+
+    from maskforge.synth import compose
+    from maskforge.synth.pipeline import SynthesisOptions
+
+    run_args = dict(params)
+    names = {f.name for f in fields(SynthesisOptions)}
+    values = {name: run_args.pop(name) for name in params if name in names}
+    values["out_format"] = f".{values['out_format']}"
+    if not values["negatives"]:
+        values["negative_rate"] = 0.0
+    if not run_args.pop("realism"):
+        values["finish"] = compose.Finish(light=0, cast=0, feather=0, grain=0)
+    if not (run_args["engine"] == "ray" and run_args["address"]):
+        run_args["workers"] = run_args["workers"] or os.cpu_count() or 1
+    return SynthesisOptions(**values), run_args
+
+
+def _describe(options: SynthesisOptions, run_args: dict) -> str:
+    workers, address = run_args["workers"], run_args["address"]
+    how = f"{workers} worker{'' if workers == 1 else 's'}"
+    if run_args["engine"] == "ray":
+        how = (f"{workers} Ray actors" if workers else "one Ray actor per CPU") + (
+            f" on the cluster at {address}" if address else " on a local Ray"
+        )
+    return (
+        f"seed {options.seed}, {how}, detector {run_args['detector']}, "
+        f"mask {options.mask_types}, wear {options.wear}"
+    )
 
 
 def _print_summary(summary, out: Path) -> None:

