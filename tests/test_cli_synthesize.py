@@ -19,6 +19,10 @@ from PIL import Image
 from maskforge.cli import cli
 
 GOOD = ("0_0_caiguoqing_0146.jpg", "120.jpg", "125.jpg", "0_0_anhu_0025.jpg")
+# The run over the bad-input tree: huge.png is over the pixel limit; one template, one worker.
+BAD_INPUT_OPTIONS = ("--workers", "1", "--max-pixels", "1000000", "--mask-type", "surgical")
+# The reference run over small_raw, and the options of every run compared with it.
+REFERENCE_OPTIONS = ("--seed", "7", "--wear", "random")
 
 
 def run(*args: str) -> tuple[int, str]:
@@ -71,17 +75,7 @@ def bad_input_tree(unmasked_dir: Path, tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def bad_input_run(bad_input_tree: Path, tmp_path_factory):
     out = tmp_path_factory.mktemp("out") / "out"
-    code, output = run(
-        "synthesize",
-        bad_input_tree,
-        out,
-        "--workers",
-        "1",
-        "--max-pixels",
-        "1000000",
-        "--mask-type",
-        "surgical",
-    )
+    code, output = run("synthesize", bad_input_tree, out, *BAD_INPUT_OPTIONS)
     return out, code, output
 
 
@@ -138,17 +132,7 @@ def test_rotated_photo_comes_out_upright(bad_input_run):
 def test_rerun_resumes_with_nothing_to_do(bad_input_tree, bad_input_run):
     out, _, _ = bad_input_run
     before = rows_of(out)
-    code, output = run(
-        "synthesize",
-        bad_input_tree,
-        out,
-        "--workers",
-        "1",
-        "--max-pixels",
-        "1000000",
-        "--mask-type",
-        "surgical",
-    )
+    code, output = run("synthesize", bad_input_tree, out, *BAD_INPUT_OPTIONS)
     assert "12 already done, 0 processed" in output
     assert rows_of(out) == before
     assert code == 0
@@ -156,19 +140,7 @@ def test_rerun_resumes_with_nothing_to_do(bad_input_tree, bad_input_run):
 
 def test_changed_options_on_a_used_folder_are_refused(bad_input_tree, bad_input_run):
     out, _, _ = bad_input_run
-    code, output = run(
-        "synthesize",
-        bad_input_tree,
-        out,
-        "--workers",
-        "1",
-        "--seed",
-        "5",
-        "--max-pixels",
-        "1000000",
-        "--mask-type",
-        "surgical",
-    )
+    code, output = run("synthesize", bad_input_tree, out, *BAD_INPUT_OPTIONS, "--seed", "5")
     assert code == 2
     assert "other settings" in output and "seed: 0 -> 5" in output and "Traceback" not in output
 
@@ -221,36 +193,17 @@ def small_raw(unmasked_dir: Path, tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def reference_run(small_raw, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("ref") / "out"
-    code, _ = run("synthesize", small_raw, out, "--workers", "1", "--seed", "7", "--wear", "random")
+    code, _ = run("synthesize", small_raw, out, "--workers", "1", *REFERENCE_OPTIONS)
     assert code in (0, 3)
     return out
 
 
 def test_same_seed_same_bytes_other_seed_other_choices(small_raw, reference_run, tmp_path):
-    code, _ = run(
-        "synthesize",
-        small_raw,
-        tmp_path / "again",
-        "--workers",
-        "2",
-        "--seed",
-        "7",
-        "--wear",
-        "random",
-    )
+    code, _ = run("synthesize", small_raw, tmp_path / "again", "--workers", "2", *REFERENCE_OPTIONS)
     assert tree_bytes(tmp_path / "again") == tree_bytes(reference_run)
     assert rows_of(tmp_path / "again") == rows_of(reference_run)
-    run(
-        "synthesize",
-        small_raw,
-        tmp_path / "other",
-        "--workers",
-        "1",
-        "--seed",
-        "8",
-        "--wear",
-        "random",
-    )
+    other_seed = ("--seed", "8", "--wear", "random")
+    run("synthesize", small_raw, tmp_path / "other", "--workers", "1", *other_seed)
     # Detection does not depend on the seed; the draws do (and a drawn chin-wear mask may fall
     # off a tight crop: mask_off_frame under one seed, ok under another).
     found = [
@@ -281,10 +234,7 @@ def test_resume_after_kill_9_matches_a_clean_run(small_raw, reference_run, tmp_p
         str(out),
         "--workers",
         "1",
-        "--seed",
-        "7",
-        "--wear",
-        "random",
+        *REFERENCE_OPTIONS,
     ]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     journal = out / ".synthesis.journal.csv"
@@ -296,9 +246,7 @@ def test_resume_after_kill_9_matches_a_clean_run(small_raw, reference_run, tmp_p
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert not (out / "synthesis.csv").exists()  # only ever written whole, at the end
-    code, output = run(
-        "synthesize", small_raw, out, "--workers", "1", "--seed", "7", "--wear", "random"
-    )
+    code, output = run("synthesize", small_raw, out, "--workers", "1", *REFERENCE_OPTIONS)
     assert "already done" in output and " 0 already done" not in output
     assert tree_bytes(out) == tree_bytes(reference_run)
     got = rows_of(out)

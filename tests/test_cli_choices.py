@@ -1,0 +1,202 @@
+"""The CLI offers the library's vocabularies and defaults, from maskforge.choices, and its --help
+imports nothing heavy."""
+
+from __future__ import annotations
+
+import inspect
+import subprocess
+import sys
+from dataclasses import fields
+from pathlib import Path
+
+import click
+import pytest
+
+from maskforge import choices
+from maskforge.cli import cli
+
+HEAVY = ("torch", "cv2", "dlib")
+# Every list of names the CLI offers with click.Choice: (command, parameter) -> the tuple.
+CHOICE_LISTS = {
+    ("synthesize", "out_format"): choices.OUT_FORMATS,
+    ("synthesize", "detector"): choices.DETECTORS,
+    ("synthesize", "engine"): choices.ENGINES,
+    ("stats", "engine"): choices.ENGINES,
+    ("split", "stratify"): choices.EXTRA_STRATA,
+    ("split", "balance"): choices.BALANCE_MODES,
+    ("train", "arch"): choices.ARCHS,
+    ("train", "optimizer"): choices.OPTIMIZERS,
+    ("train", "scheduler"): choices.SCHEDULERS,
+    ("train", "device"): choices.DEVICES,
+    ("eval", "checkpoint"): choices.CHECKPOINTS,
+    ("eval", "threshold_rule"): choices.THRESHOLD_RULES,
+    ("predict", "checkpoint"): choices.CHECKPOINTS,
+    ("predict", "detector"): choices.DETECTORS,
+    ("predict", "no_face"): choices.NO_FACE_CHOICES,
+    ("export", "fmt"): choices.EXPORT_FORMATS,
+    ("export", "checkpoint"): choices.CHECKPOINTS,
+}
+
+
+def _param(command: str, name: str) -> click.Parameter:
+    return next(p for p in cli.commands[command].params if p.name == name)
+
+
+def test_every_choice_list_of_the_cli_is_the_librarys():
+    offered = {
+        (name, p.name): tuple(p.type.choices)
+        for name, command in cli.commands.items()
+        for p in command.params
+        if isinstance(p.type, click.Choice)
+    }
+    assert offered == CHOICE_LISTS
+
+
+def test_the_library_checks_against_the_same_tuples():
+    from maskforge.core import imageio
+    from maskforge.dataset import manifest, split
+    from maskforge.deploy import export, predict
+    from maskforge.evaluate import metrics
+    from maskforge.learn import devices, models, runs, train
+    from maskforge.synth import faces, geometry, runner, table, templates
+
+    assert faces.DETECTORS is choices.DETECTORS and faces.STAGES is choices.STAGES
+    assert geometry.WEAR_STYLES is choices.WEAR_STYLES
+    assert templates.OCCLUDER_KINDS is choices.OCCLUDER_KINDS
+    assert runner.ENGINES is choices.ENGINES and table.STATUSES is choices.STATUSES
+    assert split.BALANCE_MODES is choices.BALANCE_MODES
+    assert split.EXTRA_STRATA is choices.EXTRA_STRATA
+    assert models.ARCHS is choices.ARCHS
+    assert train.OPTIMIZERS is choices.OPTIMIZERS and train.SCHEDULERS is choices.SCHEDULERS
+    assert runs.CHECKPOINT_CHOICES is choices.CHECKPOINTS
+    assert predict.NO_FACE_CHOICES is choices.NO_FACE_CHOICES
+    assert export.EXPORT_FORMATS is choices.EXPORT_FORMATS
+    assert devices.DEVICES is choices.DEVICES
+    assert metrics.THRESHOLD_RULES is choices.THRESHOLD_RULES
+    assert tuple(manifest.CLASS_ORDER) == choices.CLASSES
+    assert imageio.DEFAULT_MAX_PIXELS == choices.MAX_PIXELS
+    assert faces.MAX_RESIDUAL == choices.MAX_SHAPE_RESIDUAL
+
+
+def test_list_options_check_against_the_same_tuples():
+    assert _param("synthesize", "wear").type.allowed is choices.WEAR_STYLES
+    assert _param("synthesize", "negatives").type.allowed is choices.OCCLUDER_KINDS
+    assert _param("preview", "wears").type.allowed is choices.WEAR_STYLES
+    assert _param("preview", "detectors").type.allowed is choices.STAGES
+    assert _param("preview", "statuses").type.allowed is choices.STATUSES
+
+
+def _parsed(command: str, *args: str) -> dict:
+    """The values the command gets when only args are given: every other option's default."""
+    return cli.commands[command].make_context(command, list(args), parent=None).params
+
+
+def _signature_defaults(function) -> dict:
+    return {
+        name: p.default
+        for name, p in inspect.signature(function).parameters.items()
+        if p.default is not inspect.Parameter.empty
+    }
+
+
+def _assert_same_defaults(cli_values: dict, library: dict, skip: set[str] = frozenset()) -> None:
+    shared = (cli_values.keys() & library.keys()) - skip
+    assert shared, "nothing in common"
+    assert {k: cli_values[k] for k in shared} == {k: library[k] for k in shared}
+
+
+def test_synthesize_defaults_are_the_librarys():
+    from maskforge.commands.synthesize import synthesis_request
+    from maskforge.synth.pipeline import SynthesisOptions
+    from maskforge.synth.runner import run_synthesis
+
+    options, run_args = synthesis_request(_parsed("synthesize", "raw", "out"))
+    # The CLI's own defaults: a realistic mix of templates, half of them patterned.
+    own = {"mask_types", "patterns"}
+    assert {f.name for f in fields(SynthesisOptions)} - own - {"variant_yaw"} <= {
+        p.name for p in cli.commands["synthesize"].params
+    } | {"finish"}
+    library = SynthesisOptions()
+    for field in fields(SynthesisOptions):
+        if field.name not in own:
+            assert getattr(options, field.name) == getattr(library, field.name), field.name
+    assert options.margin == choices.CROP_MARGIN
+    _assert_same_defaults(run_args, _signature_defaults(run_synthesis), skip={"workers"})
+    assert run_args["detector"] == choices.DEFAULT_DETECTOR and run_args["engine"] == "local"
+
+
+def test_train_defaults_are_the_train_configs():
+    from maskforge.learn.train import TrainConfig
+
+    values = _parsed("train")
+    library = TrainConfig()
+    names = [f.name for f in fields(TrainConfig) if f.name != "manifests"]
+    assert set(names) <= values.keys()
+    for name in names:
+        value = str(values[name]) if name == "cache_dir" else values[name]
+        assert value == getattr(library, name), name
+
+
+def test_split_and_stats_defaults_are_the_librarys():
+    from maskforge.dataset.split import SplitOptions
+    from maskforge.dataset.stats import manifest_stats
+
+    values = _parsed("split")
+    library = SplitOptions()
+    for name in ("ratios", "seed", "stratify", "balance", "dup_threshold", "stats", "size"):
+        assert values[name] == getattr(library, name), name
+    assert (values["class_map"] or {}) == library.class_map
+    assert values["drop_missing"] is library.drop_missing is False
+    _assert_same_defaults(_parsed("stats"), _signature_defaults(manifest_stats), skip={"workers"})
+
+
+@pytest.mark.parametrize(
+    "command, args, function",
+    [
+        ("predict", ["."], "maskforge.deploy.predict:predict_inputs"),
+        ("export", [], "maskforge.deploy.export:export_run"),
+        ("preview", [], "maskforge.synth.preview:write_sheet"),
+        ("templates", [], "maskforge.synth.templates:write_template_sheet"),
+    ],
+)
+def test_other_commands_pass_the_librarys_defaults(command, args, function):
+    import importlib
+
+    module, _, name = function.partition(":")
+    library = _signature_defaults(getattr(importlib.import_module(module), name))
+    _assert_same_defaults(_parsed(command, *args), library)
+
+
+def test_preview_shows_the_librarys_sheet_defaults():
+    from maskforge.synth import preview
+
+    assert (choices.PREVIEW_COUNT, choices.PREVIEW_TILE) == (
+        preview.DEFAULT_COUNT,
+        preview.DEFAULT_TILE,
+    )
+
+
+def test_help_imports_nothing_heavy():
+    """`maskforge --help` and every command's --help load only click and the light modules."""
+    shown = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "maskforge", "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "synthesize" in shown.stdout
+    imported = {line.split("|")[-1].strip() for line in shown.stderr.splitlines() if "|" in line}
+    assert "maskforge.cli" in imported and not {m for m in imported if m.split(".")[0] in HEAVY}
+    code = (
+        "import sys\n"
+        "from click.testing import CliRunner\n"
+        "from maskforge.cli import cli\n"
+        "for name in sorted(cli.commands):\n"
+        "    result = CliRunner().invoke(cli, [name, '--help'])\n"
+        "    assert result.exit_code == 0 and 'Usage:' in result.output, name\n"
+        f"print(sorted(m for m in {HEAVY!r} if m in sys.modules))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=Path.cwd()
+    )
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr
