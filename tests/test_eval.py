@@ -571,19 +571,3 @@ def test_eval_ci_method_names_the_resampled_unit(default_eval, workspace, tmp_pa
     assert report["confidence_intervals"]["method"] == (
         "percentile bootstrap, 20 resamples of images, 95%"
     )
-
-
-def test_folder_of_symlinks_to_photos_elsewhere(tmp_path, monkeypatch):
-    from maskforge.evaluate.folders import folder_frame
-
-    rng = np.random.default_rng(5)
-    for k in range(3):
-        write_image(tmp_path / "store" / f"p{k}.jpg", toy_face(rng, None))
-    (tmp_path / "picked/sub").mkdir(parents=True)
-    for k in range(3):
-        (tmp_path / "picked/sub" / f"link{k}.jpg").symlink_to(tmp_path / "store" / f"p{k}.jpg")
-    monkeypatch.chdir(tmp_path)
-    frame, _ = folder_frame(Path("picked"), "unmasked", ["unmasked", "masked"])
-    assert sorted(frame["path"]) == ["sub/link0.jpg", "sub/link1.jpg", "sub/link2.jpg"]
-    assert all(Path(p).is_absolute() and Path(p).is_file() for p in frame["abspath"])
-    assert set(frame["source"]) == {"picked"}
