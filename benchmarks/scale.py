@@ -30,9 +30,10 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
+from maskforge.core.parallel import pool_map
 from maskforge.core.ray_engine import import_ray, ray_map, ray_session
 from maskforge.synth.pipeline import SynthesisOptions, Synthesizer
-from maskforge.synth.runner import TASKS_PER_JOB, plan_inputs, pool_map, synthesis_worker
+from maskforge.synth.runner import TASKS_PER_JOB, plan_inputs, synthesis_worker
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -63,7 +64,7 @@ def local_results(make_worker, args, tasks, workers: int) -> Iterator:
     if workers == 1:  # what `maskforge synthesize -j 1` does: no pool
         yield from map(make_worker(*args), tasks)  # models load inside the timing too
     else:
-        yield from pool_map(make_worker, args, tasks, workers)
+        yield from pool_map(make_worker, args, tasks, workers, TASKS_PER_JOB)
 
 
 def ray_results(make_worker, args, tasks, workers: int) -> Iterator:

@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 import sklearn.utils.class_weight  # noqa: F401 - imported here so no stage times the import
 
-import maskforge.dataset.stats as stats_module
+import maskforge.core.parallel as parallel
 from maskforge.dataset.duplicates import hash_images, merged_groups, near_duplicate_pairs
 from maskforge.dataset.manifest import write_manifest
 from maskforge.dataset.sources import Source, collect_sources
@@ -172,7 +172,7 @@ def run_size(target: int, folder: Path, memory: bool, seed: int = 0) -> list[dic
 def run_real(n: int, faces: Path) -> list[dict]:
     """Per-image work on n real photos: phash and stats, 1 worker vs 2 (pool forced)."""
     paths = [str(p) for p in sorted(faces.glob("*.jpg"))[:n]]
-    stats_module.MIN_POOL_ITEMS = 0  # measure the pool even where it does not pay off
+    parallel.MIN_POOL_ITEMS = 0  # measure the pool even where it does not pay off
     rows = []
     for workers in (1, 2):
         for name, fn in [

@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import maskforge.core.parallel as parallel
 import maskforge.dataset.duplicates as duplicates
-import maskforge.dataset.stats as stats_module
 from maskforge.core.imageio import decode_image, encode_image, read_image, write_image
 from maskforge.dataset.duplicates import (
     find_duplicates,
@@ -115,7 +115,7 @@ def test_find_duplicates_merges_copies_and_reports_them(tmp_path, faces):
 
 
 def test_hash_images_with_workers_matches_in_process(faces, monkeypatch):
-    monkeypatch.setattr(stats_module, "MIN_POOL_ITEMS", 0)
+    monkeypatch.setattr(parallel, "MIN_POOL_ITEMS", 0)
     paths = [str(p) for p in faces] * 6  # 72 paths: two chunks
     one, _ = hash_images(paths, workers=1)
     two, _ = hash_images(paths, workers=2)

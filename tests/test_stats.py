@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-import maskforge.dataset.stats as stats_module
+import maskforge.core.parallel as parallel
 from maskforge.cli import cli
 from maskforge.core.imageio import read_image, write_image
 from maskforge.dataset.manifest import file_sha256, write_manifest
@@ -84,7 +84,7 @@ def test_real_photos_match_a_straightforward_numpy_computation(unmasked_dir, mas
 
 def test_workers_give_identical_numbers(unmasked_dir, monkeypatch):
     # 150 images = 3 chunks; a pool even for so few, so that it really splits the work.
-    monkeypatch.setattr(stats_module, "MIN_POOL_ITEMS", 0)
+    monkeypatch.setattr(parallel, "MIN_POOL_ITEMS", 0)
     paths = sorted(unmasked_dir.glob("*.jpg"))[:150]
     one = channel_stats(paths, size=24, workers=1)
     two = channel_stats(list(reversed(paths)), size=24, workers=2)

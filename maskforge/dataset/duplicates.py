@@ -13,9 +13,10 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from maskforge.core.imageio import UnreadableImageError, read_image
-from maskforge.dataset.stats import chunked, map_chunks
+from maskforge.core.parallel import chunked, map_chunks
 
 HASH_BITS = 64  # phash with hash_size 8
+HASH_CHUNK_SIZE = 64  # images per task of the hashing pool
 # Brute-force comparison works on blocks of rows x all hashes; this bounds its memory (~40 MB).
 _PAIR_BLOCK_ELEMENTS = 4_000_000
 # Which items are hashed: a synthetic output and its hard negative are made from the original
@@ -46,7 +47,7 @@ def hash_images(
 
     Unreadable images get hash 0 and are listed; the caller decides what to do with them.
     """
-    chunks = chunked(list(paths))
+    chunks = chunked(list(paths), HASH_CHUNK_SIZE)
     hashes = np.zeros(len(paths), dtype=np.uint64)
     bad: list[tuple[str, str]] = []
     i = 0

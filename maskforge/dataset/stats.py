@@ -1,31 +1,24 @@
-"""Streaming per-channel mean/std of images (float64, chunks on a process pool or Ray, progress)."""
+"""Streaming per-channel mean/std of images (float64, chunks on a process pool or Ray, progress:
+core.parallel.map_chunks)."""
 
 from __future__ import annotations
 
 import json
-import multiprocessing
 import os
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
 
 import cv2
 import numpy as np
-from tqdm import tqdm
 
 from maskforge.core.imageio import UnreadableImageError, atomic_write_text, read_image
-
-T = TypeVar("T")
-R = TypeVar("R")
+from maskforge.core.parallel import chunked, map_chunks
 
 # Fixed chunk size (not derived from the worker count) so that the merge order, and therefore
 # every floating-point rounding, is the same for any --workers.
 CHUNK_SIZE = 64
-# Starting a spawn pool costs 1-3 s (each worker imports numpy, OpenCV, PIL); below this many
-# items one process finishes sooner (benchmarks/split.py --real).
-MIN_POOL_ITEMS = 512
 STATS_SPACE = "RGB, 0..1, after resizing to size x size"
 
 
@@ -93,70 +86,6 @@ def _chunk_moments(task: tuple[list[tuple[str, int]], int]) -> tuple[Moments, li
     return total, bad
 
 
-def _init_worker() -> None:
-    # One OpenCV thread per process: the pool already uses every core.
-    cv2.setNumThreads(1)
-
-
-def _ray_worker(fn: Callable[[T], R]) -> Callable[[T], R]:
-    """Per Ray actor: the same set-up as a pool process, then fn itself."""
-    _init_worker()
-    return fn
-
-
-def map_chunks(
-    fn: Callable[[T], R],
-    tasks: Sequence[T],
-    sizes: Sequence[int],
-    workers: int | None = 1,
-    desc: str = "",
-    progress: bool | None = None,
-    engine: str = "local",
-    address: str | None = None,
-) -> Iterator[R]:
-    """Yield fn(task) for each task in order, in a spawn process pool when workers > 1
-    and there are at least MIN_POOL_ITEMS items, or on Ray actors with engine="ray".
-
-    `sizes` (items per task) drive the tqdm bar; progress=None shows it only on a TTY.
-    `fn` must be a module-level function (it is pickled to the workers). With Ray, `address`
-    names a running cluster (None: start one here with `workers` CPUs) and workers=None means
-    one actor per CPU of the cluster.
-    """
-    if engine not in ("local", "ray"):
-        raise ValueError(f"Invalid engine {engine!r}. Choose from: local, ray.")
-    if address and engine != "ray":
-        raise ValueError(f"--address {address} needs --engine ray.")
-    total = int(sum(sizes))
-    disable = None if progress is None else not progress
-    with tqdm(total=total, desc=desc, unit="img", disable=disable, leave=False) as bar:
-        if engine == "ray":
-            from maskforge.core.ray_engine import ray_map, ray_session
-
-            with ray_session(address, workers) as cpus:
-                results = ray_map(_ray_worker, (fn,), tasks, workers or cpus)
-                for result, n in zip(results, sizes, strict=True):
-                    yield result
-                    bar.update(n)
-            return
-        workers = workers or 1
-        if workers <= 1 or len(tasks) <= 1 or total < MIN_POOL_ITEMS:
-            for task, n in zip(tasks, sizes, strict=True):
-                yield fn(task)
-                bar.update(n)
-            return
-        # spawn, not fork: the parent may hold threads (tqdm, torch) that fork would copy broken.
-        ctx = multiprocessing.get_context("spawn")
-        with ctx.Pool(min(workers, len(tasks)), initializer=_init_worker) as pool:
-            for result, n in zip(pool.imap(fn, tasks), sizes, strict=True):
-                yield result
-                bar.update(n)
-
-
-def chunked(items: Sequence[T], size: int = CHUNK_SIZE) -> list[list[T]]:
-    """Consecutive slices of at most `size` items."""
-    return [list(items[i : i + size]) for i in range(0, len(items), size)]
-
-
 def channel_stats(
     paths: Iterable[str | Path],
     size: int = 112,
@@ -169,8 +98,9 @@ def channel_stats(
 
     A path listed k times counts k times (an oversampled manifest) but is read once.
     Accumulates in float64 with Chan's merge; unreadable images are left out and listed.
-    engine="ray" computes the same chunks on Ray actors (see map_chunks) and merges them in
-    the same order, so the numbers are identical. Raises ValueError if no image could be read.
+    engine="ray" computes the same chunks on Ray actors (core.parallel.map_chunks) and merges
+    them in the same order, so the numbers are identical. Raises ValueError if no image could be
+    read.
     """
     if size < 1:
         raise ValueError(f"Invalid stats size {size}: must be a positive number of pixels.")
@@ -179,7 +109,7 @@ def channel_stats(
         raise ValueError("No images to compute statistics on.")
     # Sorted so that the result does not depend on row order.
     items = sorted(counts.items())
-    chunks = chunked(items)
+    chunks = chunked(items, CHUNK_SIZE)
     tasks = [(chunk, size) for chunk in chunks]
     if engine == "ray":  # actors run in other folders, or on other machines
         tasks = [([(os.path.abspath(p), k) for p, k in chunk], size) for chunk in chunks]

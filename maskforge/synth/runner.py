@@ -2,8 +2,8 @@
 
 It knows files, order and bookkeeping, not how a face is masked: each photo goes to
 `Synthesizer.run_file` in a worker and comes back as synthesis.csv rows. Engines only decide
-where the workers run: this process (--workers 1), a local process pool, or Ray actors
-(--engine ray, maskforge/ray_engine.py); each hands the rows back in input order to one
+where the workers run: this process (--workers 1), a local process pool (core/parallel.py), or
+Ray actors (--engine ray, core/ray_engine.py); each hands the rows back in input order to one
 `record` on the driver, so the CSV, the journal and the summary are the same code for all.
 
 Resume: rows are appended to out/.synthesis.journal.csv as each photo completes (one write per
@@ -17,14 +17,11 @@ from __future__ import annotations
 import csv
 import io
 import json
-import multiprocessing
 import os
-import signal
 import tempfile
 import time
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
@@ -34,11 +31,12 @@ import numpy as np
 from maskforge import __version__
 from maskforge.choices import ENGINES  # noqa: F401 - re-exported
 from maskforge.core.imageio import atomic_write_text, iter_image_files
+from maskforge.core.parallel import pool_map
 from maskforge.synth.pipeline import SynthesisOptions, Synthesizer
 from maskforge.synth.sampling import stable_hash
 from maskforge.synth.table import CSV_COLUMNS, CSV_NAME, JOURNAL, RUN_FILE
 
-TASKS_PER_JOB = 8
+TASKS_PER_JOB = 8  # photos per pool job or Ray block
 # Keys of run.json that must match for a rerun to resume into the same folder.
 RESUME_KEYS = ("options", "detector", "boxes")
 
@@ -286,8 +284,6 @@ def _check_resume(out: Path, run_info: dict, overwrite: bool) -> None:
 # One task: (photo path, path relative to the input root, output stem, user-given faces or None).
 Task = tuple[str, str, str, "list | None"]
 
-_WORKER: Callable | None = None
-
 
 def synthesis_worker(
     options: SynthesisOptions, detector_args: dict, out: str
@@ -302,27 +298,6 @@ def _photo_runner(synthesizer: Synthesizer, out: Path) -> Callable[[Task], list[
         return synthesizer.run_file(Path(path), rel, out, stem, given)
 
     return run
-
-
-_WORKER_ERROR: Exception | None = None
-
-
-def _init_worker(make_worker: Callable[..., Callable], args: tuple) -> None:
-    global _WORKER, _WORKER_ERROR
-    # Only the parent handles Ctrl-C; workers finish the photo in hand (its writes are atomic).
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        _WORKER = make_worker(*args)
-    except Exception as exc:  # noqa: BLE001 - re-raised in the parent by the first job
-        # An initializer that raises breaks the pool with a traceback on stderr and no reason;
-        # keeping the error lets the parent show it as the one-line error it is.
-        _WORKER_ERROR = exc
-
-
-def _run_job(jobs: list) -> list:
-    if _WORKER_ERROR is not None:
-        raise _WORKER_ERROR
-    return [_WORKER(task) for task in jobs]
 
 
 # -- driver ----------------------------------------------------------------------------------------
@@ -413,7 +388,8 @@ def run_synthesis(
     elif in_process:
         results = map(_photo_runner(probe, out), todo)
     else:
-        results = pool_map(synthesis_worker, (options, detector_args, str(out)), todo, workers)
+        args = (options, detector_args, str(out))
+        results = pool_map(synthesis_worker, args, todo, workers, TASKS_PER_JOB)
     start = time.perf_counter()
     journal_exists = (out / JOURNAL).is_file()
     with open(out / JOURNAL, "a", encoding="utf-8", newline="") as journal:
@@ -440,43 +416,6 @@ def run_synthesis(
     if summary.interrupted:
         raise KeyboardInterrupt
     return summary
-
-
-def pool_map(
-    make_worker: Callable[..., Callable], args: tuple, tasks: Iterable, workers: int
-) -> Iterator:
-    """Yield `make_worker(*args)(task)` for every task, in order, from a local process pool.
-
-    `make_worker` runs once per process (a module-level function, as it is pickled); tasks go
-    out TASKS_PER_JOB at a time through a bounded window, so memory stays flat.
-    """
-    # spawn, not fork: a fork of a process that has already run dlib's CNN (or any threaded
-    # library) can deadlock in the child; each worker loads its own models anyway.
-    executor = ProcessPoolExecutor(
-        workers,
-        mp_context=multiprocessing.get_context("spawn"),
-        initializer=_init_worker,
-        initargs=(make_worker, args),
-    )
-    pending: deque = deque()
-    window = workers * 4
-    try:
-        batch: list = []
-        for task in tasks:
-            batch.append(task)
-            if len(batch) == TASKS_PER_JOB:
-                pending.append(executor.submit(_run_job, batch))
-                batch = []
-            while len(pending) > window:
-                yield from pending.popleft().result()
-        if batch:
-            pending.append(executor.submit(_run_job, batch))
-        while pending:
-            yield from pending.popleft().result()
-    except BaseException:
-        executor.shutdown(wait=True, cancel_futures=True)
-        raise
-    executor.shutdown(wait=True)
 
 
 def _ray_results(

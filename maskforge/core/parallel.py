@@ -1,0 +1,166 @@
+"""Ordered parallel maps on this machine: a spawn process pool, chunks with a progress bar, and
+how many worker processes to start by default.
+
+The contract is core.ray_engine's: a worker factory `make_worker(*args)` builds the per-process
+state once (models, templates) and returns `task -> result`; results come back in input order,
+so the caller's bookkeeping (CSV rows, merges) is the same whether it ran here, in a pool or on
+Ray.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from typing import TypeVar
+
+from maskforge.choices import ENGINES, MAX_DEFAULT_WORKERS
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+# Starting a spawn pool costs 1-3 s (each worker imports numpy, OpenCV, PIL); below this many
+# items map_chunks runs in one process, which finishes sooner (benchmarks/split.py --real).
+MIN_POOL_ITEMS = 512
+
+
+def default_workers() -> int:
+    """CPU cores this process may use (its CPU affinity, where the OS has one), at most
+    choices.MAX_DEFAULT_WORKERS, and at least 1."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(MAX_DEFAULT_WORKERS, cores))
+
+
+def chunked(items: Sequence[T], size: int) -> list[list[T]]:
+    """Consecutive slices of at most `size` items."""
+    return [list(items[i : i + size]) for i in range(0, len(items), size)]
+
+
+# -- the process pool -------------------------------------------------------------------------
+
+_WORKER: Callable | None = None
+_WORKER_ERROR: Exception | None = None
+
+
+def _init_worker(make_worker: Callable[..., Callable], args: tuple) -> None:
+    global _WORKER, _WORKER_ERROR
+    # Only the parent handles Ctrl-C; workers finish the job in hand (their writes are atomic).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        _WORKER = make_worker(*args)
+    except Exception as exc:  # noqa: BLE001 - re-raised in the parent by the first job
+        # An initializer that raises breaks the pool with a traceback on stderr and no reason;
+        # keeping the error lets the parent show it as the one-line error it is.
+        _WORKER_ERROR = exc
+
+
+def _run_job(jobs: list) -> list:
+    if _WORKER_ERROR is not None:
+        raise _WORKER_ERROR
+    return [_WORKER(task) for task in jobs]
+
+
+def pool_map(
+    make_worker: Callable[..., Callable],
+    args: tuple,
+    tasks: Iterable,
+    workers: int,
+    tasks_per_job: int = 1,
+) -> Iterator:
+    """Yield `make_worker(*args)(task)` for every task, in order, from a local process pool.
+
+    `make_worker` runs once per process (a module-level function, as it is pickled); tasks go
+    out `tasks_per_job` at a time through a bounded window of jobs, so memory stays flat
+    however long the (possibly lazy) `tasks` are.
+    """
+    # spawn, not fork: a fork of a process that has already run dlib's CNN (or any threaded
+    # library: tqdm, torch) can deadlock in the child; each worker loads its own models anyway.
+    executor = ProcessPoolExecutor(
+        workers,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_init_worker,
+        initargs=(make_worker, args),
+    )
+    pending: deque = deque()
+    window = workers * 4
+    try:
+        batch: list = []
+        for task in tasks:
+            batch.append(task)
+            if len(batch) == tasks_per_job:
+                pending.append(executor.submit(_run_job, batch))
+                batch = []
+            while len(pending) > window:
+                yield from pending.popleft().result()
+        if batch:
+            pending.append(executor.submit(_run_job, batch))
+        while pending:
+            yield from pending.popleft().result()
+    except BaseException:
+        executor.shutdown(wait=True, cancel_futures=True)
+        raise
+    executor.shutdown(wait=True)
+
+
+# -- chunks of images, with a progress bar ---------------------------------------------------
+
+
+def _one_opencv_thread(fn: Callable[[T], R]) -> Callable[[T], R]:
+    """Per pool process or Ray actor: one OpenCV thread (the workers already use every core),
+    then fn itself."""
+    import cv2
+
+    cv2.setNumThreads(1)
+    return fn
+
+
+def map_chunks(
+    fn: Callable[[T], R],
+    tasks: Sequence[T],
+    sizes: Sequence[int],
+    workers: int | None = 1,
+    desc: str = "",
+    progress: bool | None = None,
+    engine: str = "local",
+    address: str | None = None,
+) -> Iterator[R]:
+    """Yield fn(task) for each task in order, in a spawn process pool when workers > 1
+    and there are at least MIN_POOL_ITEMS items, or on Ray actors with engine="ray".
+
+    `sizes` (items per task) drive the tqdm bar; progress=None shows it only on a TTY.
+    `fn` must be a module-level function (it is pickled to the workers). With Ray, `address`
+    names a running cluster (None: start one here with `workers` CPUs) and workers=None means
+    one actor per CPU of the cluster.
+    """
+    from tqdm import tqdm
+
+    if engine not in ENGINES:
+        raise ValueError(f"Invalid engine {engine!r}. Choose from: {', '.join(ENGINES)}.")
+    if address and engine != "ray":
+        raise ValueError(f"--address {address} needs --engine ray.")
+    total = int(sum(sizes))
+    disable = None if progress is None else not progress
+    with tqdm(total=total, desc=desc, unit="img", disable=disable, leave=False) as bar:
+        if engine == "ray":
+            from maskforge.core.ray_engine import ray_map, ray_session
+
+            with ray_session(address, workers) as cpus:
+                results = ray_map(_one_opencv_thread, (fn,), tasks, workers or cpus)
+                for result, n in zip(results, sizes, strict=True):
+                    yield result
+                    bar.update(n)
+            return
+        workers = workers or 1
+        if workers <= 1 or len(tasks) <= 1 or total < MIN_POOL_ITEMS:
+            results: Iterable[R] = map(fn, tasks)
+        else:
+            results = pool_map(_one_opencv_thread, (fn,), tasks, min(workers, len(tasks)))
+        for result, n in zip(results, sizes, strict=True):
+            yield result
+            bar.update(n)

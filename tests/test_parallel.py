@@ -1,0 +1,90 @@
+"""core.parallel: the default worker count, chunks, the ordered spawn pool and map_chunks."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+import maskforge.core.parallel as parallel
+from maskforge.choices import MAX_DEFAULT_WORKERS
+from maskforge.core.parallel import chunked, default_workers, map_chunks, pool_map
+
+
+# Module-level: the spawn pool pickles them by name.
+def tagging_worker(tag: str):
+    """A worker factory: task -> (tag, task squared, the worker's process id)."""
+
+    def run(task: int) -> tuple[str, int, int]:
+        return tag, task * task, os.getpid()
+
+    return run
+
+
+def failing_worker():
+    raise ValueError("No model file at /nowhere/model.dat")
+
+
+def square(task: int) -> int:
+    return task * task
+
+
+def with_pid(task: int) -> tuple[int, int]:
+    return task, os.getpid()
+
+
+def test_default_workers_is_the_usable_cores_capped():
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    assert default_workers() == max(1, min(MAX_DEFAULT_WORKERS, cores))
+    assert 1 <= default_workers() <= MAX_DEFAULT_WORKERS
+
+
+def test_default_workers_without_affinity(monkeypatch):
+    monkeypatch.delattr(os, "sched_getaffinity", raising=False)
+    monkeypatch.setattr(os, "cpu_count", lambda: 64)
+    assert default_workers() == MAX_DEFAULT_WORKERS
+    monkeypatch.setattr(os, "cpu_count", lambda: None)
+    assert default_workers() == 1
+
+
+def test_chunked():
+    assert chunked(list(range(7)), 3) == [[0, 1, 2], [3, 4, 5], [6]]
+    assert chunked((1, 2), 5) == [[1, 2]]
+    assert chunked([], 4) == []
+
+
+def test_pool_map_keeps_input_order_over_lazy_tasks():
+    tasks = (i for i in range(45))  # a generator: consumed through the bounded window
+    results = list(pool_map(tagging_worker, ("t",), tasks, workers=2, tasks_per_job=4))
+    assert [r[1] for r in results] == [i * i for i in range(45)]
+    assert {r[0] for r in results} == {"t"}
+    pids = {r[2] for r in results}
+    assert os.getpid() not in pids and 1 <= len(pids) <= 2
+
+
+def test_pool_map_shows_a_worker_factory_error_in_the_parent():
+    with pytest.raises(ValueError, match="No model file at /nowhere/model.dat"):
+        list(pool_map(failing_worker, (), range(3), workers=1))
+
+
+def test_map_chunks_runs_here_below_the_pool_threshold():
+    results = list(map_chunks(with_pid, list(range(5)), [10] * 5, workers=2, progress=False))
+    assert [t for t, _ in results] == list(range(5))
+    assert {pid for _, pid in results} == {os.getpid()}  # 50 items: no pool
+
+
+def test_map_chunks_uses_a_pool_over_the_threshold(monkeypatch):
+    monkeypatch.setattr(parallel, "MIN_POOL_ITEMS", 0)
+    results = list(map_chunks(with_pid, list(range(6)), [1] * 6, workers=2, progress=False))
+    assert [t for t, _ in results] == list(range(6))
+    assert os.getpid() not in {pid for _, pid in results}
+    assert list(map_chunks(square, [3, 4], [1, 1], workers=1)) == [9, 16]
+
+
+def test_map_chunks_checks_engine_and_address():
+    with pytest.raises(ValueError, match="Invalid engine 'spark'. Choose from: local, ray."):
+        list(map_chunks(square, [1], [1], engine="spark"))
+    with pytest.raises(ValueError, match="--address ray://head:10001 needs --engine ray"):
+        list(map_chunks(square, [1], [1], address="ray://head:10001"))
+    with pytest.raises(ValueError):  # sizes must match the tasks
+        list(map_chunks(square, [1, 2], [1]))
