@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from maskforge import __version__
-from maskforge.choices import THRESHOLD_RULES
+from maskforge.choices import DEFAULT_CHECKPOINT, DEFAULT_THRESHOLD_RULE, THRESHOLD_RULES
 from maskforge.core.imageio import atomic_write_text
 from maskforge.core.paths import display_path
 from maskforge.dataset.manifest import read_manifest
@@ -58,9 +58,9 @@ class EvalOptions:
     label: Sequence[str] | str | None = None
     crop_faces: bool = False
     out: Path | None = None
-    checkpoint: str = "best"
+    checkpoint: str = DEFAULT_CHECKPOINT
     threshold: float | None = None
-    threshold_rule: str = "youden"
+    threshold_rule: str = DEFAULT_THRESHOLD_RULE
     cam: int = 8
     bootstrap: int = 1000
     seed: int = 0
