@@ -18,14 +18,9 @@ import pytest
 
 from maskforge import __version__
 from maskforge.dataset.duplicates import DuplicateReport
+from maskforge.dataset.report import MAX_LISTED, SECTIONS, render_report
 from maskforge.dataset.sources import Source
-from maskforge.dataset.split import (
-    MAX_LISTED,
-    SplitOptions,
-    SplitResult,
-    balance_splits,
-    render_report,
-)
+from maskforge.dataset.split import SplitOptions, SplitResult, balance_splits
 from maskforge.dataset.stats import ChannelStats
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -155,6 +150,7 @@ def test_every_section_is_there_in_order(tmp_path, monkeypatch):
         "## Left out",
         "## Train statistics",
     ]
+    assert len(SECTIONS) == 7  # the ### tables belong to the counts section
     assert "... and 3 more pairs." in text
     assert "| out | synthesis | out/ | 60 |" in text
     assert "out/unmasked/1.jpg | unmasked | real/masked/1.jpg | masked |" in text

@@ -12,17 +12,15 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from maskforge import __version__
 from maskforge.choices import BALANCE_MODES, EXTRA_STRATA, SPLITS
 from maskforge.core.imageio import atomic_write_text
-from maskforge.dataset.duplicates import DuplicateReport, find_duplicates
+from maskforge.dataset.duplicates import find_duplicates
 from maskforge.dataset.manifest import (
     MANIFEST_COLUMNS,
     class_order,
@@ -30,9 +28,10 @@ from maskforge.dataset.manifest import (
     require_files,
     write_manifest,
 )
+from maskforge.dataset.report import render_report
 from maskforge.dataset.sources import Collected, Source, collect_sources
+from maskforge.dataset.split_types import BalanceReport, SplitOptions, SplitResult
 from maskforge.dataset.stats import (
-    ChannelStats,
     channel_stats,
     stats_record,
     unreadable_message,
@@ -42,7 +41,6 @@ from maskforge.synth.table import CSV_NAME as SYNTHESIS_CSV
 
 REPORT_NAME = "split_report.md"
 STATS_NAME = "stats.json"
-MAX_LISTED = 50  # rows of a report listing (duplicate pairs, missing files)
 
 
 def check_ratios(ratios: Sequence[float], text: str | None = None) -> tuple[float, float, float]:
@@ -234,17 +232,6 @@ def assign_splits(
     return split
 
 
-@dataclass
-class BalanceReport:
-    """What balancing changed, per split and class."""
-
-    mode: str
-    before: pd.DataFrame  # counts, index classes, columns splits
-    after: pd.DataFrame
-    groups_dropped: dict[str, int] = field(default_factory=dict)  # groups left with no image
-    weights: dict[str, dict[str, float]] = field(default_factory=dict)  # split -> class -> w
-
-
 def count_table(frame: pd.DataFrame, classes: Sequence[str]) -> pd.DataFrame:
     """Item counts: rows = classes (given order), columns = train/val/test."""
     table = pd.crosstab(frame["label"], frame["split"])
@@ -335,40 +322,6 @@ def _in_order(frame: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-@dataclass(frozen=True)
-class SplitOptions:
-    """Settings of `maskforge split` (see its --help)."""
-
-    ratios: tuple[float, float, float] = (0.8, 0.1, 0.1)
-    seed: int = 0
-    stratify: tuple[str, ...] = ()
-    balance: str = "undersample"
-    dup_threshold: int | None = 4  # None: no near-duplicate search
-    class_map: Mapping[str, str] = field(default_factory=dict)
-    stats: bool = True
-    size: int = 112
-    workers: int = 1
-    drop_missing: bool = False
-
-
-@dataclass
-class SplitResult:
-    """What run_split did: the manifests, counts and everything the report lists."""
-
-    out_dir: Path
-    files: list[Path]
-    manifests: dict[str, pd.DataFrame]  # split -> rows written (with abspath)
-    balance: BalanceReport
-    duplicates: DuplicateReport | None
-    stats: ChannelStats | None
-    sources: list[tuple[Source, str, int]]  # (source, kind, images)
-    skipped: dict[str, dict[str, int]]
-    missing: list[str]
-    unreadable: list[tuple[str, str]]
-    notes: list[str]
-    classes: list[str]
-
-
 def _check_out_dir(out_dir: Path, sources: Sequence[Source]) -> None:
     out = out_dir.resolve()
     for source in sources:
@@ -398,7 +351,7 @@ def _drop_missing(items: pd.DataFrame, sources, drop: bool) -> tuple[pd.DataFram
 def run_split(
     sources: Sequence[Source],
     out_dir: Path,
-    options: SplitOptions = SplitOptions(),
+    options: SplitOptions | None = None,
     progress: bool | None = None,
 ) -> SplitResult:
     """Collect items of `sources`, split them leak-free, balance, and write into `out_dir`:
@@ -406,6 +359,7 @@ def run_split(
 
     Raises ValueError / FileNotFoundError with a one-line reason for bad input.
     """
+    options = options or SplitOptions()
     out_dir = Path(out_dir)
     ratios = check_ratios(options.ratios)
     if options.balance not in BALANCE_MODES:
@@ -495,150 +449,3 @@ def run_split(
     atomic_write_text(out_dir / REPORT_NAME, render_report(result, options, ratios))
     files.append(out_dir / REPORT_NAME)
     return result
-
-
-def _md_table(headers: Sequence[str], rows: Sequence[Sequence]) -> str:
-    lines = ["| " + " | ".join(map(str, headers)) + " |", "|" + "---|" * len(headers)]
-    lines += ["| " + " | ".join(str(c).replace("|", "\\|") for c in row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
-def _count_rows(table: pd.DataFrame) -> list[list]:
-    rows = [
-        [label, *table.loc[label].tolist(), int(table.loc[label].sum())] for label in table.index
-    ]
-    rows.append(["**total**", *table.sum().astype(int).tolist(), int(table.to_numpy().sum())])
-    return rows
-
-
-def _rel(path: str | Path) -> str:
-    return Path(os.path.relpath(path)).as_posix()
-
-
-def render_report(result: SplitResult, options: SplitOptions, ratios) -> str:
-    """split_report.md: settings, sources, counts per split x class (x mask type), duplicates,
-    balancing, files left out, train statistics."""
-    out: list[str] = [f"# Split report\n\nWritten by maskforge {__version__} `split`.\n"]
-    settings = [
-        [
-            "sources",
-            ", ".join(f"{s.name} ({kind}, {_rel(s.root)}/)" for s, kind, _ in result.sources),
-        ],
-        ["ratios", ", ".join(f"{n} {r:g}" for n, r in zip(SPLITS, ratios, strict=True))],
-        ["seed", options.seed],
-        ["stratified by", ", ".join(["class", *options.stratify])],
-        ["balance", options.balance],
-        [
-            "near-duplicates",
-            "off"
-            if options.dup_threshold is None
-            else f"phash (64 bits), Hamming distance <= {options.dup_threshold}",
-        ],
-        ["class map", ", ".join(f"{k}={v}" for k, v in options.class_map.items()) or "none"],
-        ["stats", f"{options.size} x {options.size} px" if options.stats else "off"],
-        ["missing/unreadable files", "left out" if options.drop_missing else "error"],
-    ]
-    out += ["## Settings\n", _md_table(["setting", "value"], settings), ""]
-
-    out += ["## Sources\n"]
-    out.append(
-        _md_table(
-            ["source", "kind", "folder", "images"],
-            [[s.name, kind, f"{_rel(s.root)}/", n] for s, kind, n in result.sources],
-        )
-    )
-    for name, counts in result.skipped.items():
-        listed = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
-        out.append(f"\n{name}: synthesis.csv rows that yielded no image: {listed}.")
-    for note in result.notes:
-        out.append(f"\nNote: {note}.")
-    out.append("")
-
-    out += [f"## Counts per split and class (balance: {options.balance})\n"]
-    out += [_md_table(["class", *SPLITS, "total"], _count_rows(result.balance.after)), ""]
-    if options.balance != "none":
-        out += ["Before balancing:\n"]
-        out += [_md_table(["class", *SPLITS, "total"], _count_rows(result.balance.before)), ""]
-    rows_all = pd.concat([df.assign(split=k) for k, df in result.manifests.items()])
-    if (rows_all["mask_type"] != "").any():
-        table = pd.crosstab([rows_all["label"], rows_all["mask_type"]], rows_all["split"])
-        table = table.reindex(columns=list(SPLITS), fill_value=0)
-        order = {c: i for i, c in enumerate(result.classes)}
-        keys = sorted(table.index, key=lambda k: (order.get(k[0], 99), k[1]))
-        rows = [[lab, mt or "-", *table.loc[(lab, mt)].tolist()] for lab, mt in keys]
-        out += [
-            "### Per class and mask type\n",
-            _md_table(["class", "mask type", *SPLITS], rows),
-            "",
-        ]
-    if len(result.sources) > 1:
-        table = pd.crosstab([rows_all["source"], rows_all["label"]], rows_all["split"])
-        table = table.reindex(columns=list(SPLITS), fill_value=0)
-        rows = [[src, lab, *table.loc[(src, lab)].tolist()] for src, lab in table.index]
-        out += ["### Per source and class\n", _md_table(["source", "class", *SPLITS], rows), ""]
-
-    out += ["## Near-duplicates\n"]
-    dup = result.duplicates
-    if dup is None:
-        out += ["Not searched (--no-dedup).", ""]
-    else:
-        out.append(
-            f"{dup.hashed} images hashed (originals of synthetic pairs and folder photos); "
-            f"{len(dup.pairs)} pairs within {dup.threshold} bits; groups {dup.groups_before} -> "
-            f"{dup.groups_after} ({dup.groups_before - dup.groups_after} merged).\n"
-        )
-        if dup.pairs:
-            rows = [[_rel(a), _rel(b), d] for a, b, d in dup.pairs[:MAX_LISTED]]
-            out.append(_md_table(["image", "near-duplicate of", "distance"], rows))
-            if len(dup.pairs) > MAX_LISTED:
-                out.append(f"\n... and {len(dup.pairs) - MAX_LISTED} more pairs.")
-        if dup.conflicts:
-            out.append(
-                f"\n{len(dup.conflicts)} near-duplicate pairs carry different labels; check "
-                "these images (they stay in one split, each with its own label):\n"
-            )
-            rows = [[_rel(a), la, _rel(b), lb] for a, la, b, lb in dup.conflicts[:MAX_LISTED]]
-            out.append(_md_table(["image", "label", "near-duplicate", "label"], rows))
-        out.append("")
-
-    out += ["## Balancing\n"]
-    bal = result.balance
-    if bal.mode in ("undersample", "oversample"):
-        diff = bal.after - bal.before
-        verb = "dropped" if bal.mode == "undersample" else "added (repeated rows)"
-        rows = [[label, *(abs(v) for v in diff.loc[label].tolist())] for label in diff.index]
-        out += [f"Images {verb} per split:\n", _md_table(["class", *SPLITS], rows), ""]
-        if bal.mode == "undersample":
-            dropped = ", ".join(f"{k} {v}" for k, v in bal.groups_dropped.items())
-            out += [f"Groups dropped entirely (no image left): {dropped or 'none'}.", ""]
-    elif bal.mode == "weights":
-        rows = [
-            [s, *(f"{w[c]:.4f}" if c in w else "-" for c in result.classes)]
-            for s, w in bal.weights.items()
-        ]
-        out += ["Sample weight per class:\n", _md_table(["split", *result.classes], rows), ""]
-    else:
-        out += ["None.", ""]
-
-    out += ["## Left out\n"]
-    left = [(p, "missing") for p in result.missing] + list(result.unreadable)
-    if not left:
-        out += ["Nothing: every listed image exists and could be read.", ""]
-    else:
-        out.append(f"{len(result.missing)} missing, {len(result.unreadable)} unreadable:\n")
-        out.append(_md_table(["image", "reason"], [[_rel(p), r] for p, r in left[:MAX_LISTED]]))
-        out.append("")
-
-    out += ["## Train statistics\n"]
-    if result.stats is None:
-        out += ["Not computed (--no-stats).", ""]
-    else:
-        st = result.stats
-        mean = ", ".join(f"{v:.4f}" for v in st.mean)
-        std = ", ".join(f"{v:.4f}" for v in st.std)
-        out += [
-            f"Mean (R, G, B) {mean}; std {std}; over {st.count} train rows resized to "
-            f"{st.size} x {st.size}, values 0..1 (stats.json).",
-            "",
-        ]
-    return "\n".join(out)
