@@ -167,6 +167,17 @@ def test_other_commands_pass_the_librarys_defaults(command, args, function):
     _assert_same_defaults(_parsed(command, *args), library)
 
 
+def test_eval_defaults_are_the_eval_options():
+    from maskforge.evaluate.evaluator import EvalOptions
+
+    values, library = _parsed("eval"), EvalOptions()
+    names = [f.name for f in fields(EvalOptions)]
+    assert set(names) <= values.keys()
+    assert values["label"] == () and library.label is None  # repeatable: () means none
+    for name in set(names) - {"label"}:
+        assert values[name] == getattr(library, name), name
+
+
 def test_preview_shows_the_librarys_sheet_defaults():
     from maskforge.synth import preview
 

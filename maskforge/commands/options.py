@@ -7,7 +7,6 @@ checked or a command runs), so that `maskforge --help` stays fast.
 from __future__ import annotations
 
 import importlib
-import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -123,16 +122,8 @@ def workers_option(
     return click.option(*flags, type=kind, default=default, show_default=show_default, help=help)
 
 
+# What --workers defaults to where core.parallel.default_workers() chooses.
 DEFAULT_WORKERS_TEXT = f"CPU cores, at most {choices.MAX_DEFAULT_WORKERS}"
-
-
-def default_workers() -> int:
-    """CPU cores this process may use, at most choices.MAX_DEFAULT_WORKERS."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cores = os.cpu_count() or 1
-    return max(1, min(choices.MAX_DEFAULT_WORKERS, cores))
 
 
 def detector_option(help: str) -> Decorator:

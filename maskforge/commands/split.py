@@ -11,7 +11,6 @@ from maskforge.commands.options import (
     DEFAULT_WORKERS_TEXT,
     Parsed,
     command,
-    default_workers,
     recalled,
     section,
     seed_option,
@@ -115,6 +114,7 @@ def split_command(sources, out_dir, dedup, stratify, workers, class_map, **optio
     negative) and near-duplicate photos form a group that never straddles splits. The same
     --seed and inputs give identical manifests.
     """
+    from maskforge.core.parallel import default_workers
     from maskforge.core.workspace import remember
     from maskforge.dataset.split import SplitOptions, run_split
 

@@ -10,7 +10,6 @@ from maskforge import choices
 from maskforge.commands.options import (
     DEFAULT_WORKERS_TEXT,
     command,
-    default_workers,
     engine_options,
     recalled,
     workers_option,
@@ -49,6 +48,7 @@ def stats_command(manifest, json_path, **options) -> None:
     Rows count as often as they are listed; accumulation is float64, so the numbers equal
     those `maskforge split` writes to stats.json, with either engine.
     """
+    from maskforge.core.parallel import default_workers
     from maskforge.core.paths import display_path
     from maskforge.dataset.stats import manifest_stats, write_stats_json
 
