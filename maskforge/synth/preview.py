@@ -261,17 +261,10 @@ def build_sheet(
     return Sheet(sheet, layout, selection, unreadable)
 
 
-def make_sheet(
-    out_dir: Path,
-    count: int = DEFAULT_COUNT,
-    seed: int = 0,
-    filters: Filters | None = None,
-    side_by_side: bool = False,
-    tile: int = DEFAULT_TILE,
-    columns: int | None = None,
-) -> np.ndarray:
-    """The contact sheet of out_dir as RGB uint8 (H, W, 3); see build_sheet."""
-    return build_sheet(out_dir, count, seed, filters, side_by_side, tile, columns, False).image
+def make_sheet(out_dir: Path, **options) -> np.ndarray:
+    """The contact sheet of out_dir as RGB uint8 (H, W, 3); options: build_sheet's keywords
+    (count, seed, filters, side_by_side, tile, columns), with no progress bar."""
+    return build_sheet(out_dir, **options, progress=False).image
 
 
 def write_sheet(
