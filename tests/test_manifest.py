@@ -1,11 +1,17 @@
-"""Manifest file checks: missing files counted, dropped on request."""
+"""Manifests: CSV reading/writing, class order, and missing files counted or dropped on request."""
 
 from __future__ import annotations
 
 import pandas as pd
 import pytest
 
-from maskforge.dataset.manifest import missing_files, require_files
+from maskforge.dataset.manifest import (
+    class_order,
+    missing_files,
+    read_manifest,
+    require_files,
+    write_manifest,
+)
 
 
 def _frame(tmp_path, names):
@@ -38,3 +44,54 @@ def test_require_files_raises_with_counts_or_drops(tmp_path, monkeypatch):
         require_files(_frame(tmp_path, ["z.jpg"]), "x.csv", drop_missing=True)
     same, none = require_files(_frame(tmp_path, ["a.jpg"]), "x.csv")
     assert none == [] and len(same) == 1
+
+
+def test_class_order_is_canonical_then_sorted():
+    assert class_order(["masked", "unmasked"]) == ["unmasked", "masked"]
+    assert class_order(["incorrect", "masked", "unmasked", "masked"]) == [
+        "unmasked",
+        "masked",
+        "incorrect",
+    ]
+    assert class_order(["zebra", "masked", "apple"]) == ["masked", "apple", "zebra"]
+
+
+def test_roundtrip_resolves_paths_against_csv_folder(tmp_path):
+    (tmp_path / "data").mkdir()
+    img = tmp_path / "data" / "a.jpg"
+    img.write_bytes(b"x")
+    df = pd.DataFrame({"abspath": [str(img)], "label": ["masked"], "group": ["g1"]})
+    write_manifest(df, tmp_path / "manifests" / "train.csv")
+    text = (tmp_path / "manifests" / "train.csv").read_text().splitlines()
+    assert text[0] == "path,label,group,source,mask_type,wear,weight"
+    assert text[1].startswith("../data/a.jpg,masked,g1,")
+    back = read_manifest(tmp_path / "manifests" / "train.csv")
+    assert back.loc[0, "abspath"] == str(img)
+    assert back.loc[0, "weight"] == 1.0
+
+
+def test_optional_columns_are_filled(tmp_path):
+    (tmp_path / "m.csv").write_text("path,label\nx.jpg,unmasked\n")
+    df = read_manifest(tmp_path / "m.csv")
+    assert df.loc[0, "group"] == "x.jpg" and df.loc[0, "source"] == ""
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("", "empty"),
+        ("path,label\n", "no rows"),
+        ("file,class\na.jpg,masked\n", "lacks column"),
+        ("path,label\n,masked\n", "empty path or label"),
+        ("path,label,weight\na.jpg,masked,heavy\n", "non-numeric weight"),
+    ],
+)
+def test_malformed_manifests_raise_one_line_errors(tmp_path, text, message):
+    (tmp_path / "m.csv").write_text(text)
+    with pytest.raises(ValueError, match=message):
+        read_manifest(tmp_path / "m.csv")
+
+
+def test_missing_manifest(tmp_path):
+    with pytest.raises(FileNotFoundError, match="not found"):
+        read_manifest(tmp_path / "nope.csv")
