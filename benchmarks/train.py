@@ -33,19 +33,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from maskforge.learn.data import (
-    CachedImages,
-    EpochSampler,
-    build_caches,
-    default_workers,
-    make_loader,
-    to_model_input,
-    train_cache_size,
-    train_transform,
-)
+from maskforge.learn.cache import CachedImages, build_caches, train_cache_size
+from maskforge.learn.datasets import default_workers, make_loader
 from maskforge.learn.devices import amp_dtype_for, autocast
 from maskforge.learn.models import build_model, head_module, headless
+from maskforge.learn.samplers import EpochSampler, ShardSampler
 from maskforge.learn.train import evaluate, make_loss, train_one_epoch
+from maskforge.learn.transforms import to_model_input, train_transform
 
 REPO = Path(__file__).resolve().parents[1]
 FACES = Path(os.environ.get("MASKFORGE_SHARED_FACES", REPO.parent / "shared" / "faces"))
@@ -236,8 +230,6 @@ def frozen_rates(
     args, device: torch.device, photos: list[str], labels: np.ndarray, workdir: Path
 ) -> dict:
     """--freeze-backbone: feature extraction images/s (once) and head-epoch images/s."""
-    from maskforge.learn.data import ShardSampler
-
     amp = amp_dtype_for(device, True)
     channels_last = device.type == "cuda"
     model = new_model(args.arch, device, channels_last).eval()

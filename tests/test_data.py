@@ -10,18 +10,10 @@ import pytest
 import torch
 
 from maskforge.core.imageio import read_image, write_image
-from maskforge.learn.data import (
-    CachedImages,
-    EpochSampler,
-    ShardSampler,
-    build_caches,
-    cache_mean_std,
-    default_workers,
-    eval_transform,
-    to_model_input,
-    train_cache_size,
-    train_transform,
-)
+from maskforge.learn.cache import CachedImages, build_caches, cache_mean_std, train_cache_size
+from maskforge.learn.datasets import default_workers
+from maskforge.learn.samplers import EpochSampler, ShardSampler
+from maskforge.learn.transforms import eval_transform, to_model_input, train_transform
 
 MEAN, STD = [0.5, 0.45, 0.4], [0.25, 0.24, 0.23]
 

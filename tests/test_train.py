@@ -19,7 +19,7 @@ from maskforge.cli import cli
 from maskforge.core.imageio import write_image
 from maskforge.core.workspace import remember
 from maskforge.dataset.manifest import class_order, file_sha256, read_manifest
-from maskforge.learn.data import ManifestDataset, eval_transform
+from maskforge.learn.datasets import ManifestDataset
 from maskforge.learn.models import load_checkpoint, probabilities, read_checkpoint
 from maskforge.learn.train import (
     EarlyStopping,
@@ -30,6 +30,7 @@ from maskforge.learn.train import (
     train,
     train_one_epoch,
 )
+from maskforge.learn.transforms import eval_transform
 
 STATS_MEAN = [0.55, 0.47, 0.43]
 STATS_STD = [0.28, 0.26, 0.25]
