@@ -1,0 +1,34 @@
+"""The CSVs the wings exchange: core.tables reads them as strings, synth.table checks columns."""
+
+from __future__ import annotations
+
+import pytest
+
+from maskforge.core.tables import read_string_csv
+from maskforge.synth.table import CSV_COLUMNS, read_synthesis_table
+
+
+def test_every_cell_is_a_string(tmp_path):
+    (tmp_path / "t.csv").write_text("a,b,c\n1,,x\n02,3.5,\n")
+    df = read_string_csv(tmp_path / "t.csv")
+    rows = df.to_dict("records")
+    assert rows == [{"a": "1", "b": "", "c": "x"}, {"a": "02", "b": "3.5", "c": ""}]
+
+
+def test_bad_csvs_give_one_line_errors(tmp_path):
+    (tmp_path / "empty.csv").write_text("")
+    with pytest.raises(ValueError, match=r"^Manifest .*empty.csv is empty\.$"):
+        read_string_csv(tmp_path / "empty.csv", "Manifest ")
+    (tmp_path / "bad.csv").write_bytes(b"a,b\n\xff\xfe,1\n")
+    with pytest.raises(ValueError, match="is not a valid CSV") as info:
+        read_string_csv(tmp_path / "bad.csv")
+    assert "\n" not in str(info.value)
+
+
+def test_synthesis_table_names_missing_columns(tmp_path):
+    (tmp_path / "synthesis.csv").write_text(",".join(CSV_COLUMNS) + "\n")
+    table = read_synthesis_table(tmp_path / "synthesis.csv", ("input", "status"))
+    assert tuple(table.columns) == CSV_COLUMNS
+    (tmp_path / "old.csv").write_text("input,status\na.jpg,ok\n")
+    with pytest.raises(ValueError, match=r"lacks column\(s\) label, output \(see docs/formats.md"):
+        read_synthesis_table(tmp_path / "old.csv", ("input", "label", "output"))
