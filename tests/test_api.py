@@ -6,20 +6,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_render import photo_faces
 
 from maskforge import mask_face
-from maskforge.core.imageio import read_image
-from maskforge.synth.faces import FaceFinder
 
 PHOTO = "0_0_caiguoqing_0146.jpg"  # frontal, well lit: HOG finds the face
 
 
 @pytest.fixture(scope="module")
 def faces(unmasked_dir: Path) -> list[tuple[np.ndarray, object]]:
-    rgb = read_image(unmasked_dir / PHOTO)
-    found = [f for f in FaceFinder("cascade").find(rgb) if f.plausible()]
-    assert found
-    return [(rgb, found[0])]
+    return photo_faces(unmasked_dir, [PHOTO])
 
 
 def test_public_mask_face_is_deterministic(faces):

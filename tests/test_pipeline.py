@@ -1,5 +1,5 @@
-"""The per-image pipeline: faces checked, masks off a tight frame not written, one photo's
-unexpected failure recorded as its row."""
+"""The per-image pipeline: a mask pulled off a tight frame is not written; one photo's
+unexpected failure is recorded as its row."""
 
 from __future__ import annotations
 
@@ -7,28 +7,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from maskforge.core.imageio import read_image
-from maskforge.synth.faces import FaceFinder
-
-# Frontal, well-lit photos from ../shared/faces/unmasked where HOG finds the face.
-PHOTOS = ("0_0_caiguoqing_0146.jpg", "120.jpg", "125.jpg")
+from test_render import PHOTOS, photo_faces
 
 
 @pytest.fixture(scope="module")
-def finder() -> FaceFinder:
-    return FaceFinder("cascade")
-
-
-@pytest.fixture(scope="module")
-def faces(unmasked_dir: Path, finder) -> list[tuple[np.ndarray, object]]:
-    out = []
-    for name in PHOTOS:
-        rgb = read_image(unmasked_dir / name)
-        found = [f for f in finder.find(rgb) if f.plausible()]
-        assert found, name
-        out.append((rgb, found[0]))
-    return out
+def faces(unmasked_dir: Path) -> list[tuple[np.ndarray, object]]:
+    return photo_faces(unmasked_dir)
 
 
 def test_lowered_mask_outside_a_tight_photo_is_not_written(faces):

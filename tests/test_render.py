@@ -19,20 +19,21 @@ from maskforge.synth.templates import load_occluders, load_templates
 PHOTOS = ("0_0_caiguoqing_0146.jpg", "120.jpg", "125.jpg")
 
 
-@pytest.fixture(scope="module")
-def finder() -> FaceFinder:
-    return FaceFinder("cascade")
-
-
-@pytest.fixture(scope="module")
-def faces(unmasked_dir: Path, finder) -> list[tuple[np.ndarray, object]]:
+def photo_faces(folder: Path, names=PHOTOS) -> list[tuple[np.ndarray, object]]:
+    """(RGB image, its first plausible cascade face) per photo (test_pipeline, test_api too)."""
+    finder = FaceFinder("cascade")
     out = []
-    for name in PHOTOS:
-        rgb = read_image(unmasked_dir / name)
+    for name in names:
+        rgb = read_image(folder / name)
         found = [f for f in finder.find(rgb) if f.plausible()]
         assert found, name
         out.append((rgb, found[0]))
     return out
+
+
+@pytest.fixture(scope="module")
+def faces(unmasked_dir: Path) -> list[tuple[np.ndarray, object]]:
+    return photo_faces(unmasked_dir)
 
 
 def params(**kw) -> FaceParams:
