@@ -15,7 +15,6 @@ from maskforge.cli import cli
 from maskforge.core.imageio import read_image, write_image
 from maskforge.dataset.manifest import read_manifest, write_manifest
 from maskforge.evaluate.metrics import classification_metrics
-from maskforge.learn.data import eval_transform
 from maskforge.learn.models import (
     CheckpointInfo,
     build_model,
@@ -23,6 +22,7 @@ from maskforge.learn.models import (
     load_checkpoint,
     probabilities,
 )
+from maskforge.learn.transforms import eval_transform
 
 MASK_COLORS = {"surgical": (120, 190, 235), "cloth": (40, 40, 40)}
 PLOTS = ("confusion.png", "roc.png", "pr.png", "calibration.png", "mistakes.png", "gradcam.png")

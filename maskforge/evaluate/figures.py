@@ -16,7 +16,7 @@ import torch
 from maskforge.core.imageio import write_image
 from maskforge.evaluate.inference import load_item
 from maskforge.evaluate.scoring import predict_labels
-from maskforge.learn.data import eval_transform
+from maskforge.learn.transforms import eval_transform
 
 MISTAKES_SHOWN = 16
 

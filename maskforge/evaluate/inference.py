@@ -15,8 +15,9 @@ import torch
 from torch.utils.data import DataLoader
 
 from maskforge.core.imageio import ImageTooLargeError, UnreadableImageError, read_image
-from maskforge.learn.data import ManifestDataset, eval_transform
+from maskforge.learn.datasets import ManifestDataset
 from maskforge.learn.models import CheckpointInfo
+from maskforge.learn.transforms import eval_transform
 
 
 class _TolerantDataset(ManifestDataset):

@@ -10,8 +10,8 @@ from torch import nn
 
 from maskforge.core.imageio import write_image
 from maskforge.evaluate.inference import load_item, predict_frame
-from maskforge.learn.data import eval_transform
 from maskforge.learn.models import CheckpointInfo
+from maskforge.learn.transforms import eval_transform
 
 INFO = CheckpointInfo("tiny", ["unmasked", "masked"], 16, [0.5] * 3, [0.25] * 3)
 
