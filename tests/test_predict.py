@@ -252,3 +252,88 @@ def test_no_face_whole_classifies_the_whole_image(fake_faces, run, tmp_path, rng
     drawn = read_image(out / "photos/noface.png")
     color = np.array(class_color(row["class"], ["unmasked", "masked"]))
     np.testing.assert_array_equal(drawn[25, 0], color)  # a box around the whole image
+
+
+def test_batched_classification_equals_one_at_a_time(run):
+    from maskforge.deploy.predict import Classifier
+    from maskforge.learn.models import load_checkpoint
+
+    model, info = load_checkpoint(run / "best.pt")
+    rng = np.random.default_rng(5)
+    crops = [rng.integers(0, 255, (40 + 7 * k, 40 + 5 * k, 3), dtype=np.uint8) for k in range(13)]
+    one = Classifier(model, info, torch.device("cpu"), 0.5, batch_size=1)
+    many = Classifier(model, info, torch.device("cpu"), 0.5, batch_size=8)
+    names_1, probs_1 = one(crops)
+    names_8, probs_8 = many(crops)
+    assert probs_8.shape == (13, 2) and names_1 == names_8
+    np.testing.assert_allclose(probs_8, probs_1, atol=1e-5)
+
+
+def _folder(tmp_path, rng, n: int) -> Path:
+    photos = tmp_path / "photos"
+    for k in range(n):
+        write_image(photos / f"{k:02d}.png", _photo(rng))
+    return photos
+
+
+def test_interrupted_predict_keeps_a_valid_csv_and_a_rerun_completes_it(
+    fake_faces, run, tmp_path, rng, monkeypatch
+):
+    from maskforge.deploy import predict as predict_module
+
+    photos = _folder(tmp_path, rng, 6)
+    out = tmp_path / "annotated"
+    real_emit, calls = predict_module._Job._emit, {"n": 0}
+
+    def emit_then_stop(self, key, found, names, probs):
+        if key[0] == "image" and calls["n"] == 3:
+            raise KeyboardInterrupt
+        calls["n"] += 1
+        return real_emit(self, key, found, names, probs)
+
+    monkeypatch.setattr(predict_module._Job, "_emit", emit_then_stop)
+    with pytest.raises(KeyboardInterrupt):
+        predict_inputs([photos], out=out, run=run, batch_size=1, workers=0)
+    df = pd.read_csv(out / "predictions.csv")
+    done = df[df["status"] != "interrupted"]
+    assert sorted(done["file"].unique()) == [f"../photos/{k:02d}.png" for k in range(3)]
+    assert len(done) == 6  # two faces (one too small) per photo
+    last = df.iloc[-1]
+    assert last["status"] == "interrupted" and "after 3 of 6 files" in last["reason"]
+
+    monkeypatch.setattr(predict_module._Job, "_emit", real_emit)
+    summary = predict_inputs([photos], out=out, run=run, workers=0)
+    df = pd.read_csv(out / "predictions.csv")
+    assert "interrupted" not in set(df["status"])
+    assert sorted(df["file"]) == sorted([f"../photos/{k:02d}.png" for k in range(6)] * 2)
+    assert not df.duplicated(["file", "face"]).any()
+    assert summary.faces == 6 and summary.too_small == 6
+    assert not (out / ".predict-state.json").exists() and not (out / ".predict-done.txt").exists()
+
+
+def test_a_finished_run_is_redone_not_resumed(fake_faces, run, tmp_path, rng):
+    photos = _folder(tmp_path, rng, 2)
+    out = tmp_path / "annotated"
+    predict_inputs([photos], out=out, run=run, workers=0)
+    predict_inputs([photos], out=out, run=run, workers=0)
+    df = pd.read_csv(out / "predictions.csv")
+    assert len(df) == 4 and not df.duplicated(["file", "face"]).any()
+
+
+def test_no_annotate_writes_only_the_csv(fake_faces, run, tmp_path, rng):
+    photos = _folder(tmp_path, rng, 2)
+    out = tmp_path / "annotated"
+    summary = predict_inputs([photos], out=out, run=run, workers=0, annotate=False)
+    assert sorted(p.name for p in out.iterdir()) == ["predictions.csv"]
+    assert summary.faces == 2 and not summary.annotated
+
+
+def test_predict_in_worker_processes_matches_in_process(run, tmp_path, rng):
+    """The spawn pool path (real cascade, no fakes) gives the same rows as one process."""
+    photos = _folder(tmp_path, rng, 3)
+    one = predict_inputs([photos], out=tmp_path / "one", run=run, workers=0, no_face="whole")
+    two = predict_inputs([photos], out=tmp_path / "two", run=run, workers=1, no_face="whole")
+    a = pd.read_csv(tmp_path / "one" / "predictions.csv")
+    b = pd.read_csv(tmp_path / "two" / "predictions.csv")
+    pd.testing.assert_frame_equal(a.drop(columns="annotated"), b.drop(columns="annotated"))
+    assert one.whole_images + one.faces == two.whole_images + two.faces == 3

@@ -2,7 +2,9 @@
 
 Faces are found with the same detector cascade as `synthesize` (maskforge.synth.faces) and
 classified on the same square crop (maskforge.synth.geometry.square_crop), with the eval
-preprocessing.
+preprocessing. Decoding and detection run in worker processes (deploy.finding) while the main
+process classifies the crops in batches and writes predictions.csv as it goes
+(deploy.predictions), so an interrupted run resumes; videos stream frame by frame.
 """
 
 from __future__ import annotations
@@ -15,65 +17,23 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import pandas as pd
 import torch
 
 from maskforge.choices import NO_FACE_CHOICES
-from maskforge.core.imageio import (
-    IMAGE_EXTENSIONS,
-    ImageTooLargeError,
-    UnreadableImageError,
-    atomic_write_text,
-    read_image,
-    write_image,
-)
-from maskforge.synth.faces import detect_faces
+from maskforge.core.imageio import IMAGE_EXTENSIONS, write_image
+from maskforge.deploy.annotate import CLASS_COLORS, SMALL_COLOR, annotate, class_color  # noqa: F401
+from maskforge.deploy.finding import Found, make_finder
+from maskforge.deploy.predictions import PredictionsWriter
 
 VIDEO_EXTENSIONS = frozenset(
     {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv"}
 )
-# Box colours (RGB) per class; other class names take the palette in order.
-CLASS_COLORS = {"unmasked": (230, 40, 40), "masked": (40, 190, 70), "incorrect": (245, 150, 0)}
-PALETTE = [(60, 120, 240), (200, 60, 200), (0, 190, 190), (150, 110, 60)]
-SMALL_COLOR = (160, 160, 160)
-CSV_NAME = "predictions.csv"
+# Crops classified per forward pass (benchmarks/predict.py measures the rate per size).
+DEFAULT_BATCH = 8
+# Below this many files (and no video) predict runs in one process: a spawn pool costs 1-3 s.
+MIN_POOL_FILES = 16
 
 Echo = Callable[[str], None]
-
-
-def class_color(name: str, classes: Sequence[str]) -> tuple[int, int, int]:
-    """Drawing colour of a class (RGB)."""
-    if name in CLASS_COLORS:
-        return CLASS_COLORS[name]
-    others = [c for c in classes if c not in CLASS_COLORS]
-    return PALETTE[others.index(name) % len(PALETTE)] if name in others else PALETTE[0]
-
-
-def draw_box(image: np.ndarray, box, text: str, color) -> None:
-    """Draw a labelled box in place on RGB uint8; line width and text scale follow the image."""
-    h, w = image.shape[:2]
-    thick = max(2, round(max(h, w) / 300))
-    # Face boxes of tight crops run off the frame; draw the visible part so every edge shows.
-    left, top, right, bottom = (int(v) for v in box)
-    left, top = max(left, 0), max(top, 0)
-    right, bottom = min(right, w - 1), min(bottom, h - 1)
-    cv2.rectangle(image, (left, top), (right, bottom), color, thick)
-    scale = max(0.4, min(1.2, (right - left) / 160))
-    (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
-    # Label above the box, or inside its top when there is no room above.
-    y0 = top - th - base - 2 if top - th - base - 2 >= 0 else top + thick
-    x0 = min(max(left, 0), max(w - tw - 4, 0))
-    cv2.rectangle(image, (x0, y0), (x0 + tw + 4, y0 + th + base + 2), color, -1)
-    cv2.putText(
-        image,
-        text,
-        (x0 + 2, y0 + th + 1),
-        cv2.FONT_HERSHEY_SIMPLEX,
-        scale,
-        (255, 255, 255),
-        1,
-        cv2.LINE_AA,
-    )
 
 
 @dataclass
@@ -93,82 +53,47 @@ class PredictSummary:
     unreadable: int = 0
     annotated: list[Path] = field(default_factory=list)
 
+    def add(self, rows: Sequence[dict]) -> None:
+        """Count rows as predict writes them (or as a resumed run's CSV holds them)."""
+        for row in rows:
+            status = row["status"]
+            self.faces += status == "ok"
+            self.whole_images += status == "whole_image"
+            self.too_small += status == "too_small"
+            self.no_face += status == "no_face"
+            self.unreadable += status == "unreadable"
+            if status in ("ok", "whole_image"):
+                self.by_class[row["class"]] += 1
 
-class _Classifier:
+
+class Classifier:
     """Classifies face crops with a run's model: RGB crops -> (class names, probabilities)."""
 
-    def __init__(self, model, info, device, threshold: float):
-        from maskforge.learn.data import eval_transform
+    def __init__(self, model, info, device, threshold: float, batch_size: int = DEFAULT_BATCH):
+        from maskforge.learn.transforms import eval_transform
 
         self.model, self.info, self.device = model, info, device
-        self.threshold = threshold
+        self.threshold, self.batch_size = threshold, batch_size
         self.transform = eval_transform(info.img_size, info.mean, info.std)
 
-    def __call__(self, crops: list[np.ndarray]) -> tuple[list[str], np.ndarray]:
+    def __call__(self, crops: Sequence[np.ndarray]) -> tuple[list[str], np.ndarray]:
         from maskforge.learn.models import probabilities
 
-        if not crops:
+        if not len(crops):
             return [], np.zeros((0, len(self.info.classes)))
-        x = torch.stack([self.transform(image=c)["image"] for c in crops]).to(self.device)
-        with torch.inference_mode():
-            probs = probabilities(self.model(x)).cpu().numpy().astype(np.float64)
+        parts = []
+        for i in range(0, len(crops), self.batch_size):
+            x = torch.stack(
+                [self.transform(image=c)["image"] for c in crops[i : i + self.batch_size]]
+            )
+            with torch.inference_mode():
+                parts.append(probabilities(self.model(x.to(self.device))).cpu().numpy())
+        probs = np.concatenate(parts).astype(np.float64)
         if len(self.info.classes) == 2:
             idx = (probs[:, 1] >= self.threshold).astype(int)
         else:
             idx = probs.argmax(axis=1)
         return [self.info.classes[i] for i in idx], probs
-
-
-def _face_size(box) -> int:
-    return int(min(box[2] - box[0], box[3] - box[1]))
-
-
-def _annotate(rgb, classify, detector, min_face, classes, no_face="skip"):
-    """Rows (without file/frame) and the annotated copy of one image or frame."""
-    faces = detect_faces(rgb, detector)
-    canvas = rgb.copy()
-    if not faces and no_face == "whole":
-        # dlib's detectors miss many masked faces (the mask hides what they look for); a tight
-        # face photo is what the model was trained on anyway.
-        (name,), probs = classify([rgb])
-        h, w = rgb.shape[:2]
-        row = {
-            "status": "whole_image",
-            "reason": "no face found; the whole image was classified",
-            "box": f"0 0 {w} {h}",
-            "class": name,
-            "probability": float(probs[0][classes.index(name)]),
-        }
-        row.update({f"p_{c}": float(v) for c, v in zip(classes, probs[0], strict=True)})
-        label = f"{name} {row['probability']:.2f} (whole)"
-        draw_box(canvas, (0, 0, w - 1, h - 1), label, class_color(name, classes))
-        return [row], canvas
-    if not faces:
-        return [{"status": "no_face", "reason": "no face found"}], canvas
-    usable = [k for k, f in enumerate(faces) if _face_size(f["box"]) >= min_face]
-    crops = []
-    for k in usable:
-        left, top, right, bottom = faces[k]["crop"]
-        crops.append(np.ascontiguousarray(rgb[max(top, 0) : bottom, max(left, 0) : right]))
-    names, probs = classify(crops)
-    results = dict(zip(usable, zip(names, probs, strict=True), strict=True))
-    rows = []
-    for k, f in enumerate(faces):
-        row = {"face": k, "box": " ".join(str(v) for v in f["box"]), "detector": f["detector"]}
-        if k in results:
-            name, p = results[k]
-            row.update(
-                {"status": "ok", "class": name, "probability": float(p[classes.index(name)])}
-            )
-            row.update({f"p_{c}": float(v) for c, v in zip(classes, p, strict=True)})
-            label = f"{name} {row['probability']:.2f}"
-            draw_box(canvas, f["box"], label, class_color(name, classes))
-        else:
-            row["status"] = "too_small"
-            row["reason"] = f"face is {_face_size(f['box'])} px, below --min-face {min_face}"
-            draw_box(canvas, f["box"], "too small", SMALL_COLOR)
-        rows.append(row)
-    return rows, canvas
 
 
 def collect_inputs(inputs: Sequence[Path], out_dir: Path) -> list[tuple[Path, Path]]:
@@ -226,154 +151,257 @@ def predict_inputs(
     device: str = "auto",
     echo: Echo | None = None,
     no_face: str = "skip",
+    workers: int | None = None,
+    batch_size: int = DEFAULT_BATCH,
+    annotate: bool = True,
 ) -> PredictSummary:
     """Detect and classify every face in images, folders and videos.
 
     Writes out/predictions.csv (one row per face, and one per image or frame without a usable
-    face) and annotated copies: out/<name> for images, out/<stem>.mp4 for videos (every
-    `every`-th frame, at fps / every). Unreadable files and too-small faces are recorded.
+    face) and, with annotate, annotated copies: out/<name> for images, out/<stem>.mp4 for videos
+    (every `every`-th frame, at fps / every). Unreadable files and too-small faces are recorded.
     no_face: "skip" records an image or frame without a face as no_face; "whole" classifies
-    the whole image instead (status whole_image).
+    the whole image instead (status whole_image). workers: detection processes (None: one per
+    core but one, or none for a few photos); an interrupted run resumes when rerun.
     """
-    from tqdm import tqdm
-
     from maskforge.core.paths import display_path
     from maskforge.learn.runs import load_run_model
 
-    if not inputs:
-        raise ValueError("Give at least one image, folder or video.")
-    if every < 1 or min_face < 1:
-        raise ValueError("--every and --min-face must be at least 1.")
-    if not 0 < threshold < 1:
-        raise ValueError(f"Invalid threshold {threshold}; it must be between 0 and 1.")
-    if no_face not in NO_FACE_CHOICES:
-        raise ValueError(f"Invalid no_face {no_face!r}; use {' or '.join(NO_FACE_CHOICES)}.")
+    _check_options(inputs, every, min_face, threshold, no_face, batch_size)
     echo = echo or (lambda _: None)
     out = Path(out)
     files = collect_inputs(inputs, out)
     if not files:
         raise ValueError(f"No images or videos found in {', '.join(map(str, inputs))}.")
-    _, _, model, info, dev = load_run_model(run, checkpoint, device, echo)
-    classes = list(info.classes)
-    classify = _Classifier(model, info, dev, threshold)
+    _, ckpt, model, info, dev = load_run_model(run, checkpoint, device, echo)
     out.mkdir(parents=True, exist_ok=True)
-    summary = PredictSummary(out_dir=out, csv_path=out / CSV_NAME)
-    rows: list[dict] = []
-    used: set[Path] = set()
-    base = out.resolve()
-
-    def rel(path: Path) -> str:
-        return Path(os.path.relpath(Path(path).resolve(), base)).as_posix()
-
-    for path, name in tqdm(files, desc="predict", unit="file", disable=None):
-        if path.suffix.lower() in VIDEO_EXTENSIONS:
-            target = _unique(name.with_suffix(".mp4"), used)
-            new = _video(path, out / target, classify, detector, min_face, classes, every, no_face)
-            summary.videos += 1
-        else:
-            suffix = (
-                path.suffix.lower() if path.suffix.lower() in (".jpg", ".jpeg", ".png") else ".jpg"
-            )
-            target = _unique(name.with_suffix(suffix), used)
-            new = _image(path, out / target, classify, detector, min_face, classes, no_face)
-            summary.images += 1
-        for row in new:
-            row["file"] = rel(path)
-            if row["status"] != "unreadable":
-                row["annotated"] = rel(out / target)
-        if any(r["status"] != "unreadable" for r in new):
-            summary.annotated.append(out / target)
-        rows += new
-
-    frame = _rows_frame(rows, classes)
-    atomic_write_text(summary.csv_path, frame.to_csv(index=False, float_format="%.6f"))
-    status = frame["status"]
-    summary.faces = int((status == "ok").sum())
-    summary.whole_images = int((status == "whole_image").sum())
-    summary.by_class = Counter(frame.loc[status.isin(["ok", "whole_image"]), "class"])
-    summary.too_small = int((status == "too_small").sum())
-    summary.no_face = int((status == "no_face").sum())
-    summary.unreadable = int((status == "unreadable").sum())
-    summary.frames = int(
-        frame.loc[frame["frame"].notna(), ["file", "frame"]].drop_duplicates().shape[0]
+    state = {
+        "inputs": [str(Path(i).resolve()) for i in inputs],
+        "checkpoint": str(Path(ckpt).resolve()),
+        "options": [threshold, every, min_face, detector, no_face, annotate],
+    }
+    writer = PredictionsWriter(out, list(info.classes), state)
+    if writer.done:
+        echo(f"Resuming: {len(writer.done)} of {len(files)} file(s) already done")
+    classify = Classifier(model, info, dev, threshold, batch_size)
+    job = _Job(out, files, writer, classify, annotate, every)
+    finder_args = (detector, min_face, info.img_size, no_face, annotate)
+    job.run(finder_args, _workers(workers, job.todo))
+    echo(
+        f"Wrote {display_path(job.summary.csv_path)}"
+        + (f" and annotated copies in {display_path(out)}" if annotate else "")
     )
-    echo(f"Wrote {display_path(summary.csv_path)} and annotated copies in {display_path(out)}")
-    return summary
+    return job.summary
 
 
-def _rows_frame(rows: list[dict], classes: list[str]) -> pd.DataFrame:
-    columns = [
-        "file",
-        "frame",
-        "face",
-        "status",
-        "box",
-        "class",
-        "probability",
-        *[f"p_{c}" for c in classes],
-        "detector",
-        "annotated",
-        "reason",
-    ]
-    frame = pd.DataFrame(rows)
-    frame = frame.reindex(columns=columns)
-    for col in ("frame", "face"):
-        frame[col] = frame[col].astype("Int64")
-    return frame
+def _check_options(inputs, every, min_face, threshold, no_face, batch_size) -> None:
+    if not inputs:
+        raise ValueError("Give at least one image, folder or video.")
+    if every < 1 or min_face < 1 or batch_size < 1:
+        raise ValueError("--every, --min-face and --batch-size must be at least 1.")
+    if not 0 < threshold < 1:
+        raise ValueError(f"Invalid threshold {threshold}; it must be between 0 and 1.")
+    if no_face not in NO_FACE_CHOICES:
+        raise ValueError(f"Invalid no_face {no_face!r}; use {' or '.join(NO_FACE_CHOICES)}.")
 
 
-def _image(path, target, classify, detector, min_face, classes, no_face="skip") -> list[dict]:
-    try:
-        rgb = read_image(path)
-    except (UnreadableImageError, ImageTooLargeError) as exc:
-        return [{"status": "unreadable", "reason": str(exc)}]
-    rows, canvas = _annotate(rgb, classify, detector, min_face, classes, no_face)
-    write_image(target, canvas)
-    return rows
+def _workers(workers: int | None, todo: list) -> int:
+    if workers is not None:
+        return workers
+    from maskforge.core.parallel import default_workers
+
+    if sum(_frames(path) for path, _ in todo) < MIN_POOL_FILES:
+        return 0
+    return max(1, default_workers() - 1)  # the main process classifies on the last core
 
 
-def _video(
-    path, target, classify, detector, min_face, classes, every, no_face="skip"
-) -> list[dict]:
-    """Rows for every processed frame; the annotated video is written atomically."""
+class _Job:
+    """One predict run: feeds files and frames to the finder, classifies in batches, writes."""
+
+    def __init__(
+        self, out: Path, files, writer: PredictionsWriter, classify: Classifier, draw, every
+    ):
+        self.out, self.writer, self.classify, self.draw = out, writer, classify, draw
+        self.every = every
+        self.classes = list(classify.info.classes)
+        self.summary = PredictSummary(out_dir=out, csv_path=writer.path)
+        self.summary.add(writer.kept)
+        self._base = out.resolve()
+        self.total = len(files)
+        self.todo = [(p, t) for p, t in _targets(files) if self.rel(p) not in writer.done]
+        self.files_done = self.total - len(self.todo)
+        self._videos: dict[Path, dict] = {}
+        self._pending: list[tuple[tuple, Found]] = []
+        self._bar = None
+
+    def rel(self, path: Path) -> str:
+        return Path(os.path.relpath(Path(path).resolve(), self._base)).as_posix()
+
+    def run(self, finder_args: tuple, workers: int) -> None:
+        from tqdm import tqdm
+
+        from maskforge.core.parallel import pool_map
+
+        tasks = self._tasks()
+        if workers > 0:
+            results: Iterator = pool_map(make_finder, finder_args, tasks, workers)
+        else:
+            results = map(make_finder(*finder_args), tasks)
+        self._bar = tqdm(
+            total=self.total, initial=self.files_done, desc="predict", unit="file", disable=None
+        )
+        try:
+            waiting = 0  # crops in self._pending
+            for key, found in results:
+                self._pending.append((key, found))
+                waiting += len(found.crops)
+                if waiting >= self.classify.batch_size:
+                    self._flush()
+                    waiting = 0
+            self._flush()
+        except BaseException as exc:
+            self._abort(exc)
+            raise
+        finally:
+            self._bar.close()
+        self.writer.finish()
+
+    def _tasks(self) -> Iterator[tuple]:
+        """(key, payload) per image, per kept video frame, and one closing each video."""
+        every = self.every
+        for path, target in self.todo:
+            if path.suffix.lower() not in VIDEO_EXTENSIONS:
+                self.summary.images += 1
+                yield ("image", path, target, None), str(path)
+                continue
+            self.summary.videos += 1
+            cap = cv2.VideoCapture(str(path))
+            if not cap.isOpened():
+                yield ("video_end", path, target, "OpenCV cannot open this video"), None
+                continue
+            self._videos[path] = {"fps": cap.get(cv2.CAP_PROP_FPS) or 25.0, "frames": 0}
+            index = 0
+            try:
+                while True:
+                    ok, bgr = cap.read()
+                    if not ok:
+                        break
+                    if index % every == 0:
+                        rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+                        yield ("frame", path, target, index), rgb
+                    index += 1
+            finally:
+                cap.release()
+            yield ("video_end", path, target, None), None
+
+    def _flush(self) -> None:
+        crops = [c for _, found in self._pending for c in found.crops]
+        names, probs = self.classify(crops)
+        k = 0
+        for key, found in self._pending:
+            n = len(found.crops)
+            self._emit(key, found, names[k : k + n], probs[k : k + n])
+            k += n
+        self._pending = []
+
+    def _emit(self, key: tuple, found: Found | None, names, probs) -> None:
+        kind, path, target, extra = key
+        if kind == "video_end":
+            self._close_video(path, target, extra)
+            return
+        rows = found.rows
+        classified = (r for r in rows if r["status"] in ("ok", "whole_image"))
+        for row, name, p in zip(classified, names, probs, strict=True):
+            row["class"], row["probability"] = name, float(p[self.classes.index(name)])
+            row.update({f"p_{c}": float(v) for c, v in zip(self.classes, p, strict=True)})
+        for row in rows:
+            row["file"] = self.rel(path)
+            if kind == "frame":
+                row["frame"] = extra
+            if row["status"] != "unreadable" and self.draw:
+                row["annotated"] = self.rel(self.out / target)
+        if kind == "frame":
+            self._video_frame(path, target, found, rows)
+        elif found.image is not None and self.draw:
+            write_image(self.out / target, annotate(found.image, rows, self.classes))
+            self.summary.annotated.append(self.out / target)
+        self.writer.write(rows)
+        self.summary.add(rows)
+        if kind == "image":
+            self._file_done(path)
+
+    def _video_frame(self, path: Path, target: Path, found: Found, rows: list[dict]) -> None:
+        video = self._videos[path]
+        video["frames"] += 1
+        self.summary.frames += 1
+        if not self.draw:
+            return
+        canvas = annotate(found.image, rows, self.classes)
+        if "writer" not in video:
+            h, w = canvas.shape[:2]
+            target = self.out / target
+            target.parent.mkdir(parents=True, exist_ok=True)
+            video["tmp"] = target.with_name(f".{target.stem}.tmp{target.suffix}")
+            fps = max(video["fps"] / self.every, 1.0)
+            video["writer"] = cv2.VideoWriter(
+                str(video["tmp"]), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h)
+            )
+            if not video["writer"].isOpened():
+                raise OSError(f"OpenCV cannot write the annotated video {target}")
+        video["writer"].write(cv2.cvtColor(canvas, cv2.COLOR_RGB2BGR))
+
+    def _close_video(self, path: Path, target: Path, reason: str | None) -> None:
+        video = self._videos.pop(path, {"frames": 0})
+        if "writer" in video:
+            video["writer"].release()
+        if reason is None and not video["frames"]:
+            reason = "the video has no readable frames"
+        if reason is not None:
+            Path(video.get("tmp", self.out / ".none")).unlink(missing_ok=True)
+            row = {"file": self.rel(path), "status": "unreadable", "reason": reason}
+            self.writer.write([row])
+            self.summary.add([row])
+        elif "tmp" in video:
+            os.replace(video["tmp"], self.out / target)
+            self.summary.annotated.append(self.out / target)
+        self._file_done(path)
+
+    def _file_done(self, path: Path) -> None:
+        self.writer.file_done(self.rel(path))
+        self.files_done += 1
+        self._bar.update(1)
+
+    def _abort(self, exc: BaseException) -> None:
+        for video in self._videos.values():
+            if "writer" in video:
+                video["writer"].release()
+                Path(video["tmp"]).unlink(missing_ok=True)
+        why = "interrupted" if isinstance(exc, KeyboardInterrupt) else type(exc).__name__
+        self.writer.stopped(self.files_done, self.total, why)
+
+
+def _frames(path: Path) -> int:
+    """1 for an image; a video's frame count as its header gives it (0 when unknown)."""
+    if path.suffix.lower() not in VIDEO_EXTENSIONS:
+        return 1
     cap = cv2.VideoCapture(str(path))
-    if not cap.isOpened():
-        return [{"status": "unreadable", "reason": "OpenCV cannot open this video"}]
-    fps = cap.get(cv2.CAP_PROP_FPS) or 25.0
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.stem}.tmp{target.suffix}")
-    writer = None
-    rows: list[dict] = []
-    index = 0
     try:
-        while True:
-            ok, bgr = cap.read()
-            if not ok:
-                break
-            if index % every == 0:
-                rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-                new, canvas = _annotate(rgb, classify, detector, min_face, classes, no_face)
-                for row in new:
-                    row["frame"] = index
-                rows += new
-                if writer is None:
-                    h, w = canvas.shape[:2]
-                    writer = cv2.VideoWriter(
-                        str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), max(fps / every, 1.0), (w, h)
-                    )
-                    if not writer.isOpened():
-                        raise OSError(f"OpenCV cannot write the annotated video {target}")
-                writer.write(cv2.cvtColor(canvas, cv2.COLOR_RGB2BGR))
-            index += 1
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+        return max(0, int(cap.get(cv2.CAP_PROP_FRAME_COUNT))) if cap.isOpened() else 0
     finally:
         cap.release()
-        if writer is not None:
-            writer.release()
-    if not rows:
-        tmp.unlink(missing_ok=True)
-        return [{"status": "unreadable", "reason": "the video has no readable frames"}]
-    os.replace(tmp, target)
-    return rows
+
+
+def _targets(files: list[tuple[Path, Path]]) -> list[tuple[Path, Path]]:
+    """(file, annotated copy name relative to out): the same names on every run of the inputs."""
+    used: set[Path] = set()
+    out = []
+    for path, name in files:
+        if path.suffix.lower() in VIDEO_EXTENSIONS:
+            target = _unique(name.with_suffix(".mp4"), used)
+        else:
+            suffix = path.suffix.lower()
+            target = _unique(
+                name.with_suffix(suffix if suffix in (".jpg", ".jpeg", ".png") else ".jpg"), used
+            )
+        out.append((path, target))
+    return out
