@@ -36,9 +36,9 @@ import torch
 from maskforge.learn.cache import CachedImages, build_caches, train_cache_size
 from maskforge.learn.datasets import default_workers, make_loader
 from maskforge.learn.devices import amp_dtype_for, autocast
+from maskforge.learn.loop import make_loss, train_one_epoch, validate_epoch
 from maskforge.learn.models import build_model, head_module, headless
 from maskforge.learn.samplers import EpochSampler, ShardSampler
-from maskforge.learn.train import evaluate, make_loss, train_one_epoch
 from maskforge.learn.transforms import to_model_input, train_transform
 
 REPO = Path(__file__).resolve().parents[1]
@@ -269,7 +269,7 @@ def frozen_rates(
     batches = [(features[i], targets[i], weights[i]) for i in order.split(args.batch_size)]
     start = time.perf_counter()
     train_one_epoch(head, batches, optimizer, device, loss_fn=make_loss(1))
-    evaluate(head, batches, device, loss_fn=make_loss(1))
+    validate_epoch(head, batches, device, loss_fn=make_loss(1))
     sync(device)
     head_epoch = len(features) / (time.perf_counter() - start)
     return {"extract_images_per_s": extract, "head_epoch_images_per_s": head_epoch}

@@ -19,17 +19,12 @@ from maskforge.cli import cli
 from maskforge.core.imageio import write_image
 from maskforge.core.workspace import remember
 from maskforge.dataset.manifest import class_order, file_sha256, read_manifest
+from maskforge.learn.config import TrainConfig
 from maskforge.learn.datasets import ManifestDataset
+from maskforge.learn.loop import EpochTotals, make_loss, train_one_epoch
 from maskforge.learn.models import load_checkpoint, probabilities, read_checkpoint
-from maskforge.learn.train import (
-    EarlyStopping,
-    EpochTotals,
-    TrainConfig,
-    TrainingInterrupted,
-    make_loss,
-    train,
-    train_one_epoch,
-)
+from maskforge.learn.stopping import EarlyStopping, TrainingInterrupted
+from maskforge.learn.train import train
 from maskforge.learn.transforms import eval_transform
 
 STATS_MEAN = [0.55, 0.47, 0.43]
@@ -343,7 +338,7 @@ def test_early_stopping_ends_the_run(tmp_path, rng, monkeypatch):
             "sums": torch.tensor([loss * 12, 6.0, 12.0], dtype=torch.float64),
         }
 
-    monkeypatch.setattr(train_module, "evaluate", fake_eval)
+    monkeypatch.setattr(train_module, "validate_epoch", fake_eval)
     result = train(
         _tiny_config(tmp_path, freeze_backbone=True, epochs=10, patience=2), tmp_path / "run"
     )
