@@ -168,11 +168,6 @@ def head_module(model: nn.Module) -> nn.Linear:
     return getattr(parent, name)
 
 
-def head_parameters(model: nn.Module) -> list[nn.Parameter]:
-    """Parameters of the final classification layer (what --freeze-backbone trains)."""
-    return list(head_module(model).parameters())
-
-
 @contextmanager
 def headless(model: nn.Module) -> Iterator[nn.Module]:
     """Within the block, model(x) returns the features (N, D) that feed the final layer."""
