@@ -18,7 +18,7 @@ from maskforge.commands.options import (
 )
 
 if TYPE_CHECKING:
-    from maskforge.learn.train import TrainConfig
+    from maskforge.learn.config import TrainConfig
 
 
 class WeightsType(click.ParamType):
@@ -211,7 +211,7 @@ def train_command(
 def _new_config(manifests: Path | None, options: dict) -> tuple[TrainConfig, str]:
     """The config of a new run from the options, and what to say about the manifests used."""
     from maskforge.core.paths import display_path
-    from maskforge.learn.train import TrainConfig
+    from maskforge.learn.config import TrainConfig
 
     if manifests is None:
         manifests, origin = recalled("manifests")
@@ -224,7 +224,7 @@ def _new_config(manifests: Path | None, options: dict) -> tuple[TrainConfig, str
 
 def _resumed_config(ctx: click.Context, resume: str, options: dict) -> tuple[TrainConfig, Path]:
     """The config.json of the run to resume, with the few options that may change."""
-    from maskforge.learn.train import RESUME_OVERRIDES, resume_config
+    from maskforge.learn.config import RESUME_OVERRIDES, resume_config
 
     def given(name: str) -> bool:
         return ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE
