@@ -47,7 +47,7 @@ from maskforge.learn.models import (
 from maskforge.learn.state import TrainState, rng_states, save_checkpoint, set_rng_state
 from maskforge.learn.stopping import StopRequest, TrainingInterrupted
 
-# What `maskforge train` (maskforge.commands.train) imports from here.
+# maskforge.commands.train imports all of these but TrainResult from here (re-exported).
 __all__ = [
     "RESUME_OVERRIDES",
     "TrainConfig",
