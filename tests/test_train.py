@@ -21,9 +21,8 @@ from maskforge.core.workspace import remember
 from maskforge.dataset.manifest import class_order, file_sha256, read_manifest
 from maskforge.learn.config import TrainConfig
 from maskforge.learn.datasets import ManifestDataset
-from maskforge.learn.loop import EpochTotals, make_loss, train_one_epoch
 from maskforge.learn.models import load_checkpoint, probabilities, read_checkpoint
-from maskforge.learn.stopping import EarlyStopping, TrainingInterrupted
+from maskforge.learn.stopping import TrainingInterrupted
 from maskforge.learn.train import train
 from maskforge.learn.transforms import eval_transform
 
@@ -347,49 +346,6 @@ def test_early_stopping_ends_the_run(tmp_path, rng, monkeypatch):
     metrics = pd.read_csv(tmp_path / "run" / "metrics.csv")
     assert list(metrics["best"]) == [True, True, False, False]
     assert read_checkpoint(tmp_path / "run" / "best.pt")["epoch"] == 2
-
-
-def test_early_stopping_rule():
-    early = EarlyStopping(patience=2)
-    flags = [
-        early.update(loss, 0.5, epoch) for epoch, loss in enumerate([1.0, 0.9, 0.95, 0.89, 0.9], 1)
-    ]
-    assert flags == [True, True, False, True, False] and not early.should_stop
-    early.update(0.91, 0.5, 6)
-    assert early.should_stop and early.best_epoch == 4
-    assert not EarlyStopping(patience=0, bad_epochs=99).should_stop
-
-
-def test_sample_weights_give_a_weighted_mean_loss():
-    torch.manual_seed(0)
-    head = torch.nn.Linear(4, 1)
-    x = torch.randn(6, 4)
-    y = torch.tensor([0, 1, 0, 1, 1, 0])
-    w = torch.tensor([1.0, 3.0, 0.0, 1.0, 2.0, 1.0])
-    expected_per = torch.nn.functional.binary_cross_entropy_with_logits(
-        head(x)[:, 0], y.float(), reduction="none"
-    ).detach()
-    optimizer = torch.optim.SGD(head.parameters(), lr=0.0)
-    stats = train_one_epoch(head, [(x, y, w)], optimizer, torch.device("cpu"), loss_fn=make_loss(1))
-    assert stats["loss"] == pytest.approx(float((expected_per * w).sum() / w.sum()), rel=1e-6)
-    assert stats["images"] == 6 and stats["step"] == 1
-    # Accuracy counts every image, whatever its weight.
-    correct = ((head(x)[:, 0] > 0).long() == y).sum().item()
-    assert stats["acc"] == pytest.approx(correct / 6)
-    totals = EpochTotals.zeros(torch.device("cpu"))
-    train_one_epoch(
-        head, [(x, y, w)] * 2, optimizer, torch.device("cpu"), loss_fn=make_loss(1), totals=totals
-    )
-    assert totals.step == 2 and totals.sums[3].item() == 12
-
-
-def test_cross_entropy_loss_and_predictions():
-    logits = torch.tensor([[2.0, 0.0, 0.0], [0.0, 0.0, 3.0]])
-    per, predicted = make_loss(3)(logits, torch.tensor([0, 1]))
-    np.testing.assert_allclose(
-        per.numpy(), [np.log(1 + 2 * np.exp(-2)), np.log(2 + np.exp(3))], rtol=1e-6
-    )
-    assert predicted.tolist() == [0, 2]
 
 
 # --- bad input -----------------------------------------------------------------------------------
