@@ -134,12 +134,12 @@ class FaceParams:
 
 @dataclass(frozen=True)
 class MaskLook:
-    """The draws of one mask that need its size in pixels, made after FaceParams."""
+    """The draws for one mask made after FaceParams: its fabric texture, then its accent colour."""
 
     # The fabric pattern, float32 (h, w, 3) 0..1 at the template view's working size (see
     # render.mask_shape); None for plain fabric.
     texture: np.ndarray | None = field(default=None, compare=False, repr=False)
-    accent: RGB | None = None  # respirator cartridges (ACCENT_COLORS); None: as drawn
+    accent: RGB | None = None  # respirator cartridges (ACCENT_COLORS); None: the template's own
 
 
 def draw_look(
