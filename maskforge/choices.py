@@ -86,6 +86,7 @@ DEFAULT_CHECKPOINT = "best"
 THRESHOLD_RULES = ("youden", "f1")
 DEFAULT_THRESHOLD_RULE = "youden"
 NO_FACE_CHOICES = ("skip", "whole")
+PREDICT_BATCH = 8  # face crops per forward pass in predict (benchmarks/predict.py)
 DEFAULT_NO_FACE = "skip"
 EXPORT_FORMATS = ("onnx", "torchscript")
 DEFAULT_EXPORT_FORMAT = "onnx"

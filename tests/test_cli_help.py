@@ -22,7 +22,8 @@ SECTIONS = {
     "train": ["Data and run", "Model", "Optimisation", "Hardware"],
     "split": ["Splits", "Labels and duplicates", "Statistics"],
     "preview": ["The sheet", "Which rows", "Layout"],
-    "predict": ["Model", "Faces", "Output"],
+    "predict": ["Model", "Faces", "Output", "Speed"],
+    "eval": ["Data", "Model and threshold", "Report", "Hardware"],
 }
 
 

@@ -14,6 +14,7 @@ from maskforge.commands.options import (
     device_option,
     run_option,
     section,
+    workers_option,
 )
 
 
@@ -69,13 +70,35 @@ from maskforge.commands.options import (
         default=1,
         help="Videos: classify every k-th frame (the annotated video holds those frames).",
     ),
+    click.option(
+        "--annotate/--no-annotate",
+        default=True,
+        help="Write annotated copies beside predictions.csv (--no-annotate: only the CSV, "
+        "faster on large folders).",
+    ),
+)
+@section(
+    "Speed",
+    workers_option(
+        "Processes that decode and detect while the main one classifies. "
+        "[default: one per core but one; none for fewer than 16 photos]",
+        low=0,
+    ),
+    click.option(
+        "--batch-size",
+        type=click.IntRange(min=1),
+        default=choices.PREDICT_BATCH,
+        help="Face crops classified per forward pass.",
+    ),
 )
 def predict_command(inputs: tuple[Path, ...], **options) -> None:
     """Detect every face in INPUTS (images, folders, videos) and classify it.
 
     Writes OUT/predictions.csv (file, frame, face, status, box, class, probability, ...) and
     annotated copies with a labelled box per face. Unreadable files, images without faces
-    and faces that are too small are listed in the CSV and counted, not fatal.
+    and faces that are too small are listed in the CSV and counted, not fatal. The CSV is
+    written as the run goes: after Ctrl-C or a crash it holds every finished file (and a
+    last row saying where it stopped), and rerunning the same command resumes.
     """
     from maskforge.deploy.predict import predict_inputs
 

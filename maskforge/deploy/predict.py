@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 import torch
 
-from maskforge.choices import NO_FACE_CHOICES
+from maskforge.choices import NO_FACE_CHOICES, PREDICT_BATCH
 from maskforge.core.imageio import IMAGE_EXTENSIONS, write_image
 from maskforge.deploy.annotate import CLASS_COLORS, SMALL_COLOR, annotate, class_color  # noqa: F401
 from maskforge.deploy.finding import Found, make_finder
@@ -28,8 +28,7 @@ from maskforge.deploy.predictions import PredictionsWriter
 VIDEO_EXTENSIONS = frozenset(
     {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv"}
 )
-# Crops classified per forward pass (benchmarks/predict.py measures the rate per size).
-DEFAULT_BATCH = 8
+DEFAULT_BATCH = PREDICT_BATCH
 # Below this many files (and no video) predict runs in one process: a spawn pool costs 1-3 s.
 MIN_POOL_FILES = 16
 
