@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import importlib
+
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "load_templates", "mask_face"]
+# The public names the README documents, and the module each lives in. Imported on first use so
+# that `import maskforge` (and `maskforge --help`) stays fast: dlib, OpenCV and torch load later.
+_PUBLIC = {
+    "mask_face": "maskforge.synth.api",
+    "load_templates": "maskforge.synth.templates",
+    "read_image": "maskforge.core.imageio",
+    "make_sheet": "maskforge.synth.preview",
+}
+
+__all__ = ["__version__", *_PUBLIC]
 
 
 def __getattr__(name: str):
-    # Lazy so that `import maskforge` (and `maskforge --help`) stays fast: dlib/cv2 load on use.
-    if name == "mask_face":
-        from maskforge.synth.api import mask_face
-
-        return mask_face
-    if name == "load_templates":
-        from maskforge.synth.templates import load_templates
-
-        return load_templates
+    if name in _PUBLIC:
+        return getattr(importlib.import_module(_PUBLIC[name]), name)
     raise AttributeError(f"module 'maskforge' has no attribute {name!r}")
