@@ -6,117 +6,105 @@ from pathlib import Path
 
 import click
 
+from maskforge import choices
+from maskforge.commands.options import (
+    checkpoint_option,
+    command,
+    device_option,
+    run_argument,
+    section,
+    seed_option,
+    workers_option,
+)
 
-@click.command("eval")
-@click.argument("run", required=False, type=click.Path(exists=True, path_type=Path))
-@click.option(
-    "--manifest",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Manifest CSV to evaluate on.  [default: the run's own test manifest]",
+
+@command("eval")
+@run_argument
+@section(
+    "Data",
+    click.option(
+        "--manifest",
+        type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        help="Manifest CSV to evaluate on.  [default: the run's own test manifest]",
+    ),
+    click.option(
+        "--folder",
+        type=click.Path(exists=True, file_okay=False, path_type=Path),
+        help="Evaluate a folder of photos instead: all of one class with --label, or with one "
+        "subfolder per class (named like the model's classes).",
+    ),
+    click.option(
+        "--label",
+        multiple=True,
+        help="With --folder: CLASS gives all its images that class (e.g. masked); "
+        "SUBFOLDER=CLASS, repeatable, labels each named subfolder (e.g. --label "
+        "masked_real=masked --label unmasked=unmasked). Without it, subfolders named like the "
+        "classes are used.",
+    ),
+    click.option(
+        "--crop-faces",
+        is_flag=True,
+        help="Detect the largest face in each --folder/--manifest image and classify its crop "
+        "(the same crop synthesize writes); use for whole photos. Images without a face are "
+        "left out.",
+    ),
 )
-@click.option(
-    "--folder",
-    type=click.Path(exists=True, file_okay=False, path_type=Path),
-    help="Evaluate a folder of photos instead: all of one class with --label, or with one "
-    "subfolder per class (named like the model's classes).",
+@section(
+    "Model and threshold",
+    checkpoint_option("evaluate"),
+    click.option(
+        "--threshold",
+        type=click.FloatRange(0, 1, min_open=True, max_open=True),
+        help="Operating threshold on p(positive class) for two-class models; used for the "
+        "confusion matrix, subgroups and galleries.  [default: 0.5]",
+    ),
+    click.option(
+        "--threshold-rule",
+        type=click.Choice(choices.THRESHOLD_RULES),
+        default=choices.DEFAULT_THRESHOLD_RULE,
+        help="How the threshold reported beside the operating one is chosen on the run's val "
+        "manifest: youden = max sensitivity + specificity - 1, f1 = max F1 of the positive "
+        "class.",
+    ),
 )
-@click.option(
-    "--label",
-    multiple=True,
-    help="With --folder: CLASS gives all its images that class (e.g. masked); "
-    "SUBFOLDER=CLASS, repeatable, labels each named subfolder (e.g. --label masked_real=masked "
-    "--label unmasked=unmasked). Without it, subfolders named like the classes are used.",
+@section(
+    "Report",
+    click.option(
+        "--out",
+        type=click.Path(file_okay=False, path_type=Path),
+        help="Report folder.  [default: RUN/eval-<manifest or folder name>]",
+    ),
+    click.option(
+        "--cam",
+        type=click.IntRange(min=0),
+        default=8,
+        help="Grad-CAM overlays to draw (half the most confident mistakes, half correct); "
+        "0 = none.",
+    ),
+    click.option(
+        "--bootstrap",
+        type=click.IntRange(min=0),
+        default=1000,
+        help="Bootstrap resamples for the 95% confidence intervals; 0 = no intervals.",
+    ),
+    seed_option("Seed of the bootstrap and of the Grad-CAM sample."),
 )
-@click.option(
-    "--crop-faces",
-    is_flag=True,
-    help="Detect the largest face in each --folder/--manifest image and classify its crop (the "
-    "same crop synthesize writes); use for whole photos. Images without a face are left out.",
+@section(
+    "Hardware",
+    device_option,
+    click.option(
+        "--batch-size",
+        type=click.IntRange(min=1),
+        default=64,
+        help="Images per forward pass.",
+    ),
+    workers_option(
+        "DataLoader worker processes reading images (0 = in the main process).",
+        low=0,
+        default=0,
+    ),
 )
-@click.option(
-    "--out",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Report folder.  [default: RUN/eval-<manifest or folder name>]",
-)
-@click.option(
-    "--checkpoint",
-    type=click.Choice(["best", "last"]),
-    default="best",
-    show_default=True,
-    help="Which checkpoint of the run to evaluate.",
-)
-@click.option(
-    "--threshold",
-    type=click.FloatRange(0, 1, min_open=True, max_open=True),
-    help="Operating threshold on p(positive class) for two-class models; used for the "
-    "confusion matrix, subgroups and galleries.  [default: 0.5]",
-)
-@click.option(
-    "--threshold-rule",
-    type=click.Choice(["youden", "f1"]),
-    default="youden",
-    show_default=True,
-    help="How the threshold reported beside the operating one is chosen on the run's val "
-    "manifest: youden = max sensitivity + specificity - 1, f1 = max F1 of the positive class.",
-)
-@click.option(
-    "--cam",
-    type=click.IntRange(min=0),
-    default=8,
-    show_default=True,
-    help="Grad-CAM overlays to draw (half the most confident mistakes, half correct); 0 = none.",
-)
-@click.option(
-    "--bootstrap",
-    type=click.IntRange(min=0),
-    default=1000,
-    show_default=True,
-    help="Bootstrap resamples for the 95% confidence intervals; 0 = no intervals.",
-)
-@click.option(
-    "--seed",
-    type=int,
-    default=0,
-    show_default=True,
-    help="Seed of the bootstrap and of the Grad-CAM sample.",
-)
-@click.option(
-    "--device",
-    default="auto",
-    show_default=True,
-    help="auto (CUDA if available), cpu, cuda or cuda:N.",
-)
-@click.option(
-    "--batch-size",
-    type=click.IntRange(min=1),
-    default=64,
-    show_default=True,
-    help="Images per forward pass.",
-)
-@click.option(
-    "--workers",
-    type=click.IntRange(min=0),
-    default=0,
-    show_default=True,
-    help="DataLoader worker processes reading images (0 = in the main process).",
-)
-def eval_command(
-    run: Path | None,
-    manifest: Path | None,
-    folder: Path | None,
-    label: tuple[str, ...],
-    crop_faces: bool,
-    out: Path | None,
-    checkpoint: str,
-    threshold: float | None,
-    threshold_rule: str,
-    cam: int,
-    bootstrap: int,
-    seed: int,
-    device: str,
-    batch_size: int,
-    workers: int,
-) -> None:
+def eval_command(**options) -> None:
     """Evaluate a trained run: metrics with confidence intervals, plots, Grad-CAM, a report.
 
     RUN is a run folder (or a .pt checkpoint); default: the run the last `maskforge train`
@@ -126,24 +114,7 @@ def eval_command(
     from maskforge.core.paths import display_path
     from maskforge.evaluate.evaluator import EvalOptions, evaluate_run
 
-    options = EvalOptions(
-        run=run,
-        manifest=manifest,
-        folder=folder,
-        label=label,
-        out=out,
-        checkpoint=checkpoint,
-        threshold=threshold,
-        threshold_rule=threshold_rule,
-        cam=cam,
-        bootstrap=bootstrap,
-        seed=seed,
-        device=device,
-        batch_size=batch_size,
-        workers=workers,
-        crop_faces=crop_faces,
-    )
-    result = evaluate_run(options, echo=click.echo)
+    result = evaluate_run(EvalOptions(**options), echo=click.echo)
     click.echo(headline(result.report))
     click.echo(
         f"Report: {display_path(result.report_md)}  (numbers in report.json, plots beside it)"
