@@ -88,3 +88,31 @@ def test_map_chunks_checks_engine_and_address():
         list(map_chunks(square, [1], [1], address="ray://head:10001"))
     with pytest.raises(ValueError):  # sizes must match the tasks
         list(map_chunks(square, [1, 2], [1]))
+
+
+def test_pool_map_without_on_crash_raises_when_a_worker_dies():
+    from concurrent.futures.process import BrokenProcessPool
+
+    from crashing_worker import killing_worker
+
+    with pytest.raises(BrokenProcessPool):
+        list(pool_map(killing_worker, ((3,),), range(6), workers=2, tasks_per_job=2))
+
+
+def test_pool_map_isolates_a_task_that_kills_its_worker():
+    from crashing_worker import killing_worker
+
+    results = list(
+        pool_map(
+            killing_worker,
+            ((5, 17),),
+            range(24),
+            workers=2,
+            tasks_per_job=3,
+            on_crash=lambda task, reason: ("crashed", task, reason),
+        )
+    )
+    expected = [
+        ("crashed", i, "worker died: signal 9") if i in (5, 17) else i * 10 for i in range(24)
+    ]
+    assert results == expected

@@ -14,7 +14,9 @@ import os
 import signal
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from itertools import islice
 from typing import TypeVar
 
 from maskforge.choices import ENGINES, MAX_DEFAULT_WORKERS
@@ -66,42 +68,118 @@ def _run_job(jobs: list) -> list:
     return [_WORKER(task) for task in jobs]
 
 
+def _new_pool(make_worker: Callable[..., Callable], args: tuple, workers: int):
+    # spawn, not fork: a fork of a process that has already run dlib's CNN (or any threaded
+    # library: tqdm, torch) can deadlock in the child; each worker loads its own models anyway.
+    return ProcessPoolExecutor(
+        workers,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_init_worker,
+        initargs=(make_worker, args),
+    )
+
+
+def _submit(executor: ProcessPoolExecutor, batch: list) -> Future:
+    """executor.submit, or a future holding the error when the pool is already broken."""
+    try:
+        return executor.submit(_run_job, batch)
+    except BrokenProcessPool as exc:
+        failed: Future = Future()
+        failed.set_exception(exc)
+        return failed
+
+
+def _death_reason(processes: list) -> str:
+    """'worker died: signal 9' (or 'exit code N') from the pool's processes, where known."""
+    for proc in processes:
+        proc.join(timeout=5)
+        code = proc.exitcode
+        if code is not None and code < 0:
+            return f"worker died: signal {-code}"
+        if code:
+            return f"worker died: exit code {code}"
+    return "worker died"
+
+
+def _one_at_a_time(
+    make_worker: Callable[..., Callable],
+    args: tuple,
+    tasks: list,
+    on_crash: Callable[[object, str], object],
+) -> Iterator:
+    """Each task alone in a one-process pool; a task that kills its worker gives
+    on_crash(task, reason), and the next task gets a fresh pool."""
+    executor = None
+    try:
+        for task in tasks:
+            if executor is None:
+                executor = _new_pool(make_worker, args, 1)
+            future = _submit(executor, [task])
+            processes = list(getattr(executor, "_processes", {}).values())
+            try:
+                result = future.result()[0]
+            except BrokenProcessPool:
+                reason = _death_reason(processes)
+                executor.shutdown(wait=True, cancel_futures=True)
+                executor = None
+                result = on_crash(task, reason)
+            yield result
+    finally:
+        if executor is not None:
+            executor.shutdown(wait=True, cancel_futures=True)
+
+
 def pool_map(
     make_worker: Callable[..., Callable],
     args: tuple,
     tasks: Iterable,
     workers: int,
     tasks_per_job: int = 1,
+    on_crash: Callable[[object, str], object] | None = None,
 ) -> Iterator:
     """Yield `make_worker(*args)(task)` for every task, in order, from a local process pool.
 
     `make_worker` runs once per process (a module-level function, as it is pickled); tasks go
     out `tasks_per_job` at a time through a bounded window of jobs, so memory stays flat
     however long the (possibly lazy) `tasks` are.
+
+    A worker that dies (segfault, OOM kill, os._exit) breaks the whole pool. Without
+    `on_crash` that raises BrokenProcessPool. With it, the jobs that finished before the crash
+    keep their results, every task that was in flight is run again alone in a fresh
+    one-process pool, and a task that kills its worker again yields `on_crash(task, reason)`
+    (reason: "worker died: signal 9" or "worker died: exit code N"); then a fresh pool of
+    `workers` processes takes the rest.
     """
-    # spawn, not fork: a fork of a process that has already run dlib's CNN (or any threaded
-    # library: tqdm, torch) can deadlock in the child; each worker loads its own models anyway.
-    executor = ProcessPoolExecutor(
-        workers,
-        mp_context=multiprocessing.get_context("spawn"),
-        initializer=_init_worker,
-        initargs=(make_worker, args),
-    )
-    pending: deque = deque()
+    executor = _new_pool(make_worker, args, workers)
+    pending: deque[tuple[Future, list]] = deque()
     window = workers * 4
+    tasks = iter(tasks)
     try:
-        batch: list = []
-        for task in tasks:
-            batch.append(task)
-            if len(batch) == tasks_per_job:
-                pending.append(executor.submit(_run_job, batch))
-                batch = []
-            while len(pending) > window:
-                yield from pending.popleft().result()
-        if batch:
-            pending.append(executor.submit(_run_job, batch))
-        while pending:
-            yield from pending.popleft().result()
+        while True:
+            while len(pending) <= window:
+                batch = list(islice(tasks, tasks_per_job))
+                if not batch:
+                    break
+                pending.append((_submit(executor, batch), batch))
+            if not pending:
+                break
+            try:
+                results = pending[0][0].result()
+            except BrokenProcessPool:
+                if on_crash is None:
+                    raise
+                executor.shutdown(wait=True, cancel_futures=True)
+                in_flight = list(pending)
+                pending.clear()
+                for future, batch in in_flight:
+                    if future.done() and not future.cancelled() and future.exception() is None:
+                        yield from future.result()
+                    else:
+                        yield from _one_at_a_time(make_worker, args, batch, on_crash)
+                executor = _new_pool(make_worker, args, workers)
+                continue
+            pending.popleft()
+            yield from results
     except BaseException:
         executor.shutdown(wait=True, cancel_futures=True)
         raise
