@@ -38,6 +38,9 @@ PATTERN_WEIGHT = 0.7  # how strongly a pattern replaces the plain colour (0..1)
 CROP_MARGIN = 0.25  # crop margin around the face box on each side, as a fraction of the box
 MAX_SHAPE_RESIDUAL = 0.1  # Procrustes residual above which a landmark fit is implausible
 MAX_PIXELS = 64_000_000  # photos larger than this are refused (status too_large)
+MAX_FILE_BYTES = 512 * 2**20  # image files larger than this are refused unread (too_large)
+# Output file names are cut to fit this many bytes (the usual NAME_MAX), with a hash kept.
+MAX_NAME_BYTES = 255
 MIN_FACE = 40  # faces narrower than this many pixels are skipped (too_small)
 MAX_YAW = 60.0  # heads turned further than this many degrees are skipped (extreme_yaw)
 JPEG_QUALITY = 95

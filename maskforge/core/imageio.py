@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import io
 import os
-import tempfile
+import secrets
+import stat
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,24 +14,30 @@ import cv2
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from maskforge.choices import MAX_PIXELS
+from maskforge.choices import MAX_FILE_BYTES, MAX_PIXELS
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp"})
+# The Pillow decoders those extensions imply, and the only ones we let Pillow try (MPO is the
+# multi-picture JPEG many cameras write). Whatever a file's name, a PDF, EPS or any other format
+# Pillow knows is refused before a decoder for it runs.
+PIL_FORMATS = ("JPEG", "MPO", "PNG", "BMP", "WEBP")
 DEFAULT_MAX_PIXELS = MAX_PIXELS
-
-# The process umask, read once (os.umask can only be read by setting it).
-_UMASK = os.umask(0)
-os.umask(_UMASK)
-# Decompression-bomb protection is done by our own limit, before decoding.
-Image.MAX_IMAGE_PIXELS = None
+DEFAULT_MAX_BYTES = MAX_FILE_BYTES
+# Pillow's own decompression-bomb guard (Image.MAX_IMAGE_PIXELS) is left as the user's process
+# has it; our limit (max_pixels) is checked per call from the header, before decoding.
 
 
 class UnreadableImageError(ValueError):
     """An input file that is not a decodable image (empty, truncated, wrong format)."""
 
 
-class ImageTooLargeError(ValueError):
-    """An image with more pixels than the configured limit."""
+class ImageTooLargeError(UnreadableImageError):
+    """An image with more pixels (or bytes) than the configured limit.
+
+    A kind of UnreadableImageError, so that code which leaves unreadable images out of a batch
+    also leaves these out; code that reports them apart (synthesis.csv's too_large) catches it
+    first.
+    """
 
 
 def is_image_path(path: Path) -> bool:
@@ -38,18 +45,32 @@ def is_image_path(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_EXTENSIONS
 
 
-def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+def _mib(n: int) -> str:
+    return f"{n / 2**20:,.1f} MiB" if n % 2**20 else f"{n // 2**20:,} MiB"
+
+
+def decode_image(
+    data: bytes, max_pixels: int | None = None, max_bytes: int | None = None
+) -> np.ndarray:
     """Decode encoded image bytes to RGB uint8 (H, W, 3), EXIF orientation applied.
 
-    Grayscale, palette, RGBA/LA (composited on white), 16-bit and CMYK inputs are converted.
-    Raises UnreadableImageError or ImageTooLargeError with a one-sentence reason.
+    Only the formats of PIL_FORMATS are decoded. Grayscale, palette, RGBA/LA (composited on
+    white), 16-bit and CMYK inputs are converted. max_pixels (default DEFAULT_MAX_PIXELS) is
+    checked from the header before any pixel is decoded. Raises UnreadableImageError or
+    ImageTooLargeError with a one-sentence reason, whatever the decoder raised (MemoryError
+    apart).
     """
+    max_pixels = DEFAULT_MAX_PIXELS if max_pixels is None else max_pixels
+    max_bytes = DEFAULT_MAX_BYTES if max_bytes is None else max_bytes
     if not data:
         raise UnreadableImageError("file is empty (0 bytes)")
+    if len(data) > max_bytes:
+        raise ImageTooLargeError(f"file is {_mib(len(data))}, over the limit of {_mib(max_bytes)}")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            im = Image.open(io.BytesIO(data))
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            im = Image.open(io.BytesIO(data), formats=_open_formats())
             width, height = im.size
             if width * height > max_pixels:
                 raise ImageTooLargeError(
@@ -59,12 +80,48 @@ def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarra
             im.load()
             im = ImageOps.exif_transpose(im)
             return _to_rgb(im)
-    except (ImageTooLargeError, UnreadableImageError):
+    except (ImageTooLargeError, UnreadableImageError, MemoryError):
         raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageTooLargeError(
+            f"too large for Pillow's decompression-bomb guard: {_words(exc)}"
+        ) from None
     except UnidentifiedImageError:
+        other = _other_format(data)
+        if other:
+            raise UnreadableImageError(
+                f"not a supported image format ({other}; supported: {', '.join(_open_formats())})"
+            ) from None
         raise UnreadableImageError("not a recognised image format") from None
-    except (OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise UnreadableImageError(f"cannot decode image: {exc}") from None
+    except Exception as exc:  # noqa: BLE001 - any decoder bug is this file's failure, not ours
+        raise UnreadableImageError(
+            f"cannot decode image: {type(exc).__name__}: {_words(exc)}"
+        ) from None
+
+
+def _open_formats() -> list[str]:
+    """PIL_FORMATS that this Pillow registers (some builds fold MPO into the JPEG plugin)."""
+    Image.init()
+    return [f for f in PIL_FORMATS if f in Image.OPEN]
+
+
+def _other_format(data: bytes) -> str:
+    """The name of a format Pillow knows but we refuse, from the file's magic bytes only ("" if
+    none matches); no decoder of it runs."""
+    prefix = data[:16]
+    for name, (_, accept) in Image.OPEN.items():
+        if name in PIL_FORMATS or accept is None:
+            continue
+        try:
+            if accept(prefix):
+                return name
+        except Exception:  # noqa: BLE001, S112 - a plugin's check that fails only means "not it"
+            continue
+    return ""
+
+
+def _words(exc: BaseException) -> str:
+    return " ".join(str(exc).split())[:200] or "(no message)"
 
 
 def _to_rgb(im: Image.Image) -> np.ndarray:
@@ -90,15 +147,61 @@ def _to_rgb(im: Image.Image) -> np.ndarray:
     return np.ascontiguousarray(np.asarray(im.convert("RGB"), dtype=np.uint8))
 
 
-def read_image(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
-    """Read an image file as RGB uint8 (H, W, 3); see decode_image for the rules."""
+def read_image(
+    path: Path, max_pixels: int | None = None, max_bytes: int | None = None
+) -> np.ndarray:
+    """Read an image file as RGB uint8 (H, W, 3); see decode_image for the rules.
+
+    Only regular files are read (a FIFO, device or socket, even behind a symlink with an image
+    name, is refused without reading it), and only up to max_bytes (default DEFAULT_MAX_BYTES,
+    checked with stat before reading).
+    """
+    return decode_image(read_file_bytes(path, max_bytes), max_pixels, max_bytes)
+
+
+def read_file_bytes(path: Path, max_bytes: int | None = None) -> bytes:
+    """The bytes of a regular file of at most max_bytes; UnreadableImageError or
+    ImageTooLargeError (with the reason in words) otherwise."""
+    max_bytes = DEFAULT_MAX_BYTES if max_bytes is None else max_bytes
     try:
-        data = Path(path).read_bytes()
+        st = os.stat(path)
+    except OSError as exc:
+        raise UnreadableImageError(f"cannot read file: {exc.strerror or exc}") from None
+    _check_regular(st, max_bytes)
+    try:
+        # O_NONBLOCK: should the path be swapped for a FIFO after the stat, open does not hang.
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
     except IsADirectoryError:
         raise UnreadableImageError("is a directory") from None
     except OSError as exc:
         raise UnreadableImageError(f"cannot read file: {exc.strerror or exc}") from None
-    return decode_image(data, max_pixels)
+    with os.fdopen(fd, "rb") as fh:
+        _check_regular(os.fstat(fh.fileno()), max_bytes)
+        try:
+            data = fh.read(max_bytes + 1)
+        except OSError as exc:
+            raise UnreadableImageError(f"cannot read file: {exc.strerror or exc}") from None
+    if len(data) > max_bytes:
+        raise ImageTooLargeError(f"file is over the limit of {_mib(max_bytes)}")
+    return data
+
+
+def _check_regular(st: os.stat_result, max_bytes: int) -> None:
+    if stat.S_ISDIR(st.st_mode):
+        raise UnreadableImageError("is a directory")
+    if not stat.S_ISREG(st.st_mode):
+        kind = (
+            "a FIFO"
+            if stat.S_ISFIFO(st.st_mode)
+            else "a device"
+            if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode)
+            else "a socket"
+            if stat.S_ISSOCK(st.st_mode)
+            else "special"
+        )
+        raise UnreadableImageError(f"not a regular file ({kind})")
+    if st.st_size > max_bytes:
+        raise ImageTooLargeError(f"file is {_mib(st.st_size)}, over the limit of {_mib(max_bytes)}")
 
 
 def encode_image(rgb: np.ndarray, suffix: str = ".jpg", quality: int = 95) -> bytes:
@@ -117,16 +220,32 @@ def encode_image(rgb: np.ndarray, suffix: str = ".jpg", quality: int = 95) -> by
     return buf.tobytes()
 
 
+def temporary_file(folder: Path) -> tuple[int, str]:
+    """(fd, path) of a new, empty file in folder with a short name (.mf-<random>.tmp, so that
+    a long target name never makes it too long) and the mode a plain open() gives: 0o666 less
+    the user's umask (tempfile.mkstemp's 0600 would survive the rename)."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+    for _ in range(100):
+        tmp = os.path.join(folder, f".mf-{secrets.token_hex(6)}.tmp")
+        try:
+            # The kernel applies the umask to 0o666 as it does for open(): no need to read it.
+            return os.open(tmp, flags, 0o666), tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"could not create a temporary file in {folder}")
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write data to path via a temporary file in the same folder and an atomic rename."""
+    """Write data to path via a temporary file in the same folder and an atomic rename.
+
+    The file gets the permissions a plain open() would (0o666 less the umask).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = temporary_file(path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
-        # mkstemp creates 0600 files; give the result the permissions a plain open() would.
-        os.chmod(tmp, 0o666 & ~_UMASK)
         os.replace(tmp, path)
     except BaseException:
         try:

@@ -1,8 +1,13 @@
-"""Paths as the user would type them, for messages and summaries (never for files we write)."""
+"""Paths as the user would type them, for messages and summaries; names that fit the file
+system and CSVs (printable, fit_name)."""
 
 from __future__ import annotations
 
+import hashlib
+import os
 from pathlib import Path
+
+from maskforge.choices import MAX_NAME_BYTES
 
 
 def display_path(path: Path | str, folder_slash: bool = False) -> str:
@@ -18,3 +23,49 @@ def display_path(path: Path | str, folder_slash: bool = False) -> str:
     elif folder_slash and path.is_dir():
         text += "/"
     return text
+
+
+def printable(text: str) -> str:
+    """text as valid UTF-8: a file name that is not (decoded by Python with surrogate escapes)
+    gets its undecodable bytes written as \\xNN, so it can go into a CSV or a message. Valid
+    text comes back unchanged, so printable(printable(t)) == printable(t)."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return os.fsencode(text).decode("utf-8", "backslashreplace")
+
+
+def short_hash(text: str, length: int = 8) -> str:
+    """A stable hexadecimal digest of text (the same on every machine and run)."""
+    return hashlib.sha1(os.fsencode(text)).hexdigest()[:length]
+
+
+def fit_name(stem: str, reserve: int = 0, limit: int = MAX_NAME_BYTES) -> str:
+    """stem (a file name without extension, no folders) cut so that stem + `reserve` bytes of
+    suffixes fit in limit bytes: a long stem keeps its start, then "~" and a short hash of the
+    whole stem, so two long names that share a start stay apart. Deterministic; a stem that
+    fits comes back unchanged."""
+    raw = os.fsencode(stem)
+    room = limit - reserve
+    if len(raw) <= room:
+        return stem
+    tag = "~" + short_hash(stem)
+    keep = raw[: max(1, room - len(tag))]
+    # Cut on a character boundary: drop a partial UTF-8 sequence at the end.
+    head = keep.decode("utf-8", "ignore") if _is_utf8(raw) else os.fsdecode(keep)
+    return head + tag
+
+
+def fit_stem(stem: str, reserve: int = 0, limit: int = MAX_NAME_BYTES) -> str:
+    """fit_name applied to the last part of a "/"-separated output stem ("sub/photo")."""
+    folder, sep, name = stem.rpartition("/")
+    return folder + sep + fit_name(name, reserve, limit)
+
+
+def _is_utf8(raw: bytes) -> bool:
+    try:
+        raw.decode("utf-8")
+        return True
+    except UnicodeDecodeError:
+        return False

@@ -12,7 +12,7 @@ from PIL import Image
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from maskforge.core.imageio import UnreadableImageError, read_image
+from maskforge.core.imageio import ImageTooLargeError, UnreadableImageError, read_image
 from maskforge.core.parallel import chunked, map_chunks
 
 HASH_BITS = 64  # phash with hash_size 8
@@ -35,7 +35,7 @@ def _hash_chunk(paths: list[str]) -> list[tuple[str, int | None, str]]:
     for path in paths:
         try:
             out.append((path, phash_bits(read_image(path)), ""))
-        except UnreadableImageError as exc:
+        except (UnreadableImageError, ImageTooLargeError) as exc:
             out.append((path, None, str(exc)))
     return out
 

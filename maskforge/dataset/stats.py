@@ -13,7 +13,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from maskforge.core.imageio import UnreadableImageError, atomic_write_text, read_image
+from maskforge.core.imageio import (
+    ImageTooLargeError,
+    UnreadableImageError,
+    atomic_write_text,
+    read_image,
+)
 from maskforge.core.parallel import chunked, map_chunks
 
 # Fixed chunk size (not derived from the worker count) so that the merge order, and therefore
@@ -81,7 +86,7 @@ def _chunk_moments(task: tuple[list[tuple[str, int]], int]) -> tuple[Moments, li
     for path, times in items:
         try:
             total = total.merge(image_moments(read_image(path), size).repeated(times))
-        except UnreadableImageError as exc:
+        except (UnreadableImageError, ImageTooLargeError) as exc:
             bad.append((path, str(exc)))
     return total, bad
 

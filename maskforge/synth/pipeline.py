@@ -17,9 +17,10 @@ from maskforge.core.imageio import (
     DEFAULT_MAX_PIXELS,
     ImageTooLargeError,
     UnreadableImageError,
-    decode_image,
+    read_image,
     write_image,
 )
+from maskforge.core.paths import fit_stem, printable
 from maskforge.synth import compose, geometry, render
 from maskforge.synth.faces import (
     MAX_FLIP_ERROR,
@@ -334,9 +335,11 @@ class Synthesizer:
         stem: output name without extension, relative to out/<class>/ (e.g. "sub/photo").
         """
         opts = self.options
+        # A name that is not valid UTF-8 is recorded (and its outputs named) with \xNN escapes.
+        rel, stem = printable(rel), printable(stem)
         base = {"input": rel, "group": rel}
         try:
-            rgb = decode_image(Path(path).read_bytes(), opts.max_pixels)
+            rgb = read_image(Path(path), opts.max_pixels)
         except ImageTooLargeError as exc:
             return [{**base, "status": "too_large", "reason": str(exc)}]
         except (UnreadableImageError, OSError) as exc:
@@ -371,6 +374,21 @@ class Synthesizer:
                 )
             rows.append(row)
         ok = [r for r in results if r.status == "ok"]
+        # Output names must fit the file system's limit with the longest suffix added.
+        stem = fit_stem(stem, reserve=len(f"_{len(results)}_neg{ext}"))
+        try:
+            self._write_outputs(ok, rows, out_root, stem)
+        except OSError as exc:
+            reason = f"cannot write outputs: {exc.strerror or exc}"
+            return [{**base, "status": "error", "reason": reason}]
+        return rows
+
+    def _write_outputs(
+        self, ok: list[FaceResult], rows: list[dict], out_root: Path, stem: str
+    ) -> None:
+        """Write the images of the ok faces and fill in their rows' file columns."""
+        opts = self.options
+        ext = opts.out_format
         for r in ok:
             suffix = "" if opts.full_frame else f"_{r.index}"
             row = rows[r.index]
@@ -389,7 +407,6 @@ class Synthesizer:
             if r.negative is not None:
                 row["negative"] = f"unmasked/{stem}{suffix}_neg{ext}"
                 write_image(out_root / row["negative"], r.negative, opts.quality)
-        return rows
 
     def _kind(self, occluder: str | None) -> str:
         return "" if occluder is None else self.occluders[occluder].kind

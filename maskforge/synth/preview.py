@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image, ImageDraw, ImageFont
 
-from maskforge.core.imageio import UnreadableImageError, read_image, write_image
+from maskforge.core.imageio import ImageTooLargeError, UnreadableImageError, read_image, write_image
 from maskforge.synth.faces import STAGES
 from maskforge.synth.geometry import WEAR_STYLES
 from maskforge.synth.table import CSV_COLUMNS, JOURNAL, RUN_FILE, STATUSES, read_synthesis_table
@@ -338,7 +338,7 @@ def _image_or_note(
         return _note_tile(tile, missing, _UNREADABLE_GREY), True
     try:
         image = read_image(path)
-    except UnreadableImageError as exc:
+    except (UnreadableImageError, ImageTooLargeError) as exc:
         return _note_tile(tile, f"unreadable: {path.name}: {exc}", _UNREADABLE_GREY), True
     if box is not None:
         image = image.copy()
