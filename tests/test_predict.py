@@ -154,18 +154,18 @@ def test_predict_video_every_kth_frame(fake_faces, run, tmp_path, rng):
     assert not list(out.glob(".*tmp*"))
 
 
-def test_predict_rerun_skips_its_own_output_inside_input(fake_faces, run, tmp_path, rng):
+def test_predict_refuses_an_out_inside_or_equal_to_the_input(fake_faces, run, tmp_path, rng):
     photos = tmp_path / "photos"
     write_image(photos / "a.jpg", _photo(rng))
-    args = ["predict", str(photos), "--run", str(run), "--out", str(photos / "annotated")]
-    for _ in range(2):
-        result = CliRunner().invoke(cli, args)
-        assert result.exit_code == 0, result.output
-        assert "in 1 image(s)" in result.output
+    inside = CliRunner().invoke(
+        cli, ["predict", str(photos), "--run", str(run), "--out", str(photos / "annotated")]
+    )
+    assert inside.exit_code == 2 and "inside the input folder" in inside.output
     same = CliRunner().invoke(
         cli, ["predict", str(photos), "--run", str(run), "--out", str(photos)]
     )
     assert same.exit_code == 2 and "is the input folder" in same.output
+    assert sorted(p.name for p in photos.iterdir()) == ["a.jpg"]
 
 
 def test_predict_three_classes_uses_argmax(fake_faces, tmp_path, rng):

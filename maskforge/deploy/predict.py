@@ -98,8 +98,10 @@ class Classifier:
 def collect_inputs(inputs: Sequence[Path], out_dir: Path) -> list[tuple[Path, Path]]:
     """(file, output name relative to out_dir) for every image/video of the inputs, in order.
 
-    Folders are searched recursively (hidden entries and out_dir skipped); a folder's files are
-    written under out_dir/<folder name>/, single files directly in out_dir.
+    Folders are searched recursively (hidden entries skipped); a folder's files are written
+    under out_dir/<folder name>/, single files directly in out_dir. predict never writes over or
+    inside what it reads: ValueError (naming both) for an out_dir that is an input folder, lies
+    inside one or holds an input, and for an annotated copy that would land on an input file.
     """
     out_res = Path(out_dir).resolve()
     found: list[tuple[Path, Path]] = []
@@ -107,14 +109,37 @@ def collect_inputs(inputs: Sequence[Path], out_dir: Path) -> list[tuple[Path, Pa
         item = Path(item)
         if not item.exists():
             raise FileNotFoundError(f"Input not found: {item}")
+        _check_out(item, out_dir, out_res)
         if item.is_file():
             found.append((item, Path(item.name)))
             continue
-        if item.resolve() == out_res:
-            raise ValueError(f"--out {out_dir} is the input folder {item}; choose another --out.")
         for path in _walk(item, out_res):
             found.append((path, Path(item.resolve().name) / path.relative_to(item)))
+    sources = {path.resolve(): path for path, _ in found}
+    for path, target in _targets(found):
+        hit = sources.get((out_res / target).resolve())
+        if hit is not None:
+            raise ValueError(
+                f"--out {out_dir}: the annotated copy of {path} would overwrite the input {hit}; "
+                "choose another --out."
+            )
     return found
+
+
+def _check_out(item: Path, out_dir: Path, out_res: Path) -> None:
+    """Refuse an out_dir that is the input folder item, lies inside it, or holds item."""
+    item_res = item.resolve()
+    if item.is_dir() and item_res == out_res:
+        raise ValueError(f"--out {out_dir} is the input folder {item}; choose another --out.")
+    if item.is_dir() and item_res in out_res.parents:
+        raise ValueError(
+            f"--out {out_dir} is inside the input folder {item}; choose a folder outside it."
+        )
+    if out_res in item_res.parents:
+        what = "folder" if item.is_dir() else "file"
+        raise ValueError(
+            f"--out {out_dir} holds the input {what} {item}; choose a folder outside the inputs."
+        )
 
 
 def _walk(root: Path, skip: Path) -> Iterator[Path]:
