@@ -193,3 +193,75 @@ def test_without_ray_the_commands_say_how_to_install(tmp_path, monkeypatch):
     assert not (tmp_path / "out").exists()
     code, output = invoke("synthesize", tmp_path / "raw", tmp_path / "out", "--address", "auto")
     assert code == 2 and "Error: --address auto needs --engine ray." in output
+
+
+def flaky_factory():
+    """A worker factory for ray_map, defined here so that Ray pickles it by value (the actors
+    cannot import this test module): make_worker(bad, log, crashes) -> (x -> 2 * x), except
+    that task `bad` appends a line to the file `log`, then raises ValueError (crashes < 0) or
+    kills its own process while `log` has at most `crashes` lines."""
+
+    def make_worker(bad: int, log: str, crashes: int):
+        def double(x: int) -> int:
+            if x == bad:
+                with open(log, "a") as fh:
+                    fh.write("try\n")
+                if crashes < 0:
+                    raise ValueError(f"task {x} is cursed")
+                if Path(log).read_text().count("\n") <= crashes:
+                    os._exit(1)  # as a segfault or the OOM killer would end it
+            return 2 * x
+
+        return double
+
+    return make_worker
+
+
+def test_ray_map_reads_the_tasks_as_it_goes(ray_address, tmp_path):
+    from maskforge.core.ray_engine import ray_map
+
+    pulled = []
+
+    def tasks():
+        for i in range(7):
+            pulled.append(i)
+            yield i
+
+    assert list(ray_map(flaky_factory(), (-1, "", 0), iter([]), 2)) == []
+    results = ray_map(flaky_factory(), (-1, "", 0), tasks(), 2, 2, tasks_per_dataset=4)
+    assert next(results) == 0
+    assert pulled == [0, 1, 2, 3]  # one dataset's worth, not the whole iterable
+    assert list(results) == [2 * i for i in range(1, 7)]
+
+
+def test_a_worker_error_ends_the_run_with_its_message(ray_address, tmp_path):
+    from maskforge.core.ray_engine import ray_map
+
+    log = tmp_path / "tries.txt"
+    got = []
+    with pytest.raises(RuntimeError) as info:
+        for result in ray_map(flaky_factory(), (5, str(log), -1), range(12), 2, 2):
+            got.append(result)
+    message = str(info.value)
+    assert "\n" not in message and "ValueError: task 5 is cursed" in message, message
+    assert got == [2 * i for i in range(len(got))] and len(got) <= 4  # what came before
+    assert log.read_text() == "try\n"  # an error in the worker's code is not retried
+
+
+@pytest.mark.parametrize("crashes", [1, 99])
+def test_an_actor_that_crashes_is_restarted_once(ray_address, tmp_path, crashes):
+    from maskforge.core.ray_engine import ACTOR_RETRIES, ray_map
+
+    log = tmp_path / "tries.txt"
+    results = ray_map(flaky_factory(), (5, str(log), crashes), range(12), 2, 2)
+    start = time.monotonic()
+    if crashes <= ACTOR_RETRIES:  # a crash that does not come back: the run goes on
+        assert list(results) == [2 * i for i in range(12)]
+    else:  # one that does: the run stops, with a line that says so (Ray's default retries
+        with pytest.raises(RuntimeError) as info:  # forever, the run never ending)
+            list(results)
+        message = str(info.value)
+        assert "\n" not in message and "an actor died, and again after 1 restart" in message
+        assert "rerun the same command to resume" in message
+    assert log.read_text() == "try\n" * (1 + ACTOR_RETRIES)
+    assert time.monotonic() - start < 150

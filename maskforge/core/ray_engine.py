@@ -17,8 +17,10 @@ import math
 import os
 import pickle
 import re
-from collections.abc import Callable, Iterator, Sequence
+import warnings
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from itertools import islice
 from typing import Any
 
 import numpy as np
@@ -29,6 +31,11 @@ INSTALL_HINT = "Ray is not installed; install it with: pip install 'maskforge[ra
 RAY_LOGGERS = ("ray", "ray.data")
 # Environment variables the workers need to see the way the driver does (model file lookups).
 FORWARDED_ENV_PREFIX = "MASKFORGE_"
+# Restarts of an actor that died (its process crashed, its node left), and retries of the
+# block it was running: bounded, so a photo that crashes its worker cannot stall a run.
+ACTOR_RETRIES = 1
+# Tasks per Ray dataset at least (pickled task rows held on the driver at a time).
+TASKS_PER_DATASET = 10_000
 
 
 class RayNotInstalledError(ImportError):
@@ -117,19 +124,31 @@ class _Actor:
         return {"result": out}
 
 
-def _root_cause(exc: Exception) -> str:
-    """The innermost `SomeError: message` line of a Ray error (its text embeds tracebacks)."""
+def _root_cause(exc: BaseException) -> str:
+    """The `SomeError: message` line of a Ray error (its text embeds tracebacks): the
+    worker's own exception rather than the `ray.exceptions.*` Ray wrapped around it."""
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
     causes = [line for line in lines if re.match(r"^[\w.]+(Error|Exception): ", line)]
-    return causes[-1] if causes else f"{type(exc).__name__}: {lines[0] if lines else ''}"
+    ours = [line for line in causes if not line.startswith("ray.")]
+    return (ours or causes or [f"{type(exc).__name__}: {lines[0] if lines else ''}"])[-1]
+
+
+def _death(exc: BaseException) -> str:
+    """Where and why an actor died, in a few words, from a RayActorError's text."""
+    text = str(exc)
+    where = re.search(r"^\s*ip: (\S+)", text, re.MULTILINE)
+    why = re.search(r"^The actor is dead because ([^.]*)", text, re.MULTILINE)
+    parts = [f"on {where.group(1)}" if where else "", why.group(1) if why else ""]
+    return ": ".join(p for p in parts if p) or _root_cause(exc)
 
 
 def ray_map(
     make_worker: Callable[..., Callable[[Any], Any]],
     args: tuple,
-    tasks: Sequence[Any],
+    tasks: Iterable[Any],
     workers: int,
     tasks_per_block: int = 1,
+    tasks_per_dataset: int | None = None,
 ) -> Iterator[Any]:
     """Yield `make_worker(*args)(task)` for every task, in input order, computed by Ray actors.
 
@@ -138,30 +157,56 @@ def ray_map(
     most as many as the cluster has CPUs).
     Tasks are grouped at most `tasks_per_block` per Ray block (fewer when there are not
     enough to keep every actor busy), the unit of scheduling and of results coming back.
+
+    `tasks` is read lazily, `tasks_per_dataset` at a time (default: the larger of
+    TASKS_PER_DATASET and 64 blocks per actor), each slice run as one Ray dataset: the
+    driver holds one slice, however many tasks there are. Each dataset starts its own actors.
+    An actor whose process or node dies is restarted once and its block retried once
+    (ACTOR_RETRIES); an error raised by the worker is not retried. Either way the run stops
+    with a RuntimeError naming the cause (results already yielded stay valid).
     """
     ray = import_ray()
-    if not tasks:
-        return
     # Ray Data waits forever for actors the cluster has no CPU for: at most one per CPU.
     workers = max(1, min(workers, int(ray.cluster_resources().get("CPU", 1))))
-    per_block = max(1, min(tasks_per_block, len(tasks) // workers))
-    blocks = math.ceil(len(tasks) / per_block)
+    per_dataset = tasks_per_dataset or max(TASKS_PER_DATASET, 64 * workers * tasks_per_block)
+    pending = iter(tasks)
+    while rows := [{"task": pickle.dumps(task)} for task in islice(pending, per_dataset)]:
+        yield from _map_rows(ray, make_worker, args, rows, workers, tasks_per_block)
+
+
+def _map_rows(
+    ray,
+    make_worker: Callable[..., Callable[[Any], Any]],
+    args: tuple,
+    rows: list[dict[str, bytes]],
+    workers: int,
+    tasks_per_block: int,
+) -> Iterator[Any]:
+    """One Ray dataset over `rows` (pickled tasks): the unpickled results, in order."""
+    per_block = max(1, min(tasks_per_block, len(rows) // workers))
+    blocks = math.ceil(len(rows) / per_block)
     workers = min(workers, blocks)  # an actor with no block would only load models
-    rows = [{"task": pickle.dumps(task)} for task in tasks]
     ds = ray.data.from_items(rows, override_num_blocks=blocks)
     # The dataset holds its own copy of the DataContext: set ours there, not globally.
     ctx = ds.context
     ctx.execution_options.preserve_order = True  # results in input order: CSV rows, merges
     ctx.enable_progress_bars = False  # the driver shows one bar, in photos
     ctx.print_on_execution_start = False
-    ds = ds.map_batches(
-        _Actor,
-        fn_constructor_args=(make_worker, args),
-        batch_size=None,  # a block is one batch and one actor task: no re-bundling
-        batch_format="numpy",
-        compute=ray.data.ActorPoolStrategy(size=workers),
-        num_cpus=1,
-    )
+    with warnings.catch_warnings():
+        # Ray 2.5x-2.6x warns that `**ray_remote_args` goes in Ray 2.64, but names no other
+        # way to set these two: revisit when a newer Ray is pinned.
+        warnings.filterwarnings("ignore", message=".*ray_remote_args.* is deprecated")
+        ds = ds.map_batches(
+            _Actor,
+            fn_constructor_args=(make_worker, args),
+            batch_size=None,  # a block is one batch and one actor task: no re-bundling
+            batch_format="numpy",
+            compute=ray.data.ActorPoolStrategy(size=workers),
+            num_cpus=1,
+            # Ray Data's defaults (-1, -1) restart a crashing actor and retry its block forever.
+            max_restarts=ACTOR_RETRIES,
+            max_task_retries=ACTOR_RETRIES,
+        )
     # No prefetching: it would hold each finished block back until the next one is done.
     batches = iter(ds.iter_batches(batch_size=None, batch_format="numpy", prefetch_batches=0))
     try:
@@ -169,12 +214,35 @@ def ray_map(
             for result in batch["result"]:
                 yield pickle.loads(result)
     except Exception as exc:  # Ray's own errors run to pages; keep the cause, add the usual fix
-        from maskforge import __version__
-
-        raise RuntimeError(
-            f"Ray workers failed: {_root_cause(exc)} (every node needs maskforge "
-            f"{__version__} and Ray {ray.__version__} installed, and the photos and the output "
-            "folder at the same paths)"
-        ) from exc
+        raise RuntimeError(_failure_message(ray, exc)) from exc
     finally:
         batches.close()  # stops Ray's executor if the caller stopped early (Ctrl-C, error)
+
+
+def _failure_message(ray, exc: Exception) -> str:
+    """One line for a failed Ray run: the cause, then what usually fixes it."""
+    from maskforge import __version__
+
+    died = _find(exc, (ray.exceptions.RayActorError, ray.exceptions.ObjectLostError))
+    if died is not None and not getattr(died, "actor_init_failed", False):
+        return (
+            f"Ray workers failed: an actor died, and again after {ACTOR_RETRIES} restart(s) "
+            f"({_death(died)}): a worker process crashed (out of memory?) or its node left "
+            "the cluster; rerun the same command to resume"
+        )
+    return (
+        f"Ray workers failed: {_root_cause(exc)} (every node needs maskforge "
+        f"{__version__} and Ray {ray.__version__} installed, and the photos and the output "
+        "folder at the same paths)"
+    )
+
+
+def _find(exc: BaseException | None, types: tuple[type, ...]) -> BaseException | None:
+    """The first exception of `types` in exc's chain of causes (Ray wraps its errors)."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, types):
+            return exc
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return None
