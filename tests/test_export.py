@@ -17,7 +17,6 @@ from maskforge.core.imageio import iter_image_files, read_image
 from maskforge.dataset.manifest import write_manifest
 from maskforge.deploy import export as export_module
 from maskforge.deploy.export import ExportWrapper, export_run, preprocess
-from maskforge.learn.data import eval_transform
 from maskforge.learn.models import (
     CheckpointInfo,
     build_model,
@@ -25,6 +24,7 @@ from maskforge.learn.models import (
     load_checkpoint,
     probabilities,
 )
+from maskforge.learn.transforms import eval_transform
 
 
 def make_run(root: Path, arch: str, classes: list[str], img_size: int = 32, images=()) -> Path:

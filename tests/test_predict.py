@@ -15,8 +15,8 @@ from click.testing import CliRunner
 from maskforge.cli import cli
 from maskforge.core.imageio import iter_image_files, read_image, write_image
 from maskforge.deploy.predict import CLASS_COLORS, SMALL_COLOR, class_color, predict_inputs
-from maskforge.learn.data import eval_transform
 from maskforge.learn.models import CheckpointInfo, build_model, checkpoint_dict, probabilities
+from maskforge.learn.transforms import eval_transform
 from maskforge.synth import faces as faces_module
 
 BIG = (20, 30, 90, 100)

@@ -16,7 +16,7 @@ from maskforge.cli import cli
 from maskforge.core.imageio import read_image, write_image
 from maskforge.dataset.manifest import file_sha256, write_manifest
 from maskforge.dataset.stats import Moments, channel_stats, manifest_stats, resize_for_stats
-from maskforge.learn.data import eval_transform
+from maskforge.learn.transforms import eval_transform
 
 
 def _constant(path: Path, rgb, shape=(30, 50)) -> Path:

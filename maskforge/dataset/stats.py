@@ -68,7 +68,7 @@ class ChannelStats:
 
 
 def resize_for_stats(image: np.ndarray, size: int) -> np.ndarray:
-    """RGB uint8 (H, W, 3) -> (size, size, 3), the resize of maskforge.learn.data.eval_transform."""
+    """RGB uint8 (H, W, 3) -> (size, size, 3): the resize of learn.transforms.eval_transform."""
     return cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA)
 
 

@@ -227,8 +227,8 @@ def export_run(
     pipeline (eval transform + model) within atol on `verify` images; otherwise ValueError.
     """
     from maskforge.core.paths import display_path
-    from maskforge.learn.data import eval_transform
     from maskforge.learn.runs import load_run_model
+    from maskforge.learn.transforms import eval_transform
 
     if fmt not in FORMATS:
         raise ValueError(f"Invalid format {fmt!r}. Only {', '.join(FORMATS)} are supported.")
