@@ -13,14 +13,14 @@ PYTEST_ARGS ?= -n 2
 
 .PHONY: install install-blas-dlib demo demo-large test test-all lint bench clean
 
-# Quiet on purpose: one line says what is coming, pip's own errors still show. PYTHONWARNINGS
+# Quiet on purpose (-qq: only errors): one line says what is coming. PYTHONWARNINGS
 # hides setuptools' informational "Editable installation" notice (a UserWarning), nothing else.
 $(VENV)/.installed: pyproject.toml
 	@echo "Installing maskforge into $(VENV) with PyTorch, OpenCV, dlib and the test tools:" \
 	    "about 6 GB (mostly PyTorch's CUDA libraries), a few minutes on a fresh machine..."
 	@$(PYTHON) -m venv $(VENV)
-	@$(PY) -m pip install --quiet --progress-bar off --upgrade pip
-	@PYTHONWARNINGS=ignore::UserWarning $(PY) -m pip install --quiet --progress-bar off -e ".[test]"
+	@$(PY) -m pip install -qq --progress-bar off --upgrade pip
+	@PYTHONWARNINGS=ignore::UserWarning $(PY) -m pip install -qq --progress-bar off -e ".[test]"
 	@touch $@
 	@$(PY) -c "import maskforge, torch; print('Installed maskforge', maskforge.__version__, \
 	    'with torch', torch.__version__, '(CUDA available)' if torch.cuda.is_available() else '(CPU)')"
