@@ -95,7 +95,7 @@ def decode_image(
         raise UnreadableImageError("not a recognised image format") from None
     except Exception as exc:  # noqa: BLE001 - any decoder bug is this file's failure, not ours
         raise UnreadableImageError(
-            f"cannot decode image: {type(exc).__name__}: {_words(exc)}"
+            f"cannot decode image: {_type_name(exc)}: {_words(exc)}"
         ) from None
 
 
@@ -118,6 +118,14 @@ def _other_format(data: bytes) -> str:
         except Exception:  # noqa: BLE001, S112 - a plugin's check that fails only means "not it"
             continue
     return ""
+
+
+def _type_name(exc: BaseException) -> str:
+    """ZeroDivisionError, but struct.error (a bare "error" says nothing)."""
+    kind = type(exc)
+    if kind.__module__ == "builtins":
+        return kind.__qualname__
+    return f"{kind.__module__}.{kind.__qualname__}"
 
 
 def _words(exc: BaseException) -> str:
