@@ -165,3 +165,65 @@ def test_real_photo_decodes(unmasked_dir: Path):
     first = next(iter_image_files(unmasked_dir))
     out = read_image(first)
     assert out.ndim == 3 and out.shape[2] == 3 and out.dtype == np.uint8 and out.std() > 5
+
+
+def _encoded(fmt: str, arr: np.ndarray, **kw) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, format=fmt, **kw)
+    return buf.getvalue()
+
+
+def _bad_orientation(arr: np.ndarray) -> bytes:
+    exif = Image.Exif()
+    exif[0x0112] = 9  # not one of the eight orientations
+    return _encoded("JPEG", arr, exif=exif.tobytes())
+
+
+def _animated_webp(arr: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    frames = [Image.fromarray(arr), Image.fromarray(255 - arr)]
+    frames[0].save(buf, format="WEBP", save_all=True, append_images=frames[1:], lossless=True)
+    return buf.getvalue()
+
+
+def _mpo(arr: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    frames = [Image.fromarray(arr), Image.fromarray(255 - arr)]
+    frames[0].save(buf, format="MPO", save_all=True, append_images=frames[1:])
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        _bad_orientation,
+        _animated_webp,
+        _mpo,  # the multi-picture JPEG of many cameras
+        lambda a: _encoded("WEBP", np.dstack([a, a[..., 0]]), lossless=True),
+        lambda a: _encoded("BMP", np.asarray(Image.fromarray(a).convert("1"))),
+        lambda a: _encoded("JPEG", a) + b"\x00" * 100,  # trailing garbage after EOI
+    ],
+    ids=["orientation-9", "animated-webp", "mpo", "webp-alpha", "bmp-1bit", "jpeg-tail"],
+)
+def test_odd_but_valid_files_decode(make, rng):
+    arr = rng.integers(0, 256, (20, 30, 3), dtype=np.uint8)
+    out = decode_image(make(arr))
+    assert out.shape == (20, 30, 3) and out.dtype == np.uint8
+
+
+@pytest.mark.parametrize(
+    "data, fragment",
+    [
+        (b"\xff\xd8", "not a recognised image format"),  # a JPEG start marker and nothing else
+        (b"\x89PNG\r\n\x1a\n" + b"\x00" * 25, "not a recognised image format"),
+    ],
+)
+def test_headers_without_an_image_are_unreadable(data, fragment):
+    with pytest.raises(UnreadableImageError, match=fragment):
+        decode_image(data)
+
+
+def test_truncated_png_is_unreadable(rng):
+    data = _png(Image.fromarray(rng.integers(0, 256, (40, 40, 3), dtype=np.uint8)))
+    with pytest.raises(UnreadableImageError, match="truncated"):
+        decode_image(data[:60])
