@@ -265,3 +265,20 @@ def test_an_actor_that_crashes_is_restarted_once(ray_address, tmp_path, crashes)
         assert "rerun the same command to resume" in message
     assert log.read_text() == "try\n" * (1 + ACTOR_RETRIES)
     assert time.monotonic() - start < 150
+
+
+def test_a_worker_that_cannot_start_ends_the_run_with_its_message(ray_address):
+    from maskforge.core.ray_engine import ray_map
+
+    def broken_factory():  # pickled by value, as flaky_factory
+        def make_worker():
+            raise FileNotFoundError("no landmarks model at /models/shape_68.dat")
+
+        return make_worker
+
+    with pytest.raises(RuntimeError) as info:
+        list(ray_map(broken_factory(), (), range(4), 2))
+    message = str(info.value)
+    assert "\n" not in message, message
+    assert "FileNotFoundError: no landmarks model at /models/shape_68.dat" in message
+    assert "every node needs maskforge" in message  # the usual fix, not "an actor died"
