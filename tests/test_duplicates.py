@@ -39,8 +39,9 @@ def copies_of(photo: Path, folder: Path) -> list[Path]:
 
 
 @pytest.fixture(scope="module")
-def faces(unmasked_dir) -> list[Path]:
-    return sorted(unmasked_dir.glob("*.jpg"))[:12]
+def faces(portraits_dir) -> list[Path]:
+    """12 of the shipped portraits: real photos of 12 different people."""
+    return sorted(portraits_dir.glob("*.jpg"))[:12]
 
 
 def test_resized_and_recompressed_copies_hash_close(tmp_path, faces):
