@@ -5,6 +5,8 @@ factory `make_worker(*args)` builds the per-process state once (models, template
 function `task -> result`; the caller gets the results in input order and does all bookkeeping
 (journal, CSV, summary) on the driver. Here the factory runs once per Ray actor
 (`map_batches` with a callable class and a fixed actor pool), tasks and results travel pickled.
+The tasks are read as they are needed, one Ray dataset per slice of them (TASKS_PER_DATASET),
+so the driver's memory does not grow with their number; each slice starts its own actors.
 
 Ray is an optional extra (`pip install 'maskforge[ray]'`): this module imports it only inside
 functions, so it can be imported (and its error message shown) without Ray installed.
