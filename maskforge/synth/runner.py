@@ -10,15 +10,19 @@ Resume: rows are appended to out/.synthesis.journal.csv as each photo completes 
 photo; image files are written atomically before their rows). synthesis.csv itself is only ever
 replaced atomically, when a run ends or is interrupted with Ctrl-C. A rerun skips every photo
 already in synthesis.csv or the journal, so a kill -9 loses at most the photos in flight.
+Resume and finalize stream both files (the done set is a sorted array of 8-byte hashes).
+
+One run at a time per out/: each holds an flock on out/.synthesis.lock for its whole length
+(freed by the kernel when a run dies). --overwrite journals apart (.synthesis.overwrite.*)
+and replaces synthesis.csv and run.json only when it finishes; until then the old index stays.
+A photo that kills its pool worker (segfault, OOM kill) is retried alone, then recorded as
+status error, "worker died: signal N"; the rest of the batch goes on.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import os
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
@@ -30,15 +34,30 @@ import numpy as np
 
 from maskforge import __version__
 from maskforge.choices import ENGINES  # noqa: F401 - re-exported
-from maskforge.core.imageio import atomic_write_text, iter_image_files
+from maskforge.core.imageio import IMAGE_EXTENSIONS, atomic_write_text, is_image_path
 from maskforge.core.parallel import pool_map
+from maskforge.core.paths import printable
+from maskforge.synth.journal import (
+    DoneSet,
+    check_resume,
+    finalize,
+    load_done,
+    lock_output,
+    remove_stale_temporaries,
+    rows_text,
+)
 from maskforge.synth.pipeline import SynthesisOptions, Synthesizer
-from maskforge.synth.sampling import stable_hash
-from maskforge.synth.table import CSV_COLUMNS, CSV_NAME, JOURNAL, RUN_FILE
+from maskforge.synth.table import (
+    CSV_COLUMNS,
+    JOURNAL,
+    OVERWRITE_JOURNAL,
+    OVERWRITE_RUN_FILE,
+    RUN_FILE,
+)
 
 TASKS_PER_JOB = 8  # photos per pool job or Ray block
-# Keys of run.json that must match for a rerun to resume into the same folder.
-RESUME_KEYS = ("options", "detector", "boxes")
+# How many names a warning lists (unmatched --boxes rows, unreadable folders).
+SHOW_NAMES = 5
 
 
 @dataclass
@@ -55,6 +74,9 @@ class RunSummary:
     detectors: Counter = field(default_factory=Counter)
     seconds: float = 0.0
     interrupted: bool = False
+    boxes_unmatched: int = 0  # --boxes rows (images) that name no photo under the input
+    boxes_unmatched_names: list = field(default_factory=list)  # the first SHOW_NAMES of them
+    folders_skipped: list = field(default_factory=list)  # "folder: reason", unreadable ones
 
     @property
     def images_per_second(self) -> float:
@@ -95,29 +117,68 @@ def check_folders(raw: Path, out: Path) -> None:
         raise NotADirectoryError(f"Output path exists and is not a folder: {out}")
 
 
-def plan_inputs(raw: Path) -> Iterator[tuple[Path, str, str]]:
+def plan_inputs(raw: Path, skipped: list | None = None) -> Iterator[tuple[Path, str, str]]:
     """(path, relative path, output stem) for every photo, in sorted order.
 
     The stem drops the extension unless two photos in one folder share a name (a.jpg, a.png),
-    in which case both keep it, so no output overwrites another.
+    in which case both keep it, so no output overwrites another; a name that still clashes
+    (a.jpg, a.png and a_jpg.jpg; case aside) gets _2, _3, ... Folders that cannot be listed are
+    appended to `skipped` as "folder: reason" (relative to raw).
     """
     raw = Path(raw)
-    current_dir, batch = None, []
-    for path in iter_image_files(raw):
-        if path.parent != current_dir:
-            yield from _stems(raw, batch)
-            current_dir, batch = path.parent, []
-        batch.append(path)
-    yield from _stems(raw, batch)
+    for paths in _image_folders(raw, skipped):
+        yield from _stems(raw, paths)
+
+
+def _image_folders(root: Path, skipped: list | None) -> Iterator[list[Path]]:
+    """The image files of each folder under root, in core.imageio.iter_image_files's order
+    (sorted, hidden entries skipped), telling `skipped` about folders it could not list."""
+
+    def unreadable(exc: OSError) -> None:
+        if skipped is not None:
+            where = os.path.relpath(exc.filename, root) if exc.filename else str(root)
+            skipped.append(f"{Path(where).as_posix()}: {exc.strerror or exc}")
+
+    for dirpath, dirnames, filenames in os.walk(root, onerror=unreadable):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        paths = [
+            Path(dirpath) / name
+            for name in sorted(filenames)
+            if not name.startswith(".") and is_image_path(Path(name))
+        ]
+        if paths:
+            yield paths
 
 
 def _stems(raw: Path, paths: list[Path]) -> Iterator[tuple[Path, str, str]]:
     counts = Counter(p.stem.lower() for p in paths)
-    for p in paths:
-        rel = p.relative_to(raw).as_posix()
+    names = [p.name.replace(".", "_") if counts[p.stem.lower()] > 1 else p.stem for p in paths]
+    clashes = Counter(name.lower() for name in names)
+    if max(clashes.values(), default=0) > 1:
+        names = _unique_names(names, [counts[p.stem.lower()] == 1 for p in paths])
+    for p, name in zip(paths, names):
+        # printable: a name that is not UTF-8 goes into the CSV, the seed and the outputs as \xNN
+        rel = printable(p.relative_to(raw).as_posix())
         stem = rel.rsplit("/", 1)[0] + "/" if "/" in rel else ""
-        stem += p.name.replace(".", "_") if counts[p.stem.lower()] > 1 else p.stem
-        yield p, rel, stem
+        yield p, rel, stem + printable(name)
+
+
+def _unique_names(names: list[str], own: list[bool]) -> list[str]:
+    """Names made unique (case-insensitively): a photo's own stem keeps it first, then the
+    first one in sorted order; the others get _2, _3, ... (the first free one)."""
+    taken = {name.lower() for name in names}
+    seen: set[str] = set()
+    result = list(names)
+    for i in sorted(range(len(names)), key=lambda i: (not own[i], i)):
+        key = names[i].lower()
+        if key in seen:
+            k = 2
+            while f"{key}_{k}" in taken or f"{key}_{k}" in seen:
+                k += 1
+            result[i] = f"{names[i]}_{k}"
+            key = result[i].lower()
+        seen.add(key)
+    return result
 
 
 def read_boxes(path: Path) -> dict[str, list]:
@@ -163,120 +224,6 @@ def read_boxes(path: Path) -> dict[str, list]:
     for image, vals in zip(df["image"].astype(str), values.to_numpy(dtype=np.float64)):
         out.setdefault(Path(image).as_posix(), []).append(vals.reshape(shape))
     return out
-
-
-class _DoneSet:
-    """Hashes of inputs already recorded (compact: 8 bytes per input, for millions of photos)."""
-
-    def __init__(self, hashes: list[int]):
-        self._sorted = np.unique(np.asarray(hashes, dtype=np.int64))
-
-    def __contains__(self, rel: str) -> bool:
-        h = np.int64(stable_hash(rel))
-        i = int(np.searchsorted(self._sorted, h))
-        return i < len(self._sorted) and self._sorted[i] == h
-
-    def __len__(self) -> int:
-        return len(self._sorted)
-
-
-def _read_inputs(csv_path: Path) -> list[int]:
-    if not csv_path.is_file():
-        return []
-    with open(csv_path, newline="", encoding="utf-8") as fh:
-        return [stable_hash(row["input"]) for row in csv.DictReader(fh) if row.get("input")]
-
-
-def _repair_journal(journal: Path) -> None:
-    """Drop a partial last line left by a kill -9 in the middle of a write."""
-    if not journal.is_file():
-        return
-    data = journal.read_bytes()
-    end = data.rfind(b"\n") + 1
-    if end != len(data):
-        with open(journal, "r+b") as fh:
-            fh.truncate(end)
-
-
-def _remove_stale_temporaries(out: Path) -> int:
-    """Delete temporary files a killed run left behind (atomic writes name them .*.tmp)."""
-    removed = 0
-    for dirpath, _, filenames in os.walk(out):
-        for name in filenames:
-            if name.startswith(".") and name.endswith(".tmp"):
-                Path(dirpath, name).unlink(missing_ok=True)
-                removed += 1
-    return removed
-
-
-def _rows_text(rows: list[dict]) -> str:
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, extrasaction="raise", lineterminator="\n")
-    for row in rows:
-        writer.writerow({k: row.get(k, "") for k in CSV_COLUMNS})
-    return buf.getvalue()
-
-
-def _finalize(out: Path) -> None:
-    """synthesis.csv := its old rows + the journal's, written atomically; then drop the journal."""
-    journal, final = out / JOURNAL, out / CSV_NAME
-    if not journal.is_file():
-        return
-    _repair_journal(journal)
-    fd, tmp = tempfile.mkstemp(dir=out, prefix=f".{CSV_NAME}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as dst:
-            dst.write(",".join(CSV_COLUMNS) + "\n")
-            for source in (final, journal):
-                if source.is_file():
-                    with open(source, encoding="utf-8", newline="") as src:
-                        next(src, None)  # header
-                        for line in src:
-                            dst.write(line)
-            dst.flush()
-            os.fsync(dst.fileno())
-        os.replace(tmp, final)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    journal.unlink()
-
-
-def _check_resume(out: Path, run_info: dict, overwrite: bool) -> None:
-    run_file = out / RUN_FILE
-    if overwrite:
-        for name in (CSV_NAME, JOURNAL):
-            (out / name).unlink(missing_ok=True)
-        return
-    if not run_file.is_file():
-        if (out / CSV_NAME).is_file() or (out / JOURNAL).is_file():
-            raise ValueError(
-                f"{out} holds a synthesis.csv but no run.json; use --overwrite or a new folder."
-            )
-        return
-    try:
-        previous = json.loads(run_file.read_text())
-    except ValueError:
-        raise ValueError(
-            f"{run_file} is not valid JSON; use --overwrite or a new folder."
-        ) from None
-    changed = [k for k in RESUME_KEYS if previous.get(k) != run_info.get(k)]
-    if changed:
-        detail = []
-        for key in changed:
-            old, new = previous.get(key), run_info.get(key)
-            if isinstance(old, dict) and isinstance(new, dict):
-                detail += [
-                    f"{k}: {old.get(k)!r} -> {new.get(k)!r}"
-                    for k in sorted(set(old) | set(new))
-                    if old.get(k) != new.get(k)
-                ]
-            else:
-                detail.append(f"{key}: {old!r} -> {new!r}")
-        raise ValueError(
-            f"{out} was made with other settings ({'; '.join(detail[:4])}); rerun with the same "
-            "options to resume, or use --overwrite or a new output folder."
-        )
 
 
 # -- worker side ---------------------------------------------------------------------------------
@@ -338,11 +285,7 @@ def run_synthesis(
     raw, out = Path(raw), Path(out)
     check_folders(raw, out)
     given_faces = read_boxes(boxes) if boxes else {}
-    detector_args = {
-        "detector": detector,
-        "landmarks_model": landmarks_model,
-        "cnn_model": cnn_model,
-    }
+    detector_args = dict(detector=detector, landmarks_model=landmarks_model, cnn_model=cnn_model)
     if engine == "local" or not address:
         workers = max(1, workers or os.cpu_count() or 1)
     # Fail fast (model files, templates, option names) before starting workers or touching
@@ -356,66 +299,114 @@ def run_synthesis(
         "detector": detector,
         "boxes": str(Path(boxes).resolve()) if boxes else None,
     }
+    summary = _survey(raw, given_faces)  # before out/ is touched: refuses an empty input
     out.mkdir(parents=True, exist_ok=True)
-    _check_resume(out, run_info, overwrite)
-    atomic_write_text(out / RUN_FILE, json.dumps(run_info, indent=2) + "\n")
-    if (out / JOURNAL).is_file():  # the last run was killed: tidy up after it
-        _remove_stale_temporaries(out)
-        _repair_journal(out / JOURNAL)
-    done = _DoneSet(_read_inputs(out / CSV_NAME) + _read_inputs(out / JOURNAL))
+    with lock_output(out):
+        resume_overwrite = check_resume(out, run_info, overwrite)
+        journal_name = OVERWRITE_JOURNAL if overwrite else JOURNAL
+        # --overwrite keeps the old run.json, synthesis.csv and journal until it finishes.
+        run_file = OVERWRITE_RUN_FILE if overwrite else RUN_FILE
+        atomic_write_text(out / run_file, json.dumps(run_info, indent=2) + "\n")
+        if (out / journal_name).is_file():  # the last run was killed: tidy up after it
+            remove_stale_temporaries(out)
+        if overwrite and not resume_overwrite:
+            done = DoneSet([])
+        else:
+            done = load_done(out, journal_name, with_final=not overwrite)
 
-    summary = RunSummary(inputs=sum(1 for _ in plan_inputs(raw)))
-    todo = islice(
-        (
-            (str(p), rel, stem, given_faces.get(rel))
-            for p, rel, stem in plan_inputs(raw)
-            if rel not in done
-        ),
-        limit,
-    )
-    summary.already_done = min(len(done), summary.inputs)
-    total = summary.inputs - summary.already_done
-    if limit is not None:
-        total = min(total, limit)
-    bar = tqdm(
-        total=total,
-        unit="img",
-        desc="synthesize",
-        disable=None if progress is None else not progress,
-    )
-    if engine == "ray":
-        results = _ray_results(todo, out, options, detector_args, workers, address)
-    elif in_process:
-        results = map(_photo_runner(probe, out), todo)
-    else:
-        args = (options, detector_args, str(out))
-        results = pool_map(synthesis_worker, args, todo, workers, TASKS_PER_JOB)
-    start = time.perf_counter()
-    journal_exists = (out / JOURNAL).is_file()
-    with open(out / JOURNAL, "a", encoding="utf-8", newline="") as journal:
-        if not journal_exists:
-            journal.write(",".join(CSV_COLUMNS) + "\n")
+        todo = islice(
+            (
+                (str(p), rel, stem, given_faces.get(rel))
+                for p, rel, stem in plan_inputs(raw)
+                if rel not in done
+            ),
+            limit,
+        )
+        summary.already_done = min(len(done), summary.inputs)
+        total = summary.inputs - summary.already_done
+        if limit is not None:
+            total = min(total, limit)
+        bar = tqdm(
+            total=total,
+            unit="img",
+            desc="synthesize",
+            disable=None if progress is None else not progress,
+        )
+        if engine == "ray":
+            results = _ray_results(todo, out, options, detector_args, workers, address)
+        elif in_process:
+            results = map(_photo_runner(probe, out), todo)
+        else:
+            results = _pool_results(todo, out, options, detector_args, workers)
+        start = time.perf_counter()
+        journal_exists = (out / journal_name).is_file()
+        with open(out / journal_name, "a", encoding="utf-8", newline="") as journal:
+            if not journal_exists:
+                journal.write(",".join(CSV_COLUMNS) + "\n")
 
-        def record(rows: list[dict]) -> None:
-            journal.write(_rows_text(rows))
-            journal.flush()
-            summary.add(rows)
-            bar.update(1)
+            def record(rows: list[dict]) -> None:
+                journal.write(rows_text(rows))
+                journal.flush()
+                summary.add(rows)
+                bar.update(1)
 
-        try:
-            for rows in results:
-                record(rows)
-        except KeyboardInterrupt:
-            summary.interrupted = True
-        finally:
-            if hasattr(results, "close"):
-                results.close()  # stop the engine's workers now, whatever ended the loop
-            bar.close()
-            summary.seconds = time.perf_counter() - start
-    _finalize(out)
+            try:
+                for rows in results:
+                    record(rows)
+            except KeyboardInterrupt:
+                summary.interrupted = True
+            finally:
+                if hasattr(results, "close"):
+                    results.close()  # stop the engine's workers now, whatever ended the loop
+                bar.close()
+                summary.seconds = time.perf_counter() - start
+        # An interrupted --overwrite run leaves the old synthesis.csv as it was; rerunning it
+        # with --overwrite resumes from its own journal.
+        if not (overwrite and summary.interrupted):
+            finalize(out, overwrite)
     if summary.interrupted:
         raise KeyboardInterrupt
     return summary
+
+
+def _survey(raw: Path, given_faces: dict) -> RunSummary:
+    """A summary with the photos under raw counted, the --boxes rows that name none of them
+    and the folders that could not be listed; an error when there is no photo at all."""
+    skipped: list[str] = []
+    matched: set[str] = set()
+    inputs = 0
+    for _, rel, _ in plan_inputs(raw, skipped):
+        inputs += 1
+        if rel in given_faces:
+            matched.add(rel)
+    if not inputs:
+        where = f"; {len(skipped)} folder(s) could not be read: {skipped[0]}" if skipped else ""
+        raise ValueError(
+            f"No photos under {raw} (looked for {', '.join(sorted(IMAGE_EXTENSIONS))}{where}); "
+            "nothing was written."
+        )
+    unmatched = sorted(k for k in given_faces if k not in matched)
+    return RunSummary(
+        inputs=inputs,
+        boxes_unmatched=len(unmatched),
+        boxes_unmatched_names=unmatched[:SHOW_NAMES],
+        folders_skipped=skipped,
+    )
+
+
+def _pool_results(
+    todo: Iterable[Task], out: Path, options: SynthesisOptions, detector_args: dict, workers: int
+) -> Iterator[list[dict]]:
+    """The rows of each photo, in order, from a local process pool; a photo that kills its
+    worker (twice: the photos in flight are retried alone) gives an error row."""
+    args = (options, detector_args, str(out))
+    return pool_map(synthesis_worker, args, todo, workers, TASKS_PER_JOB, on_crash=_crash_rows)
+
+
+def _crash_rows(task: Task, reason: str) -> list[dict]:
+    """The synthesis.csv row of a photo that killed the worker processing it (twice)."""
+    rel = task[1]
+    return [{"input": rel, "group": rel, "status": "error", "reason": reason}]
 
 
 def _ray_results(

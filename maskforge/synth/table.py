@@ -17,6 +17,12 @@ CSV_NAME = "synthesis.csv"
 # Rows are appended here as each photo completes; the finished run turns it into CSV_NAME.
 JOURNAL = ".synthesis.journal.csv"
 RUN_FILE = "run.json"
+# Held (fcntl.flock) by the run writing into a folder; says which run (pid, host, start).
+LOCK_FILE = ".synthesis.lock"
+# An --overwrite run journals here and keeps its run.json here until it finishes: the old
+# synthesis.csv, journal and run.json stay in place until then.
+OVERWRITE_JOURNAL = ".synthesis.overwrite.journal.csv"
+OVERWRITE_RUN_FILE = ".run.overwrite.json"
 
 CSV_COLUMNS = (
     "input",

@@ -1,0 +1,272 @@
+"""The bookkeeping of a synthesize run in its output folder: the journal, the done set,
+finalize, the lock, and whether a rerun may resume.
+
+Rows are appended to out/.synthesis.journal.csv as each photo completes; finalize streams the
+old synthesis.csv and the journal into a new synthesis.csv, replaced atomically. Both are read
+row by row: the done set is a sorted array of 8-byte hashes of the inputs recorded, so resume
+and finalize take the same memory for ten thousand photos or a million
+(benchmarks/resume.py). One run at a time holds out/.synthesis.lock (fcntl.flock, freed by the
+kernel when the run dies). An --overwrite run journals apart (OVERWRITE_JOURNAL, with its
+settings in OVERWRITE_RUN_FILE) and replaces synthesis.csv and run.json only when it finishes.
+"""
+
+from __future__ import annotations
+
+import csv
+import fcntl
+import io
+import json
+import os
+import socket
+import time
+from array import array
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+
+from maskforge.core.imageio import temporary_file
+from maskforge.synth.sampling import stable_hash
+from maskforge.synth.table import (
+    CSV_COLUMNS,
+    CSV_NAME,
+    JOURNAL,
+    LOCK_FILE,
+    OVERWRITE_JOURNAL,
+    OVERWRITE_RUN_FILE,
+    RUN_FILE,
+)
+
+# Keys of run.json that must match for a rerun to resume into the same folder.
+RESUME_KEYS = ("input", "options", "detector", "boxes")
+
+
+class DoneSet:
+    """Hashes of inputs already recorded (compact: 8 bytes per input, for millions of photos)."""
+
+    def __init__(self, hashes: array | list[int]):
+        if isinstance(hashes, array):
+            values = np.frombuffer(hashes, dtype=np.int64) if len(hashes) else np.zeros(0, np.int64)
+        else:
+            values = np.asarray(hashes, dtype=np.int64).copy()
+        values.sort()  # in place: no second copy of millions of hashes
+        if len(values) > 1:
+            repeated = values[1:] == values[:-1]
+            if repeated.any():
+                values = values[np.concatenate(([True], ~repeated))]
+        self._sorted = values
+
+    def __contains__(self, rel: str) -> bool:
+        h = np.int64(stable_hash(rel))
+        i = int(np.searchsorted(self._sorted, h))
+        return i < len(self._sorted) and self._sorted[i] == h
+
+    def __len__(self) -> int:
+        return len(self._sorted)
+
+
+def _read_inputs(csv_path: Path, into: array) -> None:
+    """Append the hash of each input recorded in csv_path to `into`, streaming the file (rows
+    of one photo follow each other: each input is hashed once)."""
+    if not csv_path.is_file():
+        return
+    with open(csv_path, newline="", encoding="utf-8") as fh:
+        reader = csv.reader(fh)
+        header = next(reader, None)
+        if not header or "input" not in header:
+            return
+        col, last = header.index("input"), None
+        for row in reader:
+            if len(row) > col and row[col] and row[col] != last:
+                last = row[col]
+                into.append(stable_hash(last))
+
+
+def load_done(out: Path, journal_name: str = JOURNAL, with_final: bool = True) -> DoneSet:
+    """The inputs already recorded in out (synthesis.csv unless with_final is False, and the
+    journal), after repairing a journal cut short by a kill -9. Memory: 8 bytes per photo."""
+    out = Path(out)
+    repair_journal(out / journal_name)
+    hashes = array("q")
+    if with_final:
+        _read_inputs(out / CSV_NAME, hashes)
+    _read_inputs(out / journal_name, hashes)
+    return DoneSet(hashes)
+
+
+def repair_journal(journal: Path) -> None:
+    """Drop a partial last line left by a kill -9 in the middle of a write (reads only the
+    end of the file)."""
+    if not journal.is_file():
+        return
+    with open(journal, "r+b") as fh:
+        size = pos = fh.seek(0, os.SEEK_END)
+        end = 0
+        while pos > 0:
+            step = min(1 << 16, pos)
+            fh.seek(pos - step)
+            newline = fh.read(step).rfind(b"\n")
+            if newline >= 0:
+                end = pos - step + newline + 1
+                break
+            pos -= step
+        if end != size:
+            fh.truncate(end)
+
+
+def remove_stale_temporaries(out: Path) -> int:
+    """Delete temporary files a killed run left behind (atomic writes name them .*.tmp);
+    streams the tree (os.scandir), so a folder of a million outputs is never listed whole."""
+    removed, stack = 0, [os.fspath(out)]
+    while stack:
+        try:
+            entries = os.scandir(stack.pop())
+        except OSError:
+            continue
+        with entries:
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append(entry.path)
+                elif entry.name.startswith(".") and entry.name.endswith(".tmp"):
+                    Path(entry.path).unlink(missing_ok=True)
+                    removed += 1
+    return removed
+
+
+def rows_text(rows: list[dict]) -> str:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, extrasaction="raise", lineterminator="\n")
+    for row in rows:
+        writer.writerow({k: row.get(k, "") for k in CSV_COLUMNS})
+    return buf.getvalue()
+
+
+def finalize(out: Path, overwrite: bool = False) -> None:
+    """synthesis.csv := its old rows + the journal's, written atomically (streamed line by
+    line); then drop the journal.
+
+    overwrite: synthesis.csv := the rows of the --overwrite journal alone, and its run file
+    becomes run.json; only then are the old journal and the --overwrite files removed.
+    """
+    out = Path(out)
+    journal, final = out / (OVERWRITE_JOURNAL if overwrite else JOURNAL), out / CSV_NAME
+    if not journal.is_file():
+        return
+    repair_journal(journal)
+    fd, tmp = temporary_file(out)  # the mode open() gives, not mkstemp's 0600
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as dst:
+            dst.write(",".join(CSV_COLUMNS) + "\n")
+            for source in (journal,) if overwrite else (final, journal):
+                if source.is_file():
+                    with open(source, encoding="utf-8", newline="") as src:
+                        next(src, None)  # header
+                        for line in src:
+                            dst.write(line)
+            dst.flush()
+            os.fsync(dst.fileno())
+        os.replace(tmp, final)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    if overwrite:
+        # A kill from here on leaves the --overwrite files: the next run refuses to resume
+        # without --overwrite, and a rerun with it finishes this one.
+        os.replace(out / OVERWRITE_RUN_FILE, out / RUN_FILE)
+        (out / JOURNAL).unlink(missing_ok=True)
+    journal.unlink()
+
+
+@contextmanager
+def lock_output(out: Path) -> Iterator[None]:
+    """Hold an exclusive lock on out for the whole run (fcntl.flock on out/.synthesis.lock,
+    released by the kernel when the process dies, so a killed run never leaves it stuck).
+    Another run holding it: a one-line ValueError naming that run (pid, host, start)."""
+    path = Path(out) / LOCK_FILE
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 300, 0).decode("utf-8", "replace").strip() or "pid unknown"
+            os.close(fd)
+            raise ValueError(
+                f"{out} is in use by another synthesize run ({holder}); wait for it to finish "
+                "or choose another output folder."
+            ) from None
+        try:  # the last holder may have removed the file between our open and flock
+            if os.stat(path).st_ino == os.fstat(fd).st_ino:
+                break
+        except FileNotFoundError:
+            pass
+        os.close(fd)
+    try:
+        started = time.strftime("%Y-%m-%d %H:%M:%S %Z")
+        os.ftruncate(fd, 0)
+        os.write(fd, f"pid {os.getpid()} on {socket.gethostname()}, started {started}\n".encode())
+        yield
+    finally:
+        path.unlink(missing_ok=True)  # still locked: a waiting run then retries on a new file
+        os.close(fd)
+
+
+def _settings_changed(previous: dict, run_info: dict) -> list[str]:
+    """'key: old -> new' for each RESUME_KEYS setting that differs (options one by one)."""
+    detail = []
+    for key in RESUME_KEYS:
+        old, new = previous.get(key), run_info.get(key)
+        if old == new:
+            continue
+        if isinstance(old, dict) and isinstance(new, dict):
+            detail += [
+                f"{k}: {old.get(k)!r} -> {new.get(k)!r}"
+                for k in sorted(set(old) | set(new))
+                if old.get(k) != new.get(k)
+            ]
+        else:
+            detail.append(f"{key}: {old!r} -> {new!r}")
+    return detail
+
+
+def _read_run_file(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except ValueError:
+        raise ValueError(f"{path} is not valid JSON; use --overwrite or a new folder.") from None
+
+
+def check_resume(out: Path, run_info: dict, overwrite: bool) -> bool:
+    """Refuse a folder made with other settings (unless overwrite); True when an --overwrite
+    run resumes an interrupted one with the same settings. Touches nothing but the leftovers
+    of an --overwrite run made with other settings."""
+    if overwrite:
+        pending = out / OVERWRITE_RUN_FILE
+        if pending.is_file() and (out / OVERWRITE_JOURNAL).is_file():
+            try:
+                if not _settings_changed(json.loads(pending.read_text()), run_info):
+                    return True
+            except ValueError:
+                pass
+        (out / OVERWRITE_JOURNAL).unlink(missing_ok=True)
+        pending.unlink(missing_ok=True)
+        return False
+    if (out / OVERWRITE_RUN_FILE).is_file() or (out / OVERWRITE_JOURNAL).is_file():
+        raise ValueError(
+            f"An --overwrite run into {out} did not finish (the old synthesis.csv is still "
+            "there); rerun it with --overwrite to finish it, or use a new output folder."
+        )
+    run_file = out / RUN_FILE
+    if not run_file.is_file():
+        if (out / CSV_NAME).is_file() or (out / JOURNAL).is_file():
+            raise ValueError(
+                f"{out} holds a synthesis.csv but no run.json; use --overwrite or a new folder."
+            )
+        return False
+    detail = _settings_changed(_read_run_file(run_file), run_info)
+    if detail:
+        raise ValueError(
+            f"{out} was made with other settings ({'; '.join(detail[:4])}); rerun with the same "
+            "options to resume, or use --overwrite or a new output folder."
+        )
+    return False

@@ -1,0 +1,233 @@
+"""The batch runner under faults: a second run on a used folder, --overwrite that must not lose
+the old index, another input folder, clashing names, --boxes rows and folders that match
+nothing, a photo that kills its worker, and a journal cut short."""
+
+from __future__ import annotations
+
+import csv
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from click.testing import CliRunner
+from PIL import Image
+
+import maskforge.synth.runner as runner
+from maskforge.cli import cli
+from maskforge.synth.journal import finalize, load_done
+from maskforge.synth.table import (
+    CSV_COLUMNS,
+    CSV_NAME,
+    JOURNAL,
+    LOCK_FILE,
+    OVERWRITE_JOURNAL,
+    OVERWRITE_RUN_FILE,
+    RUN_FILE,
+)
+
+GOOD = ("0_0_caiguoqing_0146.jpg", "120.jpg", "125.jpg", "0_0_anhu_0025.jpg")
+ONE_WORKER = ("--workers", "1", "--mask-type", "surgical")
+
+
+def run(*args) -> tuple[int, str]:
+    result = CliRunner().invoke(cli, [str(a) for a in args])
+    return result.exit_code, result.output
+
+
+def rows_of(out: Path) -> list[dict]:
+    with open(out / CSV_NAME, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def photos(unmasked_dir: Path, folder: Path, names=GOOD) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        shutil.copy(unmasked_dir / name, folder / name)
+    return folder
+
+
+def test_a_locked_folder_is_refused_and_a_killed_holder_leaves_no_stale_lock(
+    unmasked_dir, tmp_path
+):
+    raw, out = photos(unmasked_dir, tmp_path / "raw", GOOD[:2]), tmp_path / "out"
+    out.mkdir()
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import fcntl, os, sys, time\n"
+            "fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT)\n"
+            "fcntl.flock(fd, fcntl.LOCK_EX)\n"
+            "os.write(fd, b'pid %d on testhost, started now' % os.getpid())\n"
+            "print('locked', flush=True)\n"
+            "time.sleep(600)\n",
+            str(out / LOCK_FILE),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        code, output = run("synthesize", raw, out, *ONE_WORKER)
+        assert code == 2, output
+        assert "in use by another synthesize run" in output and f"pid {holder.pid}" in output
+        assert len([line for line in output.splitlines() if line.startswith("Error")]) == 1
+        assert not (out / CSV_NAME).exists() and not (out / JOURNAL).exists()
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    code, output = run("synthesize", raw, out, *ONE_WORKER)
+    assert code in (0, 3), output
+    assert {r["input"] for r in rows_of(out)} == set(GOOD[:2])
+    assert not (out / LOCK_FILE).exists()  # released and removed at the end of the run
+
+
+def test_overwrite_with_an_empty_input_is_refused_and_keeps_the_old_index(unmasked_dir, tmp_path):
+    raw, out = photos(unmasked_dir, tmp_path / "raw", GOOD[:2]), tmp_path / "out"
+    code, _ = run("synthesize", raw, out, *ONE_WORKER)
+    assert code in (0, 3)
+    before = {name: (out / name).read_bytes() for name in (CSV_NAME, RUN_FILE)}
+    empty = tmp_path / "empty"
+    (empty / "sub").mkdir(parents=True)
+    (empty / "notes.txt").write_text("no photo here")
+    code, output = run("synthesize", empty, out, *ONE_WORKER, "--overwrite")
+    assert code == 2 and "No photos under" in output, output
+    assert {name: (out / name).read_bytes() for name in before} == before
+    fresh = tmp_path / "fresh"
+    code, output = run("synthesize", empty, fresh, *ONE_WORKER)
+    assert code == 2 and not fresh.exists()  # refused before the output folder is made
+
+
+def test_overwrite_killed_midway_keeps_the_old_index_and_then_resumes(unmasked_dir, tmp_path):
+    old_raw = photos(unmasked_dir, tmp_path / "old", GOOD[:1])
+    names = sorted(os.listdir(unmasked_dir))[::60][:8]
+    new_raw, out = photos(unmasked_dir, tmp_path / "new", names), tmp_path / "out"
+    code, _ = run("synthesize", old_raw, out, *ONE_WORKER)
+    assert code in (0, 3)
+    old_csv, old_run = (out / CSV_NAME).read_bytes(), (out / RUN_FILE).read_bytes()
+    cmd = [sys.executable, "-m", "maskforge", "synthesize", str(new_raw), str(out)]
+    proc = subprocess.Popen(
+        [*cmd, *ONE_WORKER, "--overwrite"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    journal = out / OVERWRITE_JOURNAL
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        started = [j for j in (journal, out / JOURNAL) if j.is_file()]
+        if started and started[0].read_text().count("\n") >= 3:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert (out / CSV_NAME).is_file() and (out / CSV_NAME).read_bytes() == old_csv
+    assert journal.is_file(), "the run ended before it could be killed"
+    assert (out / RUN_FILE).read_bytes() == old_run
+    code, output = run("synthesize", new_raw, out, *ONE_WORKER)  # no --overwrite: refused
+    assert code == 2 and "--overwrite" in output and "did not finish" in output, output
+    assert (out / CSV_NAME).read_bytes() == old_csv
+    code, output = run("synthesize", new_raw, out, *ONE_WORKER, "--overwrite")
+    assert code in (0, 3), output
+    assert " 0 already done" not in output  # it resumed the killed --overwrite run
+    rows = rows_of(out)
+    assert {r["input"] for r in rows} == set(names)
+    assert len(rows) == len({(r["input"], r["face"]) for r in rows})
+    assert not [n for n in (OVERWRITE_JOURNAL, OVERWRITE_RUN_FILE, JOURNAL) if (out / n).exists()]
+    assert str(new_raw.resolve()) in (out / RUN_FILE).read_text()
+
+
+def test_resume_from_another_input_folder_is_refused(unmasked_dir, tmp_path):
+    raw1 = photos(unmasked_dir, tmp_path / "one", GOOD[:1])
+    raw2 = photos(unmasked_dir, tmp_path / "two", GOOD[1:2])
+    out = tmp_path / "out"
+    code, _ = run("synthesize", raw1, out, *ONE_WORKER)
+    assert code in (0, 3)
+    before = (out / CSV_NAME).read_bytes()
+    code, output = run("synthesize", raw2, out, *ONE_WORKER)
+    assert code == 2, output
+    assert "input" in output and str(raw2.resolve()) in output and "--overwrite" in output
+    assert (out / CSV_NAME).read_bytes() == before
+
+
+def test_clashing_names_in_one_folder_get_distinct_stems(tmp_path):
+    for name in ("a.jpg", "a.png", "a_jpg.jpg", "A.JPG", "b.jpg", "c.jpeg", "c_jpeg_2.png"):
+        (tmp_path / name).write_bytes(b"")
+    stems = {rel: stem for _, rel, stem in runner.plan_inputs(tmp_path)}
+    assert len({s.lower() for s in stems.values()}) == len(stems), stems
+    assert stems["b.jpg"] == "b"  # no clash: the name it always had
+    assert stems["a_jpg.jpg"] == "a_jpg"  # a photo's own name wins over a made-up one
+    assert stems["c_jpeg_2.png"] == "c_jpeg_2"
+
+
+def test_clashing_names_give_distinct_output_files(unmasked_dir, tmp_path):
+    raw, out = tmp_path / "raw", tmp_path / "out"
+    raw.mkdir()
+    shutil.copy(unmasked_dir / GOOD[0], raw / "a.jpg")
+    Image.open(unmasked_dir / GOOD[1]).save(raw / "a.png")
+    shutil.copy(unmasked_dir / GOOD[2], raw / "a_jpg.jpg")
+    code, output = run("synthesize", raw, out, *ONE_WORKER)
+    assert code in (0, 3), output
+    ok = [r for r in rows_of(out) if r["status"] == "ok"]
+    assert {r["input"] for r in ok} == {"a.jpg", "a.png", "a_jpg.jpg"}
+    outputs = [r["output"] for r in ok] + [r["original"] for r in ok]
+    assert len(set(outputs)) == len(outputs)
+    assert all((out / name).is_file() for name in outputs)
+
+
+def test_boxes_rows_naming_no_photo_and_unreadable_folders_are_reported(
+    unmasked_dir, tmp_path, monkeypatch
+):
+    raw, out = photos(unmasked_dir, tmp_path / "raw", GOOD[:1]), tmp_path / "out"
+    photos(unmasked_dir, raw / "locked", GOOD[1:2])
+    boxes = tmp_path / "boxes.csv"
+    boxes.write_text(
+        f"image,left,top,right,bottom\n{GOOD[0]},10,10,120,120\n"
+        "gone/missing.jpg,1,1,50,50\ntypo.jpg,1,1,50,50\n"
+    )
+    real_scandir = os.scandir
+
+    def scandir(path="."):
+        if Path(path) == raw / "locked":
+            raise PermissionError(13, "Permission denied", os.fspath(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    code, output = run("synthesize", raw, out, *ONE_WORKER, "--boxes", boxes)
+    assert code in (0, 3), output
+    assert "2 image(s) in --boxes name no photo" in output
+    assert "gone/missing.jpg" in output and "typo.jpg" in output
+    assert "1 folder(s) could not be read" in output and "locked: Permission denied" in output
+    assert {r["input"] for r in rows_of(out)} == {GOOD[0]}
+
+
+def test_a_photo_that_kills_its_worker_is_an_error_row_and_the_batch_goes_on(
+    unmasked_dir, tmp_path, monkeypatch
+):
+    from crashing_worker import crashing_synthesis_worker
+
+    raw, out = photos(unmasked_dir, tmp_path / "raw", GOOD[:3]), tmp_path / "out"
+    shutil.copy(unmasked_dir / GOOD[3], raw / "crash.jpg")
+    monkeypatch.setattr(runner, "synthesis_worker", crashing_synthesis_worker)
+    code, output = run("synthesize", raw, out, "--workers", "2", "--mask-type", "surgical")
+    assert code == 3, output  # one photo gave no masked face
+    rows = rows_of(out)
+    crashed = [r for r in rows if r["input"] == "crash.jpg"]
+    assert [(r["status"], r["reason"]) for r in crashed] == [("error", "worker died: signal 9")]
+    assert {r["input"] for r in rows if r["status"] == "ok"} == set(GOOD[:3])
+    assert "error 1" in output
+
+
+def test_resume_state_streams_a_journal_cut_short(tmp_path):
+    header = ",".join(CSV_COLUMNS) + "\n"
+    (tmp_path / CSV_NAME).write_text(header + "old.jpg,0,ok" + "," * 16 + "\n")
+    rows = "".join(f"p{i}.jpg,{f},ok" + "," * 16 + "\n" for i in range(500) for f in (0, 1))
+    (tmp_path / JOURNAL).write_text(header + rows + "p500.jpg,0,o")  # a kill -9 mid-write
+    done = load_done(tmp_path)
+    assert len(done) == 501 and "p499.jpg" in done and "old.jpg" in done
+    assert "p500.jpg" not in done
+    finalize(tmp_path)
+    final = rows_of(tmp_path)
+    assert len(final) == 1001 and final[-1]["input"] == "p499.jpg"
+    assert not (tmp_path / JOURNAL).exists()
