@@ -1,0 +1,171 @@
+"""Benchmark the synthesize runner's resume and finalize at scale: peak memory and seconds.
+
+Writes a journal (out/.synthesis.journal.csv) of N rows made here, with the columns of
+synth/table.CSV_COLUMNS and realistic values (1-3 faces per photo, some photos with no face,
+masked / incorrect labels, negatives, boxes, seeds), cut short mid-row as a kill -9 leaves it.
+Then, in a fresh subprocess per size, runs what a rerun of `maskforge synthesize` does with it:
+the resume (journal.load_done: repair the journal, read the done set; membership checks;
+stale-temporaries sweep) and the finalize (journal.finalize: synthesis.csv := old rows +
+journal, atomically). Peak RSS is the child's resource.getrusage ru_maxrss; `import_mb` is its
+RSS after the imports, before any of that work. The target: the 1,000,000-row run within
+about 20 % of the 10,000-row one.
+
+    python benchmarks/resume.py                         # 10,000 and 1,000,000 rows
+    python benchmarks/resume.py --rows 10000 --json out.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from maskforge.synth.table import CSV_COLUMNS, CSV_NAME, JOURNAL  # noqa: E402
+
+MASK_TYPES = ("surgical", "cloth", "n95")
+WEARS = ("correct", "nose_out", "chin")
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident set size in MiB (ru_maxrss: KiB on Linux, bytes on macOS)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (1 << 20) if sys.platform == "darwin" else peak / 1024
+
+
+def journal_rows(n: int):
+    """n synthesis.csv rows as lists in CSV_COLUMNS order, photo after photo."""
+    made, photo = 0, 0
+    while made < n:
+        rel = f"batch{photo // 5000:03d}/person{photo % 997:03d}_{photo:07d}.jpg"
+        stem = rel.rsplit(".", 1)[0]
+        faces = 1 + (photo % 7 == 0) + (photo % 31 == 0)
+        if photo % 13 == 0:
+            row = dict(input=rel, status="no_face", reason="no face found", group=rel)
+            made += 1
+            yield [row.get(c, "") for c in CSV_COLUMNS]
+        else:
+            for face in range(faces):
+                label = "incorrect" if (photo + face) % 3 == 0 else "masked"
+                row = dict(
+                    input=rel,
+                    face=face,
+                    status="ok",
+                    label=label,
+                    output=f"{label}/{stem}_{face}.jpg",
+                    original=f"unmasked/{stem}_{face}.jpg",
+                    negative=f"unmasked/{stem}_{face}_neg.jpg" if photo % 7 == 3 else "",
+                    negative_kind="hand" if photo % 7 == 3 else "",
+                    group=rel,
+                    detector="cascade",
+                    box=f"{12 + face * 90} 34 {140 + face * 90} 170",
+                    yaw=round(((photo * 37) % 61 - 30) / 1.3, 1),
+                    variant=f"{MASK_TYPES[photo % 3]}_{photo % 4}",
+                    mask_type=MASK_TYPES[photo % 3],
+                    color=f"#{(photo * 2654435761) % 0xFFFFFF:06x}",
+                    pattern="dots" if photo % 5 == 0 else "",
+                    wear=WEARS[photo % 3] if label == "incorrect" else "correct",
+                    seed=(photo * 6364136223846793005 + face) % (1 << 63),
+                )
+                made += 1
+                yield [row.get(c, "") for c in CSV_COLUMNS]
+                if made == n:
+                    break
+        photo += 1
+
+
+def make_journal(out: Path, rows: int) -> int:
+    """Write the journal of `rows` rows (plus a partial one) into out; its size in bytes."""
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / JOURNAL, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh, lineterminator="\n")
+        writer.writerow(CSV_COLUMNS)
+        writer.writerows(journal_rows(rows))
+        fh.write("batch999/cut_short.jpg,0,o")  # a kill -9 in the middle of a write
+    return (out / JOURNAL).stat().st_size
+
+
+def child(out: Path) -> dict:
+    """Resume then finalize in this (fresh) process; the measurements as a dict."""
+    from maskforge.synth import journal
+
+    import_mb = peak_rss_mb()
+    t0 = time.perf_counter()
+    done = journal.load_done(out)
+    journal.remove_stale_temporaries(out)
+    hits = sum(f"batch000/person{i % 997:03d}_{i:07d}.jpg" in done for i in range(1000))
+    t1 = time.perf_counter()
+    journal.finalize(out)
+    t2 = time.perf_counter()
+    with open(out / CSV_NAME, "rb") as fh:
+        final_rows = sum(1 for _ in fh) - 1
+    return {
+        "photos_done": len(done),
+        "membership_hits": hits,
+        "final_rows": final_rows,
+        "import_mb": round(import_mb, 1),
+        "peak_rss_mb": round(peak_rss_mb(), 1),
+        "resume_s": round(t1 - t0, 3),
+        "finalize_s": round(t2 - t1, 3),
+    }
+
+
+def bench(rows: int, work: Path) -> dict:
+    out = work / f"out_{rows}"
+    t0 = time.perf_counter()
+    size = make_journal(out, rows)
+    made_s = time.perf_counter() - t0
+    proc = subprocess.run(
+        [sys.executable, __file__, "--child", str(out)],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    result = {
+        "rows": rows,
+        "journal_mb": round(size / (1 << 20), 1),
+        "generate_s": round(made_s, 1),
+    }
+    result.update(json.loads(proc.stdout.strip().splitlines()[-1]))
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rows", type=int, nargs="+", default=[10_000, 1_000_000])
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(child(args.child)))
+        return
+    results = []
+    with tempfile.TemporaryDirectory(prefix="maskforge_resume_") as tmp:
+        for rows in args.rows:
+            results.append(bench(rows, Path(tmp)))
+            print(json.dumps(results[-1]), flush=True)
+    report = {
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "results": results,
+    }
+    if len(results) > 1:
+        report["peak_rss_ratio_largest_to_smallest"] = round(
+            results[-1]["peak_rss_mb"] / results[0]["peak_rss_mb"], 3
+        )
+    print(json.dumps(report, indent=2))
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
