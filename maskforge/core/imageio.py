@@ -84,7 +84,8 @@ def decode_image(
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise ImageTooLargeError(
-            f"too large for Pillow's decompression-bomb guard: {_words(exc)}"
+            "too large for Pillow's decompression-bomb guard (PIL.Image.MAX_IMAGE_PIXELS, "
+            f"which maskforge leaves as it is): {_words(exc)}"
         ) from None
     except UnidentifiedImageError:
         other = _other_format(data)
