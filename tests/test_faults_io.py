@@ -232,11 +232,6 @@ def test_outputs_follow_the_umask(faulty_run):
     assert mode_of(out / "run.json") == 0o640
 
 
-@pytest.mark.xfail(
-    reason="runner._finalize still writes synthesis.csv with tempfile.mkstemp (0600); it needs "
-    "core.imageio.temporary_file",
-    strict=False,
-)
 def test_synthesis_csv_follows_the_umask(faulty_run):
     _, out, _ = faulty_run
     assert mode_of(out / "synthesis.csv") == 0o640
@@ -276,11 +271,6 @@ def test_printable_and_fit_name():
     assert fit_stem("sub/" + "a" * 300, 10).startswith("sub/a")
 
 
-@pytest.mark.xfail(
-    reason="runner._stems must record rel with core.paths.printable (stable_hash and the journal "
-    "encode it as UTF-8)",
-    strict=False,
-)
 def test_a_non_utf8_name_is_recorded_escaped_and_the_batch_goes_on(unmasked_dir, tmp_path):
     raw = tmp_path / "raw"
     raw.mkdir()
