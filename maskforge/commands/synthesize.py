@@ -289,11 +289,12 @@ def synthesize(raw: Path, out: Path, **params) -> None:
     try:
         summary = run_synthesis(raw, out, options, **run_args)
     except KeyboardInterrupt:
-        click.echo(
-            "\nInterrupted: finished photos are in synthesis.csv; rerun the same command "
-            "to resume.",
-            err=True,
+        where = (
+            "the old synthesis.csv is kept until an --overwrite run finishes"
+            if run_args.get("overwrite")
+            else "finished photos are in synthesis.csv"
         )
+        click.echo(f"\nInterrupted: {where}; rerun the same command to resume.", err=True)
         raise SystemExit(130) from None
     remember("synthesize_out", out)
     _print_summary(summary, out)

@@ -302,12 +302,13 @@ def run_synthesis(
     summary = _survey(raw, given_faces)  # before out/ is touched: refuses an empty input
     out.mkdir(parents=True, exist_ok=True)
     with lock_output(out):
+        killed = (out / JOURNAL).is_file() or (out / OVERWRITE_JOURNAL).is_file()
         resume_overwrite = check_resume(out, run_info, overwrite)
         journal_name = OVERWRITE_JOURNAL if overwrite else JOURNAL
         # --overwrite keeps the old run.json, synthesis.csv and journal until it finishes.
         run_file = OVERWRITE_RUN_FILE if overwrite else RUN_FILE
         atomic_write_text(out / run_file, json.dumps(run_info, indent=2) + "\n")
-        if (out / journal_name).is_file():  # the last run was killed: tidy up after it
+        if killed:  # the last run was killed: tidy up after it
             remove_stale_temporaries(out)
         if overwrite and not resume_overwrite:
             done = DoneSet([])
