@@ -31,3 +31,14 @@ def crashing_synthesis_worker(options, detector_args: dict, out: str):
         return real(task)
 
     return run
+
+
+def pid_worker():
+    """task -> this worker's process id, after a short nap (the pool stays busy)."""
+    import time
+
+    def run(task: int) -> int:
+        time.sleep(0.2)
+        return os.getpid()
+
+    return run

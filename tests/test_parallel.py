@@ -116,3 +116,39 @@ def test_pool_map_isolates_a_task_that_kills_its_worker():
         ("crashed", i, "worker died: signal 9") if i in (5, 17) else i * 10 for i in range(24)
     ]
     assert results == expected
+
+
+def test_pool_workers_end_when_their_parent_is_killed(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    script = (
+        "import sys; sys.path.insert(0, sys.argv[1])\n"
+        "from crashing_worker import pid_worker\n"
+        "from maskforge.core.parallel import pool_map\n"
+        "for pid in pool_map(pid_worker, (), range(10**6), workers=2):\n"
+        "    print(pid, flush=True)\n"
+    )
+    tests = os.path.dirname(os.path.abspath(__file__))
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script, tests], stdout=subprocess.PIPE, text=True
+    )
+    pids = {int(proc.stdout.readline()) for _ in range(6)}
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    deadline = time.time() + 15
+    alive = set(pids)
+    while alive and time.time() < deadline:
+        time.sleep(0.2)
+        alive = {p for p in alive if os.path.exists(f"/proc/{p}") and _running(p)}
+    assert not alive, f"workers {alive} outlived their killed parent"
+
+
+def _running(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split(")")[-1].split()[0] != "Z"  # a zombie has ended
+    except OSError:
+        return False

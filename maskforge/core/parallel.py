@@ -12,6 +12,8 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
+import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -50,10 +52,19 @@ _WORKER: Callable | None = None
 _WORKER_ERROR: Exception | None = None
 
 
+def _exit_with_parent(parent: int) -> None:
+    """Worker side: end this process once its parent is gone (killed with -9, say), instead of
+    waiting forever for jobs; its writes are atomic, so at most a temporary file is left."""
+    while os.getppid() == parent:
+        time.sleep(1)
+    os._exit(1)
+
+
 def _init_worker(make_worker: Callable[..., Callable], args: tuple) -> None:
     global _WORKER, _WORKER_ERROR
     # Only the parent handles Ctrl-C; workers finish the job in hand (their writes are atomic).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
     try:
         _WORKER = make_worker(*args)
     except Exception as exc:  # noqa: BLE001 - re-raised in the parent by the first job
