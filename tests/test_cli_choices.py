@@ -161,7 +161,7 @@ def test_split_and_stats_defaults_are_the_librarys():
     [
         ("predict", ["."], "maskforge.deploy.predict:predict_inputs"),
         ("export", [], "maskforge.deploy.export:export_run"),
-        ("preview", [], "maskforge.synth.preview:write_sheet"),
+        ("preview", [], "maskforge.synth.preview:build_sheet"),
         ("templates", [], "maskforge.synth.templates:write_template_sheet"),
     ],
 )

@@ -267,22 +267,13 @@ def make_sheet(out_dir: Path, **options) -> np.ndarray:
     return build_sheet(out_dir, **options, progress=False).image
 
 
-def write_sheet(
-    path: Path,
-    out_dir: Path,
-    count: int = DEFAULT_COUNT,
-    seed: int = 0,
-    filters: Filters | None = None,
-    side_by_side: bool = False,
-    tile: int = DEFAULT_TILE,
-    columns: int | None = None,
-    progress: bool | None = None,
-) -> Sheet:
-    """Build the sheet (see build_sheet) and write it atomically as the PNG file `path`."""
+def write_sheet(path: Path, out_dir: Path, **options) -> Sheet:
+    """Build the sheet (options: build_sheet's keywords) and write it atomically as the PNG
+    file `path`."""
     path = Path(path)
     if path.suffix.lower() != ".png":
         raise ValueError(f"Invalid sheet file {str(path)!r}: the contact sheet is written as .png")
-    sheet = build_sheet(out_dir, count, seed, filters, side_by_side, tile, columns, progress)
+    sheet = build_sheet(out_dir, **options)
     write_image(path, sheet.image)
     return sheet
 
