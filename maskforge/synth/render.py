@@ -51,16 +51,26 @@ def apply_mask(
     finish: compose.Finish,
     rng: np.random.Generator,
     return_alpha: bool = False,
+    mesh: np.ndarray | None = None,
 ):
     """The photo with a mask warped onto the face of `landmarks` (RGB uint8, same size).
 
     template: a templates.MaskTemplate; params say variant, colour, pattern weight and wear;
     look holds the pattern's texture and the accent colour (sampling.draw_look); rng: the grain.
     With return_alpha, also the mask's coverage (H, W) float32 0..1 in photo pixels.
+    mesh: the face's posed mesh (468+, 3) px: the mask is laid on it in 3D (mesh_render.py)
+    instead of warped flat.
     """
     from maskforge.synth.templates import recolour_accents, render_appearance
 
     variant, matrix = mask_placement(landmarks, template, params)
+    if mesh is not None:
+        from maskforge.synth.mesh_render import apply_mask_mesh
+
+        out, full = apply_mask_mesh(
+            rgb, mesh, landmarks, template, params, look, variant, finish, rng
+        )
+        return (out, full) if return_alpha else out
     appearance = render_appearance(variant, params.color, look.texture, params.pattern_weight)
     if look.accent is not None:
         appearance = recolour_accents(appearance, variant.tint, look.accent)

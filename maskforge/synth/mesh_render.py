@@ -1,0 +1,274 @@
+"""Draw a mask on the 3D face: the template's front view laid on the fitted mesh, shaded by the
+surface's normals under the light read from the face's own skin, with loops to the ears and a
+soft contact shadow on the skin along its edges.
+
+Deterministic functions of (image, posed mesh, template, parameters), like render.py: the
+generator supplies only the photo-matched grain. Images are RGB uint8; meshes (468+, 3) px, x
+right, y down, z away from the camera.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import cv2
+import numpy as np
+
+from maskforge.synth import compose, mesh, surface
+from maskforge.synth.raster import rasterize
+from maskforge.synth.sampling import FaceParams, MaskLook
+
+# The rasteriser works on at most this many pixels along the mask's longer side; texture
+# coordinates and shading are smooth, so they are upsampled, and the outline comes from the
+# template's own alpha, sampled at full resolution.
+RASTER_SIDE = 160
+# Shading: never darker or brighter than these factors of the skin's mean light, so a badly
+# estimated light cannot paint a black or a white mask.
+SHADE_RANGE = (0.35, 1.35)
+# The directional part of the light relative to the ambient one, at most.
+MAX_DIRECTIONAL = 1.2
+# Contact shadow on the skin along the mask's edges: width in face widths, depth at the edge.
+SHADOW_WIDTH = 0.025
+SHADOW_DEPTH = 0.3
+LOOP_WIDTH = 0.007  # loop thickness in face widths
+# Per template, how it stands off the face; others get Look3D()'s defaults.
+LOOKS = {
+    "surgical": surface.Look3D(standoff=3.0, loops="ear"),
+    "cloth": surface.Look3D(standoff=3.5, loops="ear"),
+    "kn95": surface.Look3D(standoff=5.0, cup=6.0, loops="ear"),
+    "n95": surface.Look3D(standoff=6.0, cup=9.0, loops="head"),
+    "n95_valve": surface.Look3D(standoff=6.0, cup=9.0, loops="head"),
+    "gas": surface.Look3D(standoff=8.0, cup=12.0, loops="none"),
+}
+
+
+_SURFACES: dict = {}
+
+
+def _surface(template, wear: str) -> surface.Surface:
+    """A template's surface for a wear style, built once per process (templates are frozen)."""
+    front = template.variants["front"]
+    key = (template.name, wear, id(front.rgba))
+    if key not in _SURFACES:
+        look = LOOKS.get(template.name, surface.Look3D())
+        # The view is kept with its surface, so that its id cannot be reused by another.
+        _SURFACES[key] = (front.rgba, surface.build_surface(front, wear, look))
+    return _SURFACES[key][1]
+
+
+def vertex_normals(points: np.ndarray, triangles: np.ndarray) -> np.ndarray:
+    """Unit normals (N, 3) of a triangle mesh's vertices, pointing toward the camera (-z)."""
+    a, b, c = (points[triangles[:, i]] for i in range(3))
+    face = np.cross(b - a, c - a)
+    normals = np.zeros_like(points)
+    for i in range(3):
+        np.add.at(normals, triangles[:, i], face)
+    normals *= np.where(normals[:, 2:3] > 0, -1.0, 1.0)  # the side facing the camera
+    return normals / np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-9)
+
+
+@lru_cache(maxsize=1)
+def _skin_vertices() -> np.ndarray:
+    """Canonical vertices on skin that is rarely covered: forehead, cheeks, nose (not eyes,
+    brows, lips, nor the chin, where beards are)."""
+    vertices, points68 = surface.canonical_face()
+    xy = vertices[:, :2]
+    eyes = [points68[36:42].mean(axis=0), points68[42:48].mean(axis=0)]
+    iod = float(np.linalg.norm(eyes[1] - eyes[0]))
+    near_eye = np.min([np.linalg.norm(xy - e, axis=1) for e in eyes], axis=0) < 0.35 * iod
+    mouth_top = points68[48:68, 1].min()
+    return np.nonzero(~near_eye & (xy[:, 1] < mouth_top - 0.05 * iod))[0]
+
+
+def skin_light(gray: np.ndarray, posed: np.ndarray) -> tuple[float, np.ndarray]:
+    """(ambient a, directional b (3,)): skin luminance ~ a + b . normal, fitted on the face's
+    visible skin vertices (gray: float32 0..1, lightly blurred)."""
+    triangles = mesh.canonical_mesh().triangles
+    normals = vertex_normals(posed[:468], triangles)
+    ids = _skin_vertices()
+    ids = ids[normals[ids, 2] < -0.3]
+    pts = posed[ids, :2].astype(np.float32).reshape(-1, 1, 2)
+    h, w = gray.shape
+    inside = (pts[:, 0, 0] >= 0) & (pts[:, 0, 0] < w) & (pts[:, 0, 1] >= 0) & (pts[:, 0, 1] < h)
+    ids, pts = ids[inside], pts[inside]
+    if len(ids) < 12:
+        return float(gray.mean()), np.zeros(3)
+    lum = cv2.remap(gray, pts[..., 0], pts[..., 1], cv2.INTER_LINEAR).ravel()
+    design = np.c_[np.ones(len(ids)), normals[ids]]
+    keep = np.ones(len(ids), bool)
+    for _ in range(2):  # drop hair, glasses and highlights, then refit
+        coef, *_ = np.linalg.lstsq(design[keep], lum[keep], rcond=None)
+        residual = lum - design @ coef
+        spread = 1.4826 * np.median(np.abs(residual[keep])) + 1e-4
+        keep = np.abs(residual) < 2.5 * spread
+    a, b = float(coef[0]), coef[1:]
+    # The fit only sees normals near the camera axis; +a folds in the light along -z.
+    mean_normal = normals[ids].mean(axis=0)
+    level = max(a + float(b @ mean_normal), 1e-3)
+    directional = np.linalg.norm(b)
+    if directional > MAX_DIRECTIONAL * level:
+        b = b * (MAX_DIRECTIONAL * level / directional)
+    return level - float(b @ mean_normal), b
+
+
+def _shading(normals: np.ndarray, light: tuple[float, np.ndarray], mean_normal) -> np.ndarray:
+    a, b = light
+    reference = max(a + float(b @ mean_normal), 1e-3)
+    return np.clip((a + normals @ b) / reference, *SHADE_RANGE)
+
+
+def _loops(posed: np.ndarray, attach: np.ndarray, roi, face_width: float, kind: str):
+    """Alpha (h, w) float32 of the loops (or straps) from the mask's sides to the ears."""
+    x0, y0, x1, y1 = roi
+    layer = np.zeros((y1 - y0, x1 - x0), np.uint8)
+    if kind == "none":
+        return layer.astype(np.float32)
+    ears, visible = surface.ear_points(posed)
+    thickness = max(1, int(round(LOOP_WIDTH * face_width)))
+    for side in (0, 1):
+        if not visible[side]:
+            continue
+        ear = ears[side, :2]
+        top, bottom = attach[2 * side], attach[2 * side + 1]
+        if kind == "head":  # straps run past the ear, above and below it
+            ends = (ear + (0, -0.18 * face_width), ear + (0, 0.22 * face_width))
+        else:
+            ends = (ear + (0, -0.08 * face_width), ear + (0, 0.1 * face_width))
+        for start, end in zip((top, bottom), ends):
+            sag = -0.04 if start is top else 0.03
+            bulge = (start + end) / 2 + (0, sag * face_width)
+            t = np.linspace(0, 1, 24)[:, None]
+            curve = (1 - t) ** 2 * start + 2 * (1 - t) * t * bulge + t**2 * end
+            points = np.round((curve - (x0, y0)) * 4).astype(np.int32)
+            cv2.polylines(layer, [points], False, 255, thickness, cv2.LINE_AA, shift=2)
+    return layer.astype(np.float32) / 255.0
+
+
+def _roi(points: np.ndarray, shape) -> tuple[int, int, int, int]:
+    h, w = shape[:2]
+    x0 = int(np.clip(np.floor(points[:, 0].min()) - 3, 0, w))
+    y0 = int(np.clip(np.floor(points[:, 1].min()) - 3, 0, h))
+    x1 = int(np.clip(np.ceil(points[:, 0].max()) + 4, 0, w))
+    y1 = int(np.clip(np.ceil(points[:, 1].max()) + 4, 0, h))
+    return x0, y0, x1, y1
+
+
+def _lay_texture(appearance, scale, posed_pts, surf, shade, roi):
+    """(rgb float32 (h, w, 3) 0..1, alpha (h, w)) of the texture laid over roi by the surface."""
+    x0, y0, x1, y1 = roi
+    w, h = x1 - x0, y1 - y0
+    k = min(1.0, RASTER_SIDE / max(w, h, 1))
+    size = (max(1, int(np.ceil(w * k))), max(1, int(np.ceil(h * k))))
+    xy = (posed_pts[:, :2] - (x0, y0)) * k
+    attributes = np.c_[surf.uv * scale, shade]
+    maps, covered = rasterize(xy, posed_pts[:, 2], surf.triangles, attributes, size)
+    cover = covered.astype(np.float32)
+    if k < 1.0:
+        weighted = cv2.resize(maps * cover[..., None], (w, h), interpolation=cv2.INTER_LINEAR)
+        cover = cv2.resize(cover, (w, h), interpolation=cv2.INTER_LINEAR)
+        maps = weighted / np.maximum(cover, 1e-4)[..., None]
+    maps[cover < 1e-3] = -10.0  # outside the surface: sample the transparent border
+    rgba = appearance.astype(np.float32) / 255.0
+    premult = np.concatenate([rgba[..., :3] * rgba[..., 3:], rgba[..., 3:]], axis=2)
+    sampled = cv2.remap(
+        premult, maps[..., 0], maps[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT
+    )
+    alpha = np.clip(sampled[..., 3] * np.clip(cover * 2.0, 0, 1), 0, 1)
+    colour = sampled[..., :3] / np.maximum(sampled[..., 3:], 1e-4)
+    return colour * maps[..., 2:3], alpha
+
+
+def apply_mask_mesh(
+    rgb: np.ndarray,
+    posed_mesh: np.ndarray,
+    landmarks: np.ndarray,
+    template,
+    params: FaceParams,
+    look: MaskLook,
+    variant,
+    finish: compose.Finish,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(photo with the mask drawn on the face's mesh (RGB uint8), the mask's coverage (H, W)).
+
+    variant: the front view at the size look.texture was drawn for (render.mask_placement).
+    """
+    from maskforge.synth.templates import recolour_accents, render_appearance
+
+    surf = _surface(template, params.wear)
+    full = template.variants["front"].rgba.shape
+    scale = np.array([variant.rgba.shape[1] / full[1], variant.rgba.shape[0] / full[0]])
+    appearance = render_appearance(variant, params.color, look.texture, params.pattern_weight)
+    if look.accent is not None:
+        appearance = recolour_accents(appearance, variant.tint, look.accent)
+    posed_pts = surface.pose_surface(surf, posed_mesh)
+    rows_cols = surface.GRID[::-1]
+    normals = _grid_normals(posed_pts, rows_cols)
+    gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(np.float32) / 255.0
+    face_width = float(np.ptp(landmarks[:, 0]))
+    gray = cv2.GaussianBlur(gray, (0, 0), max(1.0, 0.015 * face_width))
+    light = skin_light(gray, posed_mesh)
+    shade = _shading(normals, light, np.array([0.0, 0.0, -1.0]))
+    attach = _pose_uv(surf, posed_pts, surf.attach)
+    kind = LOOKS.get(template.name, surface.Look3D()).loops
+    extent = np.vstack([posed_pts[:, :2], surface.ear_points(posed_mesh)[0][:, :2]])
+    roi = _roi(posed_pts[:, :2] if kind == "none" else extent, rgb.shape)
+    if roi[2] <= roi[0] or roi[3] <= roi[1]:
+        return rgb.copy(), np.zeros(rgb.shape[:2], np.float32)
+    colour, alpha = _lay_texture(appearance, scale, posed_pts, surf, shade, roi)
+    loops = _loops(posed_mesh, attach, roi, face_width, kind)
+    luminance, _, _ = compose.face_light(rgb, landmarks)
+    gain = float(np.clip((luminance / compose.TYPICAL_SKIN) ** compose.LEVEL_EXPONENT, 0.3, 1.2))
+    colour = colour * gain**finish.light
+    loop_colour = (
+        np.asarray(_loop_colour(template, params), np.float32)
+        * gain
+        * float(np.clip(light[0] + 0.3, 0.3, 1.0))
+    )
+    colour = colour * alpha[..., None] + loop_colour * (loops * (1 - alpha))[..., None]
+    alpha_all = alpha + loops * (1 - alpha)
+    colour = colour / np.maximum(alpha_all, 1e-4)[..., None]
+    plain = compose.Finish(light=0.0, cast=finish.cast, feather=finish.feather, grain=finish.grain)
+    over, alpha_all = compose.finish_overlay(colour, alpha_all, rgb, roi, landmarks, plain, rng)
+    base = _contact_shadow(rgb, alpha, roi, face_width, finish.light)
+    out = compose.blend(base, over, alpha_all, roi)
+    coverage = np.zeros(rgb.shape[:2], np.float32)
+    coverage[roi[1] : roi[3], roi[0] : roi[2]] = alpha_all
+    return out, coverage
+
+
+def _grid_normals(points: np.ndarray, rows_cols: tuple[int, int]) -> np.ndarray:
+    grid = points.reshape(*rows_cols, 3)
+    du = np.gradient(grid, axis=1)
+    dv = np.gradient(grid, axis=0)
+    n = -np.cross(du, dv).reshape(-1, 3)
+    return n / np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-9)
+
+
+def _pose_uv(surf: surface.Surface, posed_pts: np.ndarray, uv: np.ndarray) -> np.ndarray:
+    """Photo px (K, 2) of template points, from the nearest grid points' posed positions."""
+    distance = np.linalg.norm(surf.uv[None, :, :] - uv[:, None, :], axis=2)
+    nearest = np.argsort(distance, axis=1)[:, :3]
+    w = 1.0 / (np.take_along_axis(distance, nearest, axis=1) + 1e-3)
+    w = w / w.sum(axis=1, keepdims=True)
+    return np.einsum("kn,knd->kd", w, posed_pts[nearest, :2])
+
+
+def _loop_colour(template, params: FaceParams) -> tuple[float, float, float]:
+    if template.name == "surgical":
+        return (0.93, 0.93, 0.92)
+    return tuple(c / 255.0 for c in params.color)
+
+
+def _contact_shadow(rgb, alpha, roi, face_width: float, strength: float) -> np.ndarray:
+    """A copy of rgb with the skin darkened softly just outside the mask's edges."""
+    if strength <= 0:
+        return rgb
+    x0, y0, x1, y1 = roi
+    sigma = max(1.0, SHADOW_WIDTH * face_width)
+    near = cv2.GaussianBlur(alpha, (0, 0), sigma) * (1.0 - alpha)
+    factor = 1.0 - SHADOW_DEPTH * strength * np.clip(near * 2.0, 0, 1)
+    out = rgb.copy()
+    patch = out[y0:y1, x0:x1].astype(np.float32) * factor[..., None]
+    out[y0:y1, x0:x1] = np.clip(patch + 0.5, 0, 255).astype(np.uint8)
+    return out
