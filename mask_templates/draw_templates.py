@@ -980,8 +980,8 @@ def superellipse_radius(phis: np.ndarray, half_width: float, front: float, back:
 GAITER_BOTTOM = 1.78  # the hem, over the neck well below the chin (y = 1)
 # The top edge by azimuth (degrees): over the nose bridge above landmark 28, falling steeply
 # off the nose so it stays below the eyes, then under the ears towards the nape.
-_GAITER_TOP = [(0, -0.19), (3, -0.185), (7, -0.155), (12, -0.105), (25, -0.05), (45, 0.0),
-               (70, 0.04), (90, 0.08), (120, 0.2), (150, 0.3)]
+_GAITER_TOP = [(0, -0.19), (3, -0.183), (6, -0.15), (10, -0.1), (18, -0.065), (30, -0.035),
+               (45, 0.0), (70, 0.04), (90, 0.08), (120, 0.2), (150, 0.3)]
 # Half-width of the tube by height: face-wide at the cheeks, in at the neck, out at the collar.
 _GAITER_WIDTH = [(0.3, 0.84), (1.0, 0.8), (1.35, 0.71), (1.78, 0.76), (1.9, 0.77)]
 
@@ -1041,8 +1041,8 @@ def gaiter() -> list[Part]:
 
 BANDANA_POINT = 1.68  # the triangle's point, hanging well below the chin (y = 1)
 # The folded top edge by azimuth (degrees): over the nose bridge, under the eyes, to the knot.
-_BANDANA_TOP = [(0, -0.17), (3, -0.165), (8, -0.135), (14, -0.1), (30, -0.06), (60, -0.02),
-                (90, 0.02), (125, 0.05)]
+_BANDANA_TOP = [(0, -0.17), (3, -0.163), (6, -0.135), (10, -0.095), (18, -0.065), (30, -0.045),
+                (60, -0.02), (90, 0.02), (125, 0.05)]
 _BANDANA_PHI = 125.0  # where the two ends leave the sides of the head towards the knot
 _BANDANA_END = 0.15  # height of the lower edge there: the triangle's sides rise to the knot
 
@@ -1119,7 +1119,7 @@ def sports() -> list[Part]:
 
     def outline(s, t):
         # A peak over the nose, the top falling steeply to the cheeks; a cup under the chin.
-        y_top = -0.17 + 0.2 * np.abs(s) ** 0.8 + 0.1 * s**2
+        y_top = -0.17 + 0.24 * np.abs(s) ** 0.6 + 0.04 * s**2
         y_bot = 1.13 - 0.36 * s**2
         return s * phi_max, y_top + t * (y_bot - y_top)
 
