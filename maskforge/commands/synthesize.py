@@ -148,10 +148,10 @@ class ColorSpec(click.ParamType):
         "patterns",
         type=ChoiceSpec("pattern", None, _every_pattern),
         default="none,random",
-        help="Fabric pattern(s): none, stripes, dots, checks, plaid, camo, floral, heather, an "
-        "image file, 'random' (any pattern), or a weighted list like 'none=2,random'. The "
-        "default patterns half of the masks, as real masks are; it raised recall on real "
-        "masked photos from 0.77 to 0.90 in benchmarks/synth2real.py.",
+        help="Fabric pattern(s): none, stripes, dots, checks, plaid, camo, floral, heather, "
+        "paisley, jersey, an image file, 'random' (any pattern), or a weighted list like "
+        "'none=2,random'. The default patterns half of the masks, as real masks are; it raised "
+        "recall on real masked photos from 0.77 to 0.90 in benchmarks/synth2real.py.",
     ),
     click.option(
         "--pattern-weight",

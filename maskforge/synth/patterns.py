@@ -1,4 +1,4 @@
-"""Procedural fabric textures (stripes, dots, checks, camo, ...) and image-file patterns.
+"""Procedural fabric textures (stripes, dots, checks, camo, paisley, ...) and image-file patterns.
 
 Every pattern is float32 RGB (h, w, 3) in 0..1, drawn in template pixels, and a deterministic
 function of (spec, shape, rng state, base colour).
@@ -12,7 +12,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-PATTERNS = ("stripes", "dots", "checks", "plaid", "camo", "floral", "heather")
+PATTERNS = (
+    "stripes", "dots", "checks", "plaid", "camo", "floral", "heather", "paisley", "jersey",
+)  # fmt: skip
 
 RGB = tuple[int, int, int]
 
@@ -205,6 +207,100 @@ def _heather(h, w, rng, base, accent):
     return base[None, None, :] * light[..., None]
 
 
+def _teardrop(length: float, bend: float, n: int = 48) -> np.ndarray:
+    """(n, 2) outline of a paisley "boteh": round at the bottom, the tip at the top curled
+    sideways by bend (a fraction of the length), centred on the origin; y up."""
+    t = np.linspace(0.0, 2.0 * np.pi, n, endpoint=False)
+    x = np.sin(t) * np.sin(t / 2.0) ** 1.2 * 0.75
+    y = np.cos(t)
+    x = x + bend * ((y + 1.0) / 2.0) ** 3
+    return np.stack([x, y], axis=1) * (length / 2.0)
+
+
+def _fill(canvas: np.ndarray, points: np.ndarray) -> None:
+    """Fill a polygon (float pixel points) anti-aliased into a uint8 canvas, in place."""
+    pts = np.round(points * 16.0).astype(np.int32)  # 4 bits of sub-pixel precision
+    cv2.fillPoly(canvas, [pts], 255, cv2.LINE_AA, shift=4)
+
+
+def _disc(canvas: np.ndarray, centre: np.ndarray, radius: float) -> None:
+    c = tuple(int(v) for v in np.round(np.asarray(centre) * 16.0))
+    cv2.circle(canvas, c, max(int(round(radius * 16.0)), 1), 255, -1, cv2.LINE_AA, shift=4)
+
+
+def _paisley(h, w, rng, base, accent):
+    # Bandana paisley: teardrop motifs in the accent (an outline ring, a solid core and a ring
+    # of dots round each), tossed at random angles on a staggered grid, small flowers between.
+    period = w * rng.uniform(0.12, 0.17)
+    if rng.random() < 0.85:
+        # Bandanas are mostly printed white (black on light cloth), whatever the other accents.
+        ink = _ACCENTS[0] / 255.0 if np.linalg.norm(base - _ACCENTS[0] / 255.0) > 0.35 else None
+        accent = ink if ink is not None else _ACCENTS[1] / 255.0
+    motif = np.zeros((h, w), np.uint8)  # accent
+    hole = np.zeros((h, w), np.uint8)  # back to the base inside the outline ring
+    core = np.zeros((h, w), np.uint8)  # a darker tone of the base at the heart of the motif
+    rows, cols = int(np.ceil(h / period)) + 2, int(np.ceil(w / period)) + 2
+    phase = rng.uniform(0, period, 2)
+    for r in range(-1, rows):
+        for c in range(-1, cols):
+            centre = np.array([(c + 0.5 * (r % 2)) * period, r * period * 0.9]) + phase
+            centre = centre + rng.normal(0, period * 0.06, 2)
+            angle = rng.uniform(0, 2 * np.pi)
+            rot = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+            length = period * rng.uniform(0.6, 0.72)
+            bend = rng.choice([-1.0, 1.0]) * rng.uniform(0.35, 0.6)
+            shape = _teardrop(length, bend)
+            _fill(motif, shape @ rot.T + centre)
+            _fill(hole, 0.74 * shape @ rot.T + centre + rot @ [0, -0.04 * length])
+            _fill(core, 0.42 * shape @ rot.T + centre + rot @ [0, -0.12 * length])
+            ring = _teardrop(length * 1.28, bend * 0.9, 22)
+            for q in ring @ rot.T + centre:
+                _disc(motif, q, period * 0.018)
+            # A small five-dot flower in the gap beside each motif.
+            flower = centre + np.array([period * 0.5, period * 0.45])
+            for a in np.linspace(0, 2 * np.pi, 5, endpoint=False) + rng.uniform(0, 1):
+                _disc(
+                    motif,
+                    flower + period * 0.055 * np.array([np.cos(a), np.sin(a)]),
+                    period * 0.028,
+                )
+            _disc(core, flower, period * 0.025)
+    m = motif.astype(np.float32) / 255.0 * (1.0 - hole.astype(np.float32) / 255.0)
+    out = _mix(base, accent, m)
+    dark = base * 0.35
+    k = core.astype(np.float32)[..., None] / 255.0
+    return out * (1.0 - k) + dark[None, None, :] * k
+
+
+def _jersey(h, w, rng, base, accent):
+    # Logo-free sports print: a diagonal colour block in a shade of the base, a bold accent
+    # panel along its edge with a pinstripe beside it, and a halftone dot fade.
+    angle = float(rng.choice([-1.0, 1.0])) * rng.uniform(0.35, 0.75)
+    u, v = _grid(h, w, angle)
+    u = u - u.min()
+    span = float(u.max())
+    edge = span * rng.uniform(0.55, 0.7)
+    panel = w * rng.uniform(0.07, 0.11)
+    shade = np.clip(base * 0.72 + 0.04, 0.0, 1.0)
+    out = _mix(base, shade, _smoothstep_edge(u - edge - panel, 1.0))
+    accent_m = _smoothstep_edge(u - edge, 1.0) * _smoothstep_edge(edge + panel - u, 1.0)
+    gap, thin = w * 0.025, w * 0.012
+    pin = _smoothstep_edge(u - (edge - gap - thin), 1.0) * _smoothstep_edge(edge - gap - u, 1.0)
+    out = (
+        out * (1.0 - np.maximum(accent_m, pin)[..., None])
+        + accent[None, None, :] * (np.maximum(accent_m, pin)[..., None])
+    )
+    # Halftone: dots that grow towards the panel, on a grid along the stripes.
+    cell = w * 0.028
+    du = ((u / cell) % 1.0 - 0.5) * cell
+    dv = ((v / cell + 0.5 * (np.floor(u / cell) % 2)) % 1.0 - 0.5) * cell
+    grow = np.clip((u - (edge - gap - thin - 0.3 * span)) / (0.3 * span), 0.0, 1.0)
+    grow = grow * (u < edge - gap - thin - 0.5 * cell)
+    dot = _smoothstep_edge(0.42 * cell * grow - np.sqrt(du**2 + dv**2), 1.0) * (grow > 0.05)
+    tone = 0.55 * base + 0.45 * accent
+    return out * (1.0 - dot[..., None]) + tone[None, None, :] * dot[..., None]
+
+
 _DRAWERS: dict[str, Callable[..., np.ndarray]] = {
     "stripes": _stripes,
     "dots": _dots,
@@ -213,6 +309,8 @@ _DRAWERS: dict[str, Callable[..., np.ndarray]] = {
     "camo": _camo,
     "floral": _floral,
     "heather": _heather,
+    "paisley": _paisley,
+    "jersey": _jersey,
 }
 
 

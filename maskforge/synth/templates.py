@@ -116,13 +116,16 @@ class TemplateVariant:
 
 @dataclass(frozen=True)
 class MaskTemplate:
-    """A mask type: its palette and its front/left/right views (keys of `variants`)."""
+    """A mask type: its palette, its front/left/right views (keys of `variants`) and the prints
+    it typically comes in (`patterns`: PATTERNS names or "none" for plain, a name listed twice
+    twice as common; empty when the type has no typical prints)."""
 
     name: str
     description: str
     default_color: tuple[int, int, int]
     colors: tuple[tuple[int, int, int], ...]
     variants: dict[str, TemplateVariant]
+    patterns: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -144,14 +147,20 @@ class Occluder:
 
 
 def default_root() -> Path:
-    """Folder of the installed `maskforge.mask_templates` package, else the repository's copy."""
+    """The mask_templates/ of the source tree this maskforge was imported from, else the folder
+    of the installed `maskforge.mask_templates` package."""
+    # A checkout (or git worktree) on PYTHONPATH uses its own templates, not those of an
+    # editable install of another checkout.
+    source = Path(__file__).resolve().parents[2] / "mask_templates"
+    if (source / TEMPLATES_FILE).is_file():
+        return source
     try:
         spec = importlib.util.find_spec("maskforge.mask_templates")
     except (ImportError, ValueError):
         spec = None
     if spec is not None and spec.submodule_search_locations:
         return Path(next(iter(spec.submodule_search_locations)))
-    return Path(__file__).resolve().parents[2] / "mask_templates"
+    return source
 
 
 def load_templates(root: Path | None = None) -> dict[str, MaskTemplate]:
@@ -212,12 +221,19 @@ def _parse_template(root: Path, name: str, entry: dict) -> MaskTemplate:
         variants[key] = TemplateVariant(rgba=rgba, tint=tint, anchors=anchors)
     default = parse_color(entry["default_color"])
     colors = tuple(parse_color(c) for c in entry.get("colors", [])) or (default,)
+    patterns = tuple(str(p) for p in entry.get("patterns", []))
+    unknown = sorted(set(patterns) - set(PATTERNS) - {"none"})
+    if unknown:
+        raise ValueError(
+            f"template {name!r}: unknown pattern(s) {unknown}; use {', '.join(PATTERNS)}, none"
+        )
     return MaskTemplate(
         name=name,
         description=str(entry.get("description", "")),
         default_color=default,
         colors=colors,
         variants=variants,
+        patterns=patterns,
     )
 
 
@@ -441,7 +457,9 @@ def write_template_sheet(
         front = t.variants["front"]
         color = sample_color(t, rng)
         cells.append(_cell(render_appearance(front, color, None), f"colour {format_color(color)}"))
-        pattern_name = PATTERNS[int(rng.integers(len(PATTERNS)))]
+        # A print the type typically comes in, where it has some; else any pattern.
+        prints = [p for p in t.patterns if p != "none"] or list(PATTERNS)
+        pattern_name = prints[int(rng.integers(len(prints)))]
         pattern = make_pattern(pattern_name, front.rgba.shape[:2], rng, color)
         cells.append(_cell(render_appearance(front, color, pattern, 0.85), pattern_name))
         cells.append(_small_cell(t))
@@ -507,7 +525,9 @@ def _small_cell(t: MaskTemplate) -> np.ndarray:
         cell[30 : 30 + size[1], x : x + size[0]] = img
         big = cv2.resize(img, (size[0] * 2 // 1, size[1] * 2), interpolation=cv2.INTER_NEAREST)
         if key == "front":
-            cell[30 + size[1] + 12 : 30 + size[1] + 12 + big.shape[0], 8 : 8 + big.shape[1]] = big
+            top = 30 + size[1] + 12
+            big = big[: ch - top]  # a covering that hangs below the chin is cut at the cell
+            cell[top : top + big.shape[0], 8 : 8 + big.shape[1]] = big
         x += size[0] + 12
     cv2.putText(
         cell,
