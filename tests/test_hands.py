@@ -49,11 +49,11 @@ def test_near_hands_stay_off_the_mask_and_the_mouth(faces):
                     placed += 1
                     with_hand = compose.blend(out, *overlay)
                     changed = (with_hand != out).any(axis=2)
-                    assert changed.sum() > 0.02 * changed.size  # a visible hand
+                    assert changed.sum() > 0.03 * changed.size  # a visible hand
                     assert not (changed & (alpha > hands.MASK_ALPHA)).any()
                     assert not (changed & mouth).any()
-    # Beside a face with room around it, nearly every spot and side finds a place.
-    assert placed >= 0.75 * len(faces) * len(NEAR_SPOTS) * 2 * len(hand_sprites)
+    # Beside a face with room around it, a good share of the spots and sides finds a place.
+    assert placed >= 0.3 * len(faces) * len(NEAR_SPOTS) * 2 * len(hand_sprites)
 
 
 def test_no_room_off_the_mask_gives_no_hand(faces):
@@ -85,7 +85,7 @@ def test_the_pair_gets_the_same_hand_and_keeps_its_label(faces, framing):
         x0, y0, x1, y1 = r.frame
         photo = rgb[y0:y1, x0:x1]
         hand = (r.original != photo).any(axis=2)
-        assert hand.sum() > 0.02 * hand.size  # the unmasked original shows the hand too
+        assert hand.sum() > 0.03 * hand.size  # the unmasked original shows the hand too
         np.testing.assert_array_equal(r.masked[hand], r.original[hand])  # the very same hand
         assert not (hand & _mouth(rgb.shape, face.landmarks)[y0:y1, x0:x1]).any()
 

@@ -22,9 +22,9 @@ Overlay = tuple[np.ndarray, np.ndarray, tuple[int, int, int, int]]
 # How far each try pushes the hand outward, and for at most how many tries (face widths).
 PUSH_STEP = 0.08
 PUSH_TRIES = 12
-# Below this share of the output frame covered by the hand, it would be a few fingertips at an
-# edge: no hand is added.
-MIN_HAND_SHARE = 0.02
+# A hand covering less than MIN_HAND_SHARE of the output frame would be a sliver of skin at an
+# edge (3% still looked like one): no hand is added. Its forearm may leave the frame.
+MIN_HAND_SHARE = 0.04
 # Mask coverage above which a pixel is the mask's; the keep-out zone grows by KEEP_OUT_GROW face
 # widths so that the hand's soft edge stays off the mask's.
 MASK_ALPHA = 0.02
@@ -103,7 +103,7 @@ def near_hand_overlay(
     rng: np.random.Generator,
 ) -> Overlay | None:
     """The hand as (rgb float 0..1, alpha, roi) for compose.blend, or None when it cannot be
-    placed off the face or would show less than MIN_HAND_SHARE of `frame`.
+    placed off the face or would cover less than MIN_HAND_SHARE of `frame`.
 
     occluder: a templates.Occluder of kind hand; mask_alpha: the mask's coverage (H, W) 0..1 in
     photo pixels; rng: the grain (drawn only when a hand is added).
