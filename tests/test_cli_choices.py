@@ -90,6 +90,8 @@ def test_list_options_check_against_the_same_tuples():
     assert _param("preview", "wears").type.allowed is choices.WEAR_STYLES
     assert _param("preview", "detectors").type.allowed is choices.STAGES
     assert _param("preview", "statuses").type.allowed is choices.STATUSES
+    assert _param("synthesize", "framing").type.allowed is choices.FRAMINGS
+    assert _param("preview", "framings").type.allowed is choices.FRAMINGS
 
 
 def _parsed(command: str, *args: str) -> dict:
@@ -217,3 +219,21 @@ def test_help_imports_nothing_heavy():
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=Path.cwd()
     )
     assert out.stdout.strip() == "[]", out.stdout + out.stderr
+
+
+def test_framing_options_parse_to_the_librarys_choices():
+    from maskforge.commands.synthesize import synthesis_request
+    from maskforge.synth.framing import RANDOM_FRAMING
+    from maskforge.synth.sampling import Choice
+
+    options, _ = synthesis_request(_parsed("synthesize", "raw", "out", "--framing", "crop=3,wide"))
+    assert options.framing == Choice(("crop", "wide"), (3.0, 1.0))
+    options, _ = synthesis_request(_parsed("synthesize", "raw", "out", "--framing", "random"))
+    total = sum(RANDOM_FRAMING.values())
+    assert dict(zip(options.framing.options, options.framing.weights)) == {
+        k: v / total for k, v in RANDOM_FRAMING.items()
+    }
+    options, run_args = synthesis_request(_parsed("synthesize", "raw", "out", "--full-frame"))
+    assert options.framing == Choice(("full",), (1.0,)) and "full_frame" not in run_args
+    options, _ = synthesis_request(_parsed("synthesize", "raw", "out", "--hands-near-mask", "0.2"))
+    assert options.hands_near_mask == 0.2

@@ -164,6 +164,10 @@ def test_missing_input_and_bad_options(tmp_path):
     assert code == 2 and "Invalid wear style 'sideways'" in output
     code, output = run("synthesize", raw, out, "--color", "blurple")
     assert code == 2 and "blurple" in output
+    code, output = run("synthesize", raw, out, "--framing", "crop,portrait")
+    assert code == 2 and "Invalid framing 'portrait'" in output and "closeup" in output
+    code, output = run("synthesize", raw, out, "--full-frame", "--framing", "closeup")
+    assert code == 2 and "--full-frame is --framing full" in output
     assert "Traceback" not in output
 
 

@@ -174,6 +174,29 @@ def test_filters_select_only_matching_rows(copy):
     np.testing.assert_array_equal(tile_area(negatives.image, negatives.layout, 0), expected)
 
 
+def test_framing_and_hand_filters_and_a_run_from_before_framing(copy):
+    table = table_of(copy)
+    ok = table.index[table["status"] == "ok"]
+    assert set(table.loc[ok, "framing"]) == {"crop"} and set(table.loc[ok, "near_hand"]) == {""}
+    table.loc[ok[0], "framing"] = "closeup"
+    table.loc[ok[1], ["framing", "near_hand"]] = ["wide", "hand_back"]
+    write_table(copy, table)
+    inputs = list(table.loc[ok, "input"])
+
+    def chosen(**kw) -> list[str]:
+        return sorted(build_sheet(copy, 10, 0, Filters(**kw), tile=32).selection.rows["input"])
+
+    assert chosen(framings=("closeup",)) == [inputs[0]]
+    assert chosen(framings=("crop", "wide")) == sorted(inputs[1:])
+    assert chosen(hands_near_mask=True) == [inputs[1]]
+    assert preview._framing(table.loc[ok[1]].to_dict()) == "wide +hand"
+    # A synthesis.csv written before these columns existed still makes a sheet.
+    write_table(copy, table.drop(columns=["framing", "frame", "near_hand"]))
+    assert len(build_sheet(copy, 10, 0, tile=32).selection.rows) == len(ok)
+    with pytest.raises(ValueError, match="no hands near masks at all"):
+        build_sheet(copy, 10, 0, Filters(hands_near_mask=True), tile=32)
+
+
 def test_failed_rows_show_the_input_photo_with_the_face_box(copy):
     table = table_of(copy)
     raw = Path(pd.read_json(copy / "run.json", typ="series")["input"])
@@ -291,6 +314,8 @@ def test_cli_filters_and_side_by_side(synth, tmp_path):
         (("--mask-type", "bandana"), "match (status ok, mask_type bandana)"),
         (("--status", "no_face"), "No rows of synthesis.csv match (status no_face)"),
         (("--negatives",), "no hard negatives at all"),
+        (("--framing", "portrait"), "invalid framing 'portrait'"),
+        (("--framing", "wide"), "match (status ok, framing wide)"),
         (("--count", "0"), "--count"),
     ],
 )

@@ -95,6 +95,18 @@ class NameList(click.ParamType):
         "the input photo, the rejected face's box in red, and the reason.",
     ),
     click.option(
+        "--framing",
+        "framings",
+        type=NameList("framing", choices.FRAMINGS),
+        help="Only outputs cut this way: crop, closeup, wide, full (comma-separated). "
+        "[default: any]",
+    ),
+    click.option(
+        "--hands-near-mask",
+        is_flag=True,
+        help="Only masked outputs with a hand raised near the mask (synthesize --hands-near-mask).",
+    ),
+    click.option(
         "--negatives",
         is_flag=True,
         help="Show the hard negatives (hand, object, scarf over the mouth) instead of the "
@@ -120,12 +132,25 @@ class NameList(click.ParamType):
         help="Tiles per row. [default: 8, or 4 with --side-by-side]",
     ),
 )
-def preview_command(out, sheet, seed, mask_types, wears, detectors, statuses, negatives, **layout):
+def preview_command(
+    out,
+    sheet,
+    seed,
+    mask_types,
+    wears,
+    detectors,
+    statuses,
+    negatives,
+    framings,
+    hands_near_mask,
+    **layout,
+):
     """Write a contact sheet (grid PNG) of random outputs of the synthesize folder OUT.
 
     OUT defaults to the folder the last `maskforge synthesize` wrote (else out/). Each tile is
-    labelled under the image: template, colour (swatch and hex), pattern, wear, template
-    variant, yaw, detector, and the input file with its face index. The title names the
+    labelled under the image: template, colour (swatch and hex), pattern, wear, framing (with
+    +hand for a hand near the mask), template variant, yaw, detector, and the input file with
+    its face index. The title names the
     folder, how many rows were drawn from how many, and the seed.
 
     \b
@@ -135,6 +160,7 @@ def preview_command(out, sheet, seed, mask_types, wears, detectors, statuses, ne
       maskforge preview out/ --wear nose_out,chin --mask-type n95 --sheet incorrect.png
       maskforge preview out/ --status no_face,implausible --sheet failures.png
       maskforge preview out/ --negatives --sheet negatives.png
+      maskforge preview out/ --framing closeup --side-by-side --sheet closeups.png
     """
     from maskforge.core.paths import display_path
     from maskforge.synth.preview import Filters, write_sheet
@@ -148,6 +174,8 @@ def preview_command(out, sheet, seed, mask_types, wears, detectors, statuses, ne
         detectors=detectors or (),
         statuses=statuses,
         negatives=negatives,
+        framings=framings or (),
+        hands_near_mask=hands_near_mask,
     )
     result = write_sheet(sheet, out, seed=seed, filters=filters, **layout)
     h, w, _ = result.image.shape

@@ -72,6 +72,12 @@ def _random_wear() -> dict[str, float]:
     return dict(RANDOM_WEAR)
 
 
+def _random_framing() -> dict[str, float]:
+    from maskforge.synth.framing import RANDOM_FRAMING
+
+    return dict(RANDOM_FRAMING)
+
+
 class ColorSpec(click.ParamType):
     """`random` (each mask type's realistic palette) or names / #hex, optionally weighted."""
 
@@ -255,9 +261,26 @@ class ColorSpec(click.ParamType):
 @section(
     "Crops and realism",
     click.option(
+        "--framing",
+        type=ChoiceSpec("framing", choices.FRAMINGS, _random_framing),
+        default=choices.DEFAULT_FRAMING,
+        help="How each output is cut from the photo: crop (a square of the face with --margin), "
+        "closeup (tighter than the face: chin or forehead cut off), wide (the face smaller, "
+        "with shoulders and background, as far as the photo goes), full (the whole photo, "
+        "every face masked), weighted like 'crop=3,closeup,wide,full', or random (= that mix). "
+        "Drawn per face (full per photo); recorded in synthesis.csv.",
+    ),
+    click.option(
         "--full-frame",
         is_flag=True,
-        help="Write whole photos (every face masked) instead of one square crop per face.",
+        help="Same as --framing full: whole photos, every face masked.",
+    ),
+    click.option(
+        "--hands-near-mask",
+        type=click.FloatRange(0, 1),
+        default=choices.HANDS_NEAR_MASK,
+        help="Fraction of masked faces that also get a hand raised beside the mask (never over "
+        "it; on the unmasked original too), so that a hand near a face does not mean unmasked.",
     ),
     click.option(
         "--margin",
@@ -268,7 +291,8 @@ class ColorSpec(click.ParamType):
     click.option(
         "--size",
         type=click.IntRange(min=16),
-        help="Resize crops to SIZE x SIZE pixels. [default: keep the photo's resolution]",
+        help="Resize outputs to SIZE x SIZE pixels (a --framing full photo: its long side to "
+        "SIZE, aspect kept). [default: keep the photo's resolution]",
     ),
     click.option(
         "--realism/--no-realism",
@@ -327,13 +351,19 @@ def synthesis_request(params: dict) -> tuple[SynthesisOptions, dict]:
     with --workers resolved)."""
     from dataclasses import fields
 
+    from maskforge.commands.errors import UserError
     from maskforge.synth import compose
     from maskforge.synth.pipeline import SynthesisOptions
+    from maskforge.synth.sampling import Choice
 
     run_args = dict(params)
     names = {f.name for f in fields(SynthesisOptions)}
     values = {name: run_args.pop(name) for name in params if name in names}
     values["out_format"] = f".{values['out_format']}"
+    if run_args.pop("full_frame"):
+        if values["framing"].options != ("crop",):
+            raise UserError("--full-frame is --framing full; give only one of them.")
+        values["framing"] = Choice(("full",), (1.0,))
     if not values["negatives"]:
         values["negative_rate"] = 0.0
     if not run_args.pop("realism"):
@@ -352,7 +382,8 @@ def _describe(options: SynthesisOptions, run_args: dict) -> str:
         )
     return (
         f"seed {options.seed}, {how}, detector {run_args['detector']}, "
-        f"mask {options.mask_types}, wear {options.wear}"
+        f"mask {options.mask_types}, wear {options.wear}, framing {options.framing}"
+        + (f", hands near masks {options.hands_near_mask:g}" if options.hands_near_mask else "")
     )
 
 

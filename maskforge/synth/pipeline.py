@@ -10,7 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from maskforge.choices import DEFAULT_LANDMARKS, DEFAULT_RENDERER, RENDERERS
@@ -22,7 +21,7 @@ from maskforge.core.imageio import (
     write_image,
 )
 from maskforge.core.paths import fit_stem, printable
-from maskforge.synth import compose, geometry, render
+from maskforge.synth import compose, framing, geometry, hands, render
 from maskforge.synth.faces import (
     MAX_FLIP_ERROR,
     MAX_RESIDUAL,
@@ -31,7 +30,16 @@ from maskforge.synth.faces import (
     check_detector,
     largest_first,
 )
-from maskforge.synth.sampling import Choice, FaceParams, draw_look, draw_occluder, face_seed
+from maskforge.synth.sampling import (
+    Choice,
+    FaceParams,
+    FramingParams,
+    draw_framing,
+    draw_look,
+    draw_near_hand,
+    draw_occluder,
+    face_seed,
+)
 from maskforge.synth.surface import mesh_from_68
 
 # Prevalence-like default mix: surgical masks dominate real photos, respirators are rarer.
@@ -49,6 +57,10 @@ DEFAULT_MASK_MIX = {
     "n95": 0.7,
     "n95_valve": 0.4,
     "gas": 0.4,
+    # Coverings worn as masks: black foam sports masks are common in real street photos.
+    "gaiter": 1.0,
+    "bandana": 0.6,
+    "sports": 1.5,
 }
 
 
@@ -74,7 +86,8 @@ class SynthesisOptions:
     finish: compose.Finish = field(default_factory=compose.Finish)
     margin: float = geometry.CROP_MARGIN
     size: int | None = None
-    full_frame: bool = False
+    framing: Choice = Choice(("crop",), (1.0,))
+    hands_near_mask: float = 0.0
     max_faces: int | None = None
     min_face: int = 40
     max_yaw: float = 60.0
@@ -111,6 +124,9 @@ class FaceResult:
     masked: np.ndarray | None = None
     original: np.ndarray | None = None
     negative: np.ndarray | None = None
+    framing: FramingParams | None = None
+    frame: tuple[int, int, int, int] | None = None  # the rectangle of the photo it shows
+    near_hand: str = ""  # the hand sprite raised beside the mask, if any
 
 
 class Synthesizer:
@@ -163,8 +179,13 @@ class Synthesizer:
                 "nor an image file."
             )
         self.occluders = {}
-        if options.negatives is not None and options.negative_rate > 0:
+        negatives = options.negatives is not None and options.negative_rate > 0
+        if negatives or options.hands_near_mask > 0:
             self.occluders = load_occluders(templates_root)
+        self.hands = sorted(n for n, o in self.occluders.items() if o.kind == "hand")
+        if options.hands_near_mask > 0 and not self.hands:
+            raise ValueError("--hands-near-mask needs a hand occluder; the templates have none.")
+        if negatives:
             kinds = {o.kind for o in self.occluders.values()}
             missing = [k for k in options.negatives.options if k not in kinds]
             if missing:
@@ -192,8 +213,8 @@ class Synthesizer:
         ok = [r for r in results if r.status == "ok"]
         if not ok:
             return results
-        masked, negative = rgb, rgb
-        wear = None
+        masked, negative, plain = rgb, rgb, rgb
+        wear, full = None, None  # full: whether this photo is written whole (its first face's draw)
         for r in ok:
             seed = face_seed(opts.seed, key, r.index)
             rng = np.random.default_rng(seed)
@@ -202,9 +223,7 @@ class Synthesizer:
             # it); a mesh-rendered mask is always the front view laid on the face.
             view_yaw = None if opts.renderer == "mesh" else geometry.estimate_yaw(lm)
             r.params = self._draw(rng, template, view_yaw, wear, seed)
-            if opts.full_frame:
-                wear = r.params.wear  # one class per full-frame image
-            base = masked if opts.full_frame else rgb
+            base = masked if full else rgb
             posed = None
             if opts.renderer == "mesh":
                 posed = r.face.mesh if r.face.mesh is not None else mesh_from_68(lm)
@@ -212,8 +231,28 @@ class Synthesizer:
             face_masked, alpha = render.apply_mask(
                 base, lm, template, r.params, look, opts.finish, rng, True, posed
             )
+            face_negative = None
+            if r.params.negative is not None:
+                # Drawn after the mask's grain: one face's generator is used in this order.
+                occluder = self.occluders[r.params.negative]
+                face_negative = render.apply_occluder(
+                    negative if full else rgb,
+                    lm,
+                    occluder,
+                    draw_occluder(rng, occluder),
+                    opts.finish,
+                    rng,
+                )
+            # The framing and a hand near the mask come last, so the draws above never moved.
+            r.framing = draw_framing(rng, opts.framing, full, r.params.wear)
+            near = draw_near_hand(rng, self.hands, opts.hands_near_mask)
+            if full is None:
+                full = r.framing.name == "full"
+                wear = r.params.wear if full else None  # one class per full-frame image
             crop = geometry.square_crop(r.face.box, rgb.shape, opts.margin)
-            visible = float(alpha[crop[1] : crop[3], crop[0] : crop[2]].mean())
+            r.frame = framing.frame_box(r.framing, r.face.box, lm, rgb.shape, opts.margin)
+            x0, y0, x1, y1 = framing.check_box(r.framing, r.frame, crop)
+            visible = float(alpha[y0:y1, x0:x1].mean())
             if visible < MIN_VISIBLE_MASK:
                 # A mask pulled under the chin of a tight crop falls out of the frame: the image
                 # would be an unmasked face labelled "incorrect".
@@ -223,28 +262,31 @@ class Synthesizer:
                     f"(wear {r.params.wear}); the photo ends too close to the chin"
                 )
                 continue
-            face_negative = None
-            if r.params.negative is not None:
-                # Drawn after the mask's grain: one face's generator is used in this order.
-                occluder = self.occluders[r.params.negative]
-                face_negative = render.apply_occluder(
-                    negative if opts.full_frame else rgb,
-                    lm,
-                    occluder,
-                    draw_occluder(rng, occluder),
-                    opts.finish,
-                    rng,
+            face_plain = plain if full else rgb
+            if near is not None:
+                hand = self.occluders[near.occluder]
+                overlay = hands.near_hand_overlay(
+                    rgb, lm, hand, near, alpha, r.frame, opts.finish, rng
                 )
-            if opts.full_frame:
-                masked = face_masked
+                if overlay is not None:
+                    # On both images of the pair: they still differ only by the mask.
+                    r.near_hand = near.occluder
+                    face_masked = compose.blend(face_masked, *overlay)
+                    face_plain = compose.blend(face_plain, *overlay)
+            if full:
+                masked, plain = face_masked, face_plain
                 negative = face_negative if face_negative is not None else negative
             else:
-                r.masked, r.original = self._crop(face_masked, crop), self._crop(rgb, crop)
-                r.negative = None if face_negative is None else self._crop(face_negative, crop)
+                r.masked, r.original = (
+                    self._crop(face_masked, r.frame),
+                    self._crop(face_plain, r.frame),
+                )
+                r.negative = None if face_negative is None else self._crop(face_negative, r.frame)
         ok = [r for r in ok if r.status == "ok"]
-        if opts.full_frame and ok:
-            ok[0].masked, ok[0].original = masked, rgb
-            ok[0].negative = negative if negative is not rgb else None
+        if full and ok:
+            whole = ok[0].frame
+            ok[0].masked, ok[0].original = self._crop(masked, whole), self._crop(plain, whole)
+            ok[0].negative = self._crop(negative, whole) if negative is not rgb else None
         return results
 
     def _faces(self, rgb: np.ndarray, given: list | None) -> list[Face]:
@@ -280,11 +322,13 @@ class Synthesizer:
                 "implausible",
                 f"eyes {iod:.0f} px apart in a {face.width} px face",
             )
-        elif face.residual > opts.max_residual:
+        elif face.residual > face.residual_limit(opts.max_residual):
             result.status = "implausible"
             result.reason = (
-                f"landmark shape residual {face.residual:.3f} over {opts.max_residual} "
-                "(not a face, or a bad fit)"
+                f"landmark shape residual {face.residual:.3f} over "
+                f"{face.residual_limit(opts.max_residual):g} (not a face, or a bad fit)"
+                if face.mesh is not None or face.residual < float("inf")
+                else "the MediaPipe landmark model found no face in the detected box"
             )
         elif face.flip_error > MAX_FLIP_ERROR:
             result.status = "implausible"
@@ -346,11 +390,7 @@ class Synthesizer:
 
     def _crop(self, image: np.ndarray, crop: tuple[int, int, int, int]) -> np.ndarray:
         x0, y0, x1, y1 = crop
-        out = image[y0:y1, x0:x1]
-        if self.options.size:
-            interp = cv2.INTER_AREA if out.shape[0] > self.options.size else cv2.INTER_CUBIC
-            out = cv2.resize(out, (self.options.size, self.options.size), interpolation=interp)
-        return np.ascontiguousarray(out)
+        return framing.resize_output(image[y0:y1, x0:x1], self.options.size)
 
     # -- one file ----------------------------------------------------------------------------
 
@@ -400,6 +440,12 @@ class Synthesizer:
                     negative_kind=self._kind(p.negative),
                     seed=p.seed,
                 )
+            if r.framing is not None:
+                row.update(
+                    framing=r.framing.name,
+                    frame=" ".join(str(v) for v in r.frame),
+                    near_hand=r.near_hand,
+                )
             rows.append(row)
         ok = [r for r in results if r.status == "ok"]
         # Output names must fit the file system's limit with the longest suffix added.
@@ -417,10 +463,11 @@ class Synthesizer:
         """Write the images of the ok faces and fill in their rows' file columns."""
         opts = self.options
         ext = opts.out_format
+        whole = bool(ok) and ok[0].framing.name == "full"  # one image for the photo's faces
         for r in ok:
-            suffix = "" if opts.full_frame else f"_{r.index}"
+            suffix = "" if whole else f"_{r.index}"
             row = rows[r.index]
-            if opts.full_frame and r is not ok[0]:
+            if whole and r is not ok[0]:
                 row.update(
                     output=rows[ok[0].index]["output"],
                     original=rows[ok[0].index]["original"],

@@ -18,14 +18,25 @@ import numpy as np
 import pandas as pd
 from PIL import Image, ImageDraw, ImageFont
 
+from maskforge.choices import FRAMINGS
 from maskforge.core.imageio import ImageTooLargeError, UnreadableImageError, read_image, write_image
 from maskforge.synth.faces import STAGES
 from maskforge.synth.geometry import WEAR_STYLES
-from maskforge.synth.table import CSV_COLUMNS, JOURNAL, RUN_FILE, STATUSES, read_synthesis_table
+from maskforge.synth.table import (
+    CSV_COLUMNS,
+    JOURNAL,
+    LATER_COLUMNS,
+    RUN_FILE,
+    STATUSES,
+    read_synthesis_table,
+)
 from maskforge.synth.table import CSV_NAME as SYNTHESIS_CSV
 
-# Columns of synthesis.csv that a sheet reads (docs/formats.md); the others are not needed.
-REQUIRED_COLUMNS = tuple(c for c in CSV_COLUMNS if c not in ("label", "group", "seed"))
+# Columns of synthesis.csv that a sheet reads (docs/formats.md); the others are not needed, and
+# those added later (framing, near_hand) read as empty where an older run did not write them.
+REQUIRED_COLUMNS = tuple(
+    c for c in CSV_COLUMNS if c not in ("label", "group", "seed", *LATER_COLUMNS)
+)
 
 
 DEFAULT_COUNT = 48
@@ -55,6 +66,8 @@ class Filters:
     detectors: tuple[str, ...] = ()
     statuses: tuple[str, ...] = ()
     negatives: bool = False
+    framings: tuple[str, ...] = ()
+    hands_near_mask: bool = False  # only outputs with a hand raised beside the mask
 
     def describe(self) -> str:
         """Human summary, e.g. 'status ok, mask_type surgical'."""
@@ -66,11 +79,14 @@ class Filters:
             ("mask_type", self.mask_types),
             ("wear", self.wears),
             ("detector", self.detectors),
+            ("framing", self.framings),
         ):
             if values:
                 parts.append(f"{name} {','.join(values)}")
         if self.negatives:
             parts.append("hard negatives")
+        if self.hands_near_mask:
+            parts.append("hands near masks")
         return ", ".join(parts)
 
 
@@ -146,7 +162,11 @@ def read_synthesis_csv(out_dir: Path) -> pd.DataFrame:
             else "is it a `maskforge synthesize` output folder?"
         )
         raise FileNotFoundError(f"{path} does not exist ({hint}).")
-    return read_synthesis_table(path, REQUIRED_COLUMNS)
+    table = read_synthesis_table(path, REQUIRED_COLUMNS)
+    for column in LATER_COLUMNS:
+        if column not in table.columns:
+            table[column] = ""
+    return table
 
 
 def select_rows(table: pd.DataFrame, count: int, seed: int, filters: Filters) -> Selection:
@@ -160,13 +180,17 @@ def select_rows(table: pd.DataFrame, count: int, seed: int, filters: Filters) ->
     _check_allowed("status", filters.statuses, STATUSES)
     _check_allowed("wear", filters.wears, WEAR_STYLES)
     _check_allowed("detector", filters.detectors, STAGES)
+    _check_allowed("framing", filters.framings, FRAMINGS)
     keep = table["status"].isin(filters.statuses or ("ok",))
     if filters.negatives:
         keep &= table["negative"] != ""
+    if filters.hands_near_mask:
+        keep &= table["near_hand"] != ""
     for column, values in (
         ("mask_type", filters.mask_types),
         ("wear", filters.wears),
         ("detector", filters.detectors),
+        ("framing", filters.framings),
     ):
         if values:
             keep &= table[column].isin(values)
@@ -194,12 +218,15 @@ def _no_match_message(table: pd.DataFrame, filters: Filters) -> str:
         ("mask_type", filters.mask_types),
         ("wear", filters.wears),
         ("detector", filters.detectors),
+        ("framing", filters.framings),
     ):
         if values or column == "status":
             present = sorted(v for v in table[column].unique() if v)
             found.append(f"{column}: {', '.join(present) or 'none'}")
     if filters.negatives and not (table["negative"] != "").any():
         found.append("no hard negatives at all (synthesize with --negatives makes them)")
+    if filters.hands_near_mask and not (table["near_hand"] != "").any():
+        found.append("no hands near masks at all (synthesize with --hands-near-mask adds them)")
     return f"No rows of synthesis.csv match ({filters.describe()}); present are {'; '.join(found)}."
 
 
@@ -392,6 +419,7 @@ def _ok_label(row: dict, width: int) -> list[list[Segment]]:
             (row["pattern"] or "plain", _INK),
             ("  ", _INK),
             (wear, _INK if wear == "correct" else _ALERT),
+            ("  " + _framing(row), _MUTED),
         ],
         [(_pose(row), _MUTED)],
         [(_where(row, width), _MUTED)],
@@ -414,6 +442,11 @@ def _failure_label(row: dict, width: int) -> list[list[Segment]]:
         [("", _INK)],  # room for the reason to wrap into
         [(_where(row, width), _MUTED)],
     ]
+
+
+def _framing(row: dict) -> str:
+    """The framing, and '+hand' when a hand is raised near the mask ('' for older runs)."""
+    return row.get("framing", "") + (" +hand" if row.get("near_hand") else "")
 
 
 def _pose(row: dict) -> str:

@@ -113,7 +113,7 @@ def apply_occluder(
     target = mouth + (OCCLUDER_SHIFT * face_width) * np.asarray(params.shift)
     matrix = np.vstack([cv2.getRotationMatrix2D(tuple(anchor), -angle, scale), [0, 0, 1]])
     matrix[:2, 2] += target - anchor
-    color = _skin_colour(rgb, landmarks) if params.color is None else params.color
+    color = skin_colour(rgb, landmarks) if params.color is None else params.color
     variant = TemplateVariant(rgba=rgba, tint=tint, anchors=np.zeros((6, 2)))
     texture = params.texture
     appearance = render_appearance(variant, color, texture, 0.0 if texture is None else 1.0)
@@ -128,7 +128,7 @@ def apply_occluder(
     return compose.blend(rgb, over, alpha, roi)
 
 
-def _skin_colour(rgb: np.ndarray, landmarks: np.ndarray) -> tuple[int, int, int]:
+def skin_colour(rgb: np.ndarray, landmarks: np.ndarray) -> tuple[int, int, int]:
     """Median colour of the cheeks and nose (RGB), to tint a hand like the face's own skin."""
     h, w = rgb.shape[:2]
     region = np.zeros((h, w), np.uint8)

@@ -3,8 +3,10 @@
 All randomness flows from a numpy Generator seeded per face (see face_seed), so the same seed and
 input give the same choices in any process and in any order. The draws here are the sampler
 half of synthesis: FaceParams (drawn by pipeline.Synthesizer), then MaskLook (the fabric texture
-and accent colour) and, for a hard negative, OccluderParams; render.py composites from them.
-One face's generator is consumed in that order, so that a seed keeps giving the same images.
+and accent colour) and, for a hard negative, OccluderParams; render.py composites from them;
+then FramingParams (framing.py cuts the output) and, sometimes, NearHandParams (hands.py).
+One face's generator is consumed in that order, so that a seed keeps giving the same images;
+a new kind of draw goes after the others.
 """
 
 from __future__ import annotations
@@ -191,3 +193,95 @@ def draw_occluder(rng: np.random.Generator, occluder) -> OccluderParams:
             pattern = SCARF_PATTERNS[int(rng.integers(len(SCARF_PATTERNS)))]
             texture = make_pattern(pattern, occluder.rgba.shape[:2], rng, base_color=color)
     return OccluderParams(mirrored, scale, turn, shift, color, pattern, texture)
+
+
+# -- framing and hands near the mask: drawn after every draw above, so that adding them left
+# the outputs of earlier runs unchanged (a single-option choice and a zero rate draw nothing).
+
+# closeup: the frame's side as a share of the face box's, and how often the chin (rather than
+# the forehead) is cut; wide: the side in face boxes and how far the centre drops towards the
+# shoulders (face box sides). The horizontal offset is a standard normal cut at +-FRAME_SHIFT_CUT.
+CLOSEUP_ZOOM = (0.72, 0.92)
+CLOSEUP_CHIN_RATE = 0.6
+WIDE_ZOOM = (2.2, 3.6)
+WIDE_DROP = (0.15, 0.5)
+FRAME_SHIFT_CUT = 1.5
+# A hand near the mask: where it is raised (framing.py and hands.py say how), how far outside
+# the face it starts (face widths) and how much it leans from upright (degrees).
+NEAR_SPOTS = ("temple", "cheek", "jaw")
+NEAR_GAP = (0.05, 0.3)
+NEAR_TILT = (-25.0, 25.0)
+NEAR_SCALE = (0.7, 0.95)
+
+
+@dataclass(frozen=True)
+class FramingParams:
+    """How one output is cut from the photo (framing.frame_box turns it into a rectangle)."""
+
+    name: str  # a choices.FRAMINGS name
+    zoom: float = 1.0  # closeup / wide: the frame's side over the face box's
+    cut: str = ""  # closeup: "chin" or "forehead", the edge the frame cuts into
+    depth: float = 0.0  # closeup: how deep that cut goes, 0..1 (framing.py scales it)
+    drop: float = 0.0  # wide: downward shift of the centre, in face box sides
+    shift: float = 0.0  # closeup / wide: horizontal offset, standard normal, cut
+
+
+def draw_framing(
+    rng: np.random.Generator, choice: Choice, full: bool | None, wear: str
+) -> FramingParams:
+    """The framing of one face, then its closeup or wide geometry.
+
+    full: None for a photo's first face, whose draw decides whether the photo is written whole;
+    True for the later faces of such a photo (nothing drawn), False for the later faces of a
+    photo cut per face (drawn among the other framings). A chin-worn mask is never cut off by
+    a closeup: its closeup cuts the forehead.
+    """
+    if full:
+        return FramingParams("full")
+    if full is None or "full" not in choice.options:
+        name = choice.draw(rng)
+    else:
+        kept = [(o, w) for o, w in zip(choice.options, choice.weights) if o != "full"]
+        name = Choice(*map(tuple, zip(*kept))).draw(rng)
+    if name == "closeup":
+        zoom = float(rng.uniform(*CLOSEUP_ZOOM))
+        chin = bool(rng.random() < CLOSEUP_CHIN_RATE) and wear != "chin"
+        depth = float(rng.random())
+        shift = float(np.clip(rng.standard_normal(), -FRAME_SHIFT_CUT, FRAME_SHIFT_CUT))
+        return FramingParams(name, zoom, "chin" if chin else "forehead", depth, shift=shift)
+    if name == "wide":
+        zoom = float(rng.uniform(*WIDE_ZOOM))
+        drop = float(rng.uniform(*WIDE_DROP))
+        shift = float(np.clip(rng.standard_normal(), -FRAME_SHIFT_CUT, FRAME_SHIFT_CUT))
+        return FramingParams(name, zoom, drop=drop, shift=shift)
+    return FramingParams(name)
+
+
+@dataclass(frozen=True)
+class NearHandParams:
+    """A hand raised beside a masked face (hands.py places it off the mask)."""
+
+    occluder: str  # name of a hand sprite (templates.Occluder of kind hand)
+    spot: str  # a NEAR_SPOTS name
+    side: int  # -1: the image's left of the face, 1: its right
+    gap: float  # face widths between the face's edge and the hand's anchor
+    tilt: float  # degrees from upright (outward positive)
+    scale: float  # times the face's width over the sprite's own
+    mirrored: bool
+
+
+def draw_near_hand(
+    rng: np.random.Generator, hands: Sequence[str], rate: float
+) -> NearHandParams | None:
+    """With probability rate (nothing drawn at 0): which hand sprite (hands: their names,
+    sorted), where, how far out, its lean, size and side; else None."""
+    if rate <= 0 or rng.random() >= rate:
+        return None
+    occluder = hands[int(rng.integers(len(hands)))]
+    spot = NEAR_SPOTS[int(rng.integers(len(NEAR_SPOTS)))]
+    side = -1 if rng.random() < 0.5 else 1
+    gap = float(rng.uniform(*NEAR_GAP))
+    tilt = float(rng.uniform(*NEAR_TILT))
+    scale = float(rng.uniform(*NEAR_SCALE))
+    mirrored = bool(rng.random() < 0.5)
+    return NearHandParams(occluder, spot, side, gap, tilt, scale, mirrored)

@@ -44,7 +44,12 @@ CSV_COLUMNS = (
     "pattern",
     "wear",
     "seed",
+    "framing",
+    "frame",
+    "near_hand",
 )
+# Columns added after synthesis.csv files were first written: readers treat them as optional.
+LATER_COLUMNS = ("framing", "frame", "near_hand")
 
 
 def read_synthesis_table(csv_path: Path, required: tuple[str, ...]) -> pd.DataFrame:
