@@ -22,6 +22,7 @@ import argparse
 import csv
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -157,6 +158,11 @@ def main() -> None:
         "--detector", default="cascade", help="maskforge's --detector (default: cascade)"
     )
     ap.add_argument(
+        "--maskforge-args",
+        default="",
+        help="more maskforge synthesize options, e.g. '--landmarks mediapipe --renderer mesh'",
+    )
+    ap.add_argument(
         "--repeat",
         type=int,
         default=1,
@@ -183,7 +189,7 @@ def main() -> None:
             (double / copy / p.name).symlink_to(p.resolve())
     n = len(paths)
     rounds: list[dict] = []
-    extra = ["--detector", args.detector]
+    extra = ["--detector", args.detector, *shlex.split(args.maskforge_args)]
     try:
         base_cov = baseline_coverage(paths)
         for r in range(args.repeat):
@@ -253,6 +259,7 @@ def main() -> None:
         + f" (median {ratios[len(ratios) // 2]:.2f}, {args.repeat} round(s))"
     )
     print(f"dlib {dlib_info()}")
+    print(f"maskforge options: --detector {args.detector} {args.maskforge_args}".rstrip())
     print(f"{args.detector}: masked faces by detector stage: {many['by_stage']}")
     print(f"{args.detector}: rows by status: {many['status']}")
     print(
@@ -267,6 +274,7 @@ def main() -> None:
         "photos": n,
         "workers": args.workers,
         "detector": args.detector,
+        "maskforge_args": args.maskforge_args,
         "baseline": {**base, "images_per_s": base_ips, "coverage_pct": 100.0 * base_cov / n},
         "maskforge_1_worker": {**one, "images_per_s": one["inputs"] / one["seconds"]},
         "maskforge_n_workers": {**many, "images_per_s": many["inputs"] / many["seconds"]},

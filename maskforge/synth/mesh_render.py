@@ -39,6 +39,10 @@ LOOKS = {
     "n95": surface.Look3D(standoff=6.0, cup=9.0, loops="head"),
     "n95_valve": surface.Look3D(standoff=6.0, cup=9.0, loops="head"),
     "gas": surface.Look3D(standoff=8.0, cup=12.0, loops="none"),
+    # Stretch fabric hugs the face; a bandana is knotted behind the head, a gaiter is a tube.
+    "gaiter": surface.Look3D(standoff=1.5, loops="none"),
+    "bandana": surface.Look3D(standoff=3.0, loops="none"),
+    "sports": surface.Look3D(standoff=2.5, cup=2.0, loops="ear"),
 }
 
 
