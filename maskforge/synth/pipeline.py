@@ -307,11 +307,16 @@ class Synthesizer:
         lm = face.landmarks
         iod = geometry.interocular(lm)
         outside = face.points_outside(rgb.shape)
+        # A box where MediaPipe found no face carries no landmarks (residual inf).
+        missing_mesh = face.mesh is None and not np.isfinite(face.residual)
         if face.width < opts.min_face:
             result.status, result.reason = (
                 "too_small",
                 f"face {face.width} px wide, under --min-face {opts.min_face}",
             )
+        elif missing_mesh:
+            result.status = "implausible"
+            result.reason = "the MediaPipe landmark model found no face in the detected box"
         elif outside:
             result.status, result.reason = (
                 "off_image",
@@ -327,8 +332,6 @@ class Synthesizer:
             result.reason = (
                 f"landmark shape residual {face.residual:.3f} over "
                 f"{face.residual_limit(opts.max_residual):g} (not a face, or a bad fit)"
-                if face.mesh is not None or face.residual < float("inf")
-                else "the MediaPipe landmark model found no face in the detected box"
             )
         elif face.flip_error > MAX_FLIP_ERROR:
             result.status = "implausible"
