@@ -11,13 +11,14 @@ import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
+from test_render import params as face_params
 from test_render import photo_faces
 
 from maskforge.cli import cli
 from maskforge.synth import compose, geometry
 from maskforge.synth.patterns import make_pattern
 from maskforge.synth.render import apply_mask, mask_shape
-from maskforge.synth.sampling import FaceParams, draw_look
+from maskforge.synth.sampling import draw_look
 from maskforge.synth.templates import load_templates
 
 COVERINGS = ("gaiter", "bandana", "sports")
@@ -43,17 +44,8 @@ def faces(unmasked_dir: Path) -> list[tuple[np.ndarray, object]]:
 def masked(rgb: np.ndarray, landmarks: np.ndarray, mask_type: str, **kw):
     """(output, alpha) of one covering, with the variant the pipeline would choose."""
     template = load_templates()[mask_type]
-    base = dict(
-        mask_type=mask_type,
-        variant=geometry.choose_variant(geometry.estimate_yaw(landmarks)),
-        color=(120, 170, 210),
-        pattern=None,
-        pattern_weight=0.7,
-        wear="correct",
-        negative=None,
-        seed=0,
-    )
-    params = FaceParams(**{**base, **kw})
+    variant = geometry.choose_variant(geometry.estimate_yaw(landmarks))
+    params = face_params(**{"mask_type": mask_type, "variant": variant, **kw})
     rng = np.random.default_rng(0)
     look = draw_look(rng, template, params, mask_shape(landmarks, template, params))
     return apply_mask(

@@ -7,13 +7,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_render import params
 
 from maskforge.core.imageio import read_image
 from maskforge.synth import compose, geometry, mesh_render, surface
 from maskforge.synth.faces import FaceFinder
 from maskforge.synth.raster import rasterize
 from maskforge.synth.render import apply_mask, mask_shape
-from maskforge.synth.sampling import FaceParams, draw_look
+from maskforge.synth.sampling import draw_look
 from maskforge.synth.templates import load_templates
 
 PHOTOS = ("0_0_caiguoqing_0146.jpg", "120.jpg", "125.jpg")
@@ -32,17 +33,7 @@ def faces(unmasked_dir: Path):
 
 def render(rgb, face, finish=NO_GRAIN, mesh=None, **kw):
     """(masked photo, coverage) with the mesh renderer, seed 0."""
-    base = dict(
-        mask_type="surgical",
-        variant="front",
-        color=(200, 200, 200),
-        pattern=None,
-        pattern_weight=0.7,
-        wear="correct",
-        negative=None,
-        seed=0,
-    )
-    p = FaceParams(**{**base, **kw})
+    p = params(**{"color": (200, 200, 200), **kw})
     template = load_templates()[p.mask_type]
     rng = np.random.default_rng(0)
     look = draw_look(rng, template, p, mask_shape(face.landmarks, template, p))
