@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 
 from maskforge import choices
+from maskforge.commands.errors import UserError
 from maskforge.commands.options import (
     command,
     detector_option,
@@ -321,28 +325,58 @@ def synthesize(raw: Path, out: Path, **params) -> None:
 
     RAW is walked recursively (jpg, jpeg, png, bmp, webp) and its tree is mirrored. An
     interrupted run (Ctrl-C, kill -9) resumes when rerun with the same options: finished photos
-    are skipped and no half-written file is left. Exit code 0 when every photo gave a masked
-    face, 3 when some did not (see the summary and synthesis.csv), 2 for bad options or input.
+    are skipped and no half-written file is left; SIGTERM stops it as Ctrl-C does. Exit code 0
+    when every photo gave a masked face, 3 when some did not (see the summary and
+    synthesis.csv), 2 for bad options or input or an OUT that cannot be written (full,
+    read-only), 130 after Ctrl-C, 143 after SIGTERM.
     """
     from maskforge.core.workspace import remember
-    from maskforge.synth.runner import run_synthesis
+    from maskforge.synth.runner import OutputFolderError, run_synthesis
 
     options, run_args = synthesis_request(params)
     click.echo(f"synthesize: {raw} -> {out}  ({_describe(options, run_args)})")
+    terminated: list[int] = []
     try:
-        summary = run_synthesis(raw, out, options, **run_args)
+        with _terminate_as_interrupt(terminated):
+            summary = run_synthesis(raw, out, options, **run_args)
     except KeyboardInterrupt:
         where = (
             "the old synthesis.csv is kept until an --overwrite run finishes"
             if run_args.get("overwrite")
             else "finished photos are in synthesis.csv"
         )
-        click.echo(f"\nInterrupted: {where}; rerun the same command to resume.", err=True)
-        raise SystemExit(130) from None
+        how = "Stopped (SIGTERM)" if terminated else "Interrupted"
+        click.echo(f"\n{how}: {where}; rerun the same command to resume.", err=True)
+        raise SystemExit(128 + signal.SIGTERM if terminated else 130) from None
+    except OutputFolderError as exc:
+        raise UserError(
+            f"Cannot write to {out}: {exc.strerror} ({exc.filename}). The run stopped; the "
+            "photos recorded so far are kept: free some space or make the folder writable, "
+            "then rerun the same command to resume."
+        ) from None
     remember("synthesize_out", out)
     _print_summary(summary, out)
     if summary.photos_masked < summary.processed:
         raise SystemExit(EXIT_SOME_FAILED)
+
+
+@contextmanager
+def _terminate_as_interrupt(seen: list[int]) -> Iterator[None]:
+    """SIGTERM (`kill`, a batch scheduler's stop) ends the run as Ctrl-C does: synthesis.csv
+    written, workers stopped, the lock freed; `seen` gets the signal's number."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers can only be set from the main thread
+        return
+
+    def stop(signum: int, frame: object) -> None:
+        seen.append(signum)
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def synthesis_request(params: dict) -> tuple[SynthesisOptions, dict]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import io
 import os
 import secrets
@@ -227,6 +228,18 @@ def encode_image(rgb: np.ndarray, suffix: str = ".jpg", quality: int = 95) -> by
     if not ok:
         raise OSError(f"OpenCV could not encode a {rgb.shape} image as {suffix}")
     return buf.tobytes()
+
+
+# Write errors that are the storage's, not one file's: out of space, read-only, no permission.
+# Every later write fails the same way, so a batch stops on them instead of going on.
+STORAGE_ERRNOS = frozenset(
+    {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG}
+)
+
+
+def is_storage_fault(exc: BaseException) -> bool:
+    """True for an OSError that says the place written to is full, read-only or not ours."""
+    return isinstance(exc, OSError) and exc.errno in STORAGE_ERRNOS
 
 
 def temporary_file(folder: Path) -> tuple[int, str]:

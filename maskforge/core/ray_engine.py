@@ -7,6 +7,8 @@ function `task -> result`; the caller gets the results in input order and does a
 (`map_batches` with a callable class and a fixed actor pool), tasks and results travel pickled.
 The tasks are read as they are needed, one Ray dataset per slice of them (TASKS_PER_DATASET),
 so the driver's memory does not grow with their number; each slice starts its own actors.
+With `on_crash`, a task that kills its actor is isolated as the local pool does it (see
+`ray_map`): the run goes on, and only that task's result is `on_crash(task, reason)`.
 
 Ray is an optional extra (`pip install 'maskforge[ray]'`): this module imports it only inside
 functions, so it can be imported (and its error message shown) without Ray installed.
@@ -20,6 +22,7 @@ import os
 import pickle
 import re
 import warnings
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from itertools import islice
@@ -42,6 +45,15 @@ TASKS_PER_DATASET = 10_000
 
 class RayNotInstalledError(ImportError):
     """`--engine ray` was asked for but Ray (with Ray Data) cannot be imported."""
+
+
+class WorkersDiedError(RuntimeError):
+    """A Ray dataset failed because an actor died (again after its restarts); `death` says
+    where and why, in a few words."""
+
+    def __init__(self, message: str, death: str):
+        super().__init__(message)
+        self.death = death
 
 
 def import_ray():
@@ -113,6 +125,14 @@ def _usage_stats_off_unless_set() -> Iterator[None]:
         del os.environ["RAY_USAGE_STATS_ENABLED"]
 
 
+class _Raised:
+    """An OSError the worker raised, carried back as a result: Ray Data would flatten it into
+    text, and the driver raises it as it was (a full or read-only output folder, say)."""
+
+    def __init__(self, exc: OSError):
+        self.exc = exc
+
+
 class _Actor:
     """One Ray actor: builds the worker once, then maps pickled tasks to pickled results."""
 
@@ -120,7 +140,15 @@ class _Actor:
         self.fn = make_worker(*args)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        results = [pickle.dumps(self.fn(pickle.loads(task))) for task in batch["task"]]
+        results = []
+        for task in batch["task"]:
+            try:
+                results.append(pickle.dumps(self.fn(pickle.loads(task))))
+            except OSError as exc:  # the block's results end here; the driver raises it
+                results.append(
+                    pickle.dumps(_Raised(OSError(exc.errno, exc.strerror, exc.filename)))
+                )
+                break
         out = np.empty(len(results), dtype=object)
         out[:] = results
         return {"result": out}
@@ -151,6 +179,7 @@ def ray_map(
     workers: int,
     tasks_per_block: int = 1,
     tasks_per_dataset: int | None = None,
+    on_crash: Callable[[Any, str], Any] | None = None,
 ) -> Iterator[Any]:
     """Yield `make_worker(*args)(task)` for every task, in input order, computed by Ray actors.
 
@@ -164,16 +193,69 @@ def ray_map(
     TASKS_PER_DATASET and 64 blocks per actor), each slice run as one Ray dataset: the
     driver holds one slice, however many tasks there are. Each dataset starts its own actors.
     An actor whose process or node dies is restarted once and its block retried once
-    (ACTOR_RETRIES); an error raised by the worker is not retried. Either way the run stops
-    with a RuntimeError naming the cause (results already yielded stay valid).
+    (ACTOR_RETRIES); an error raised by the worker is not retried and stops the run with a
+    RuntimeError naming it, or with the worker's own OSError (results already yielded stay
+    valid).
+
+    An actor that dies again: without `on_crash`, a WorkersDiedError (a RuntimeError) stops
+    the run. With it, the results already back are kept and the rest of the slice is run
+    again, the first block not returned (where the death most likely was) on one actor, one
+    task at a time; a task that kills its actor there too (it ran alone, and was retried once)
+    yields `on_crash(task, "worker died: ...")`, and the tasks after it go on as before.
     """
     ray = import_ray()
-    # Ray Data waits forever for actors the cluster has no CPU for: at most one per CPU.
-    workers = max(1, min(workers, int(ray.cluster_resources().get("CPU", 1))))
-    per_dataset = tasks_per_dataset or max(TASKS_PER_DATASET, 64 * workers * tasks_per_block)
+    per_dataset = tasks_per_dataset or max(
+        TASKS_PER_DATASET, 64 * _usable(ray, workers) * tasks_per_block
+    )
     pending = iter(tasks)
     while rows := [{"task": pickle.dumps(task)} for task in islice(pending, per_dataset)]:
-        yield from _map_rows(ray, make_worker, args, rows, workers, tasks_per_block)
+        if on_crash is None:
+            yield from _map_rows(
+                ray, make_worker, args, rows, _usable(ray, workers), tasks_per_block
+            )
+        else:
+            yield from _isolating(ray, make_worker, args, rows, workers, tasks_per_block, on_crash)
+
+
+def _usable(ray, workers: int) -> int:
+    """At most one actor per CPU the cluster has now: Ray Data waits forever for actors it
+    has no CPU for (read again for each dataset, as a node that left takes its CPUs along)."""
+    return max(1, min(workers, int(ray.cluster_resources().get("CPU", 1))))
+
+
+def _isolating(
+    ray,
+    make_worker: Callable[..., Callable[[Any], Any]],
+    args: tuple,
+    rows: list[dict[str, bytes]],
+    workers: int,
+    tasks_per_block: int,
+    on_crash: Callable[[Any, str], Any],
+) -> Iterator[Any]:
+    """The results for `rows`, in order, one dataset per segment of them; a segment that
+    loses an actor is split (see ray_map) until the task that kills it is alone."""
+    # (rows, alone): alone = on one actor, one task per block, so a death is the first one's.
+    segments: deque[tuple[list[dict[str, bytes]], bool]] = deque([(rows, False)])
+    while segments:
+        segment, alone = segments.popleft()
+        actors, per_block = (1, 1) if alone else (_usable(ray, workers), tasks_per_block)
+        returned = 0
+        results = _map_rows(ray, make_worker, args, segment, actors, per_block)
+        try:
+            for result in results:
+                yield result
+                returned += 1
+        except WorkersDiedError as exc:
+            rest = segment[returned:]
+            if len(rest) == 1:
+                yield on_crash(pickle.loads(rest[0]["task"]), f"worker died: Ray actor {exc.death}")
+                continue
+            # A failed dataset returns the results before the block that died, mostly.
+            head = 1 if alone else tasks_per_block
+            split = [(rest[:head], True), (rest[head:], alone)]
+            segments.extendleft(reversed([(part, a) for part, a in split if part]))
+        finally:
+            results.close()
 
 
 def _map_rows(
@@ -211,14 +293,31 @@ def _map_rows(
         )
     # No prefetching: it would hold each finished block back until the next one is done.
     batches = iter(ds.iter_batches(batch_size=None, batch_format="numpy", prefetch_batches=0))
+    raised: OSError | None = None
     try:
         for batch in batches:
-            for result in batch["result"]:
-                yield pickle.loads(result)
+            for result in map(pickle.loads, batch["result"]):
+                if isinstance(result, _Raised):
+                    raised = result.exc
+                    break
+                yield result
+            if raised is not None:
+                break
     except Exception as exc:  # Ray's own errors run to pages; keep the cause, add the usual fix
-        raise RuntimeError(_failure_message(ray, exc)) from exc
+        raise _failure(ray, exc) from exc
     finally:
         batches.close()  # stops Ray's executor if the caller stopped early (Ctrl-C, error)
+    if raised is not None:
+        raise raised
+
+
+def _failure(ray, exc: Exception) -> RuntimeError:
+    """The error for a failed Ray dataset: WorkersDiedError when an actor died, else a
+    RuntimeError; one line each, the cause and what usually fixes it."""
+    died = _find(exc, (ray.exceptions.RayActorError, ray.exceptions.ObjectLostError))
+    if died is not None and not getattr(died, "actor_init_failed", False):
+        return WorkersDiedError(_failure_message(ray, exc), _death(died))
+    return RuntimeError(_failure_message(ray, exc))
 
 
 def _failure_message(ray, exc: Exception) -> str:

@@ -17,6 +17,7 @@ from maskforge.core.imageio import (
     DEFAULT_MAX_PIXELS,
     ImageTooLargeError,
     UnreadableImageError,
+    is_storage_fault,
     read_image,
     write_image,
 )
@@ -456,6 +457,8 @@ class Synthesizer:
         try:
             self._write_outputs(ok, rows, out_root, stem)
         except OSError as exc:
+            if is_storage_fault(exc):
+                raise  # out/ is full or read-only: every photo after this one would fail too
             reason = f"cannot write outputs: {exc.strerror or exc}"
             return [{**base, "status": "error", "reason": reason}]
         return rows

@@ -15,8 +15,8 @@ Resume and finalize stream both files (the done set is a sorted array of 8-byte 
 One run at a time per out/: each holds an flock on out/.synthesis.lock for its whole length
 (freed by the kernel when a run dies). --overwrite journals apart (.synthesis.overwrite.*)
 and replaces synthesis.csv and run.json only when it finishes; until then the old index stays.
-A photo that kills its pool worker (segfault, OOM kill) is retried alone, then recorded as
-status error, "worker died: signal N"; the rest of the batch goes on.
+A photo that kills its pool worker or Ray actor (segfault, OOM kill) is retried alone, then
+recorded as status error, "worker died: ..."; the rest of the batch goes on.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ import os
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import chain, islice
 from pathlib import Path
@@ -34,7 +35,12 @@ import numpy as np
 
 from maskforge import __version__
 from maskforge.choices import ENGINES  # noqa: F401 - re-exported
-from maskforge.core.imageio import IMAGE_EXTENSIONS, atomic_write_text, is_image_path
+from maskforge.core.imageio import (
+    IMAGE_EXTENSIONS,
+    atomic_write_text,
+    is_image_path,
+    is_storage_fault,
+)
 from maskforge.core.parallel import pool_map
 from maskforge.core.paths import printable
 from maskforge.synth.journal import (
@@ -272,8 +278,6 @@ def run_synthesis(
     photos (for trials). progress: tqdm bar (None: only on a terminal). engine: "local" or
     "ray" (Ray Data; `address` of a running cluster, or None to start one on this machine).
     """
-    from tqdm import tqdm
-
     if engine not in ENGINES:
         raise ValueError(f"Invalid engine {engine!r}. Choose from: {', '.join(ENGINES)}.")
     if address and engine != "ray":
@@ -300,74 +304,107 @@ def run_synthesis(
         "boxes": str(Path(boxes).resolve()) if boxes else None,
     }
     summary = _survey(raw, given_faces)  # before out/ is touched: refuses an empty input
-    out.mkdir(parents=True, exist_ok=True)
-    with lock_output(out):
-        killed = (out / JOURNAL).is_file() or (out / OVERWRITE_JOURNAL).is_file()
-        resume_overwrite = check_resume(out, run_info, overwrite)
-        journal_name = OVERWRITE_JOURNAL if overwrite else JOURNAL
-        # --overwrite keeps the old run.json, synthesis.csv and journal until it finishes.
-        run_file = OVERWRITE_RUN_FILE if overwrite else RUN_FILE
-        atomic_write_text(out / run_file, json.dumps(run_info, indent=2) + "\n")
-        if killed:  # the last run was killed: tidy up after it
-            remove_stale_temporaries(out)
-        if overwrite and not resume_overwrite:
-            done = DoneSet([])
-        else:
-            done = load_done(out, journal_name, with_final=not overwrite)
+    with _output_faults(out):
+        out.mkdir(parents=True, exist_ok=True)
+        with lock_output(out):
+            done, journal_name = _prepare(out, run_info, overwrite)
+            todo = islice(
+                (
+                    (str(p), rel, stem, given_faces.get(rel))
+                    for p, rel, stem in plan_inputs(raw)
+                    if rel not in done
+                ),
+                limit,
+            )
+            summary.already_done = min(len(done), summary.inputs)
+            total = summary.inputs - summary.already_done
+            if engine == "ray":
+                results = _ray_results(todo, out, options, detector_args, workers, address)
+            elif in_process:
+                results = map(_photo_runner(probe, out), todo)
+            else:
+                results = _pool_results(todo, out, options, detector_args, workers)
+            total = total if limit is None else min(total, limit)
+            _record(results, out / journal_name, summary, total, progress)
+            # An interrupted --overwrite run leaves the old synthesis.csv as it was; rerunning
+            # it with --overwrite resumes from its own journal.
+            if not (overwrite and summary.interrupted):
+                finalize(out, overwrite)
+    if summary.interrupted:
+        raise KeyboardInterrupt
+    return summary
 
-        todo = islice(
-            (
-                (str(p), rel, stem, given_faces.get(rel))
-                for p, rel, stem in plan_inputs(raw)
-                if rel not in done
-            ),
-            limit,
-        )
-        summary.already_done = min(len(done), summary.inputs)
-        total = summary.inputs - summary.already_done
-        if limit is not None:
-            total = min(total, limit)
-        bar = tqdm(
-            total=total,
-            unit="img",
-            desc="synthesize",
-            disable=None if progress is None else not progress,
-        )
-        if engine == "ray":
-            results = _ray_results(todo, out, options, detector_args, workers, address)
-        elif in_process:
-            results = map(_photo_runner(probe, out), todo)
-        else:
-            results = _pool_results(todo, out, options, detector_args, workers)
-        start = time.perf_counter()
-        journal_exists = (out / journal_name).is_file()
-        with open(out / journal_name, "a", encoding="utf-8", newline="") as journal:
-            if not journal_exists:
-                journal.write(",".join(CSV_COLUMNS) + "\n")
 
-            def record(rows: list[dict]) -> None:
+class OutputFolderError(OSError):
+    """The output folder cannot be written (full, read-only, not ours): the run stops there,
+    keeping what it recorded, and a rerun once that is fixed resumes."""
+
+
+@contextmanager
+def _output_faults(out: Path) -> Iterator[None]:
+    """Turn a storage fault writing into out/ into an OutputFolderError (the photos that
+    follow would all fail the same way: they are left for the rerun, not recorded)."""
+    try:
+        yield
+    except OutputFolderError:
+        raise
+    except OSError as exc:
+        if not is_storage_fault(exc):
+            raise
+        raise OutputFolderError(exc.errno, exc.strerror, exc.filename or str(out)) from exc
+
+
+def _prepare(out: Path, run_info: dict, overwrite: bool) -> tuple[DoneSet, str]:
+    """Check that the run may resume into out, write its run file, tidy up after a killed
+    run; (the inputs already done, the journal's name)."""
+    killed = (out / JOURNAL).is_file() or (out / OVERWRITE_JOURNAL).is_file()
+    resume_overwrite = check_resume(out, run_info, overwrite)
+    journal_name = OVERWRITE_JOURNAL if overwrite else JOURNAL
+    # --overwrite keeps the old run.json, synthesis.csv and journal until it finishes.
+    run_file = OVERWRITE_RUN_FILE if overwrite else RUN_FILE
+    atomic_write_text(out / run_file, json.dumps(run_info, indent=2) + "\n")
+    if killed:  # the last run was killed: tidy up after it
+        remove_stale_temporaries(out)
+    if overwrite and not resume_overwrite:
+        return DoneSet([]), journal_name
+    return load_done(out, journal_name, with_final=not overwrite), journal_name
+
+
+def _record(
+    results: Iterable[list[dict]],
+    journal_path: Path,
+    summary: RunSummary,
+    total: int,
+    progress: bool | None,
+) -> None:
+    """Append each photo's rows to the journal as they come (one write per photo), counting
+    them in `summary`; Ctrl-C ends the loop with summary.interrupted set."""
+    from tqdm import tqdm
+
+    bar = tqdm(
+        total=total,
+        unit="img",
+        desc="synthesize",
+        disable=None if progress is None else not progress,
+    )
+    start = time.perf_counter()
+    journal_exists = journal_path.is_file()
+    with open(journal_path, "a", encoding="utf-8", newline="") as journal:
+        if not journal_exists:
+            journal.write(",".join(CSV_COLUMNS) + "\n")
+        try:
+            for rows in results:
                 journal.write(rows_text(rows))
                 journal.flush()
                 summary.add(rows)
                 bar.update(1)
-
-            try:
-                for rows in results:
-                    record(rows)
-            except KeyboardInterrupt:
-                summary.interrupted = True
-            finally:
-                if hasattr(results, "close"):
-                    results.close()  # stop the engine's workers now, whatever ended the loop
-                bar.close()
-                summary.seconds = time.perf_counter() - start
-        # An interrupted --overwrite run leaves the old synthesis.csv as it was; rerunning it
-        # with --overwrite resumes from its own journal.
-        if not (overwrite and summary.interrupted):
-            finalize(out, overwrite)
-    if summary.interrupted:
-        raise KeyboardInterrupt
-    return summary
+        except KeyboardInterrupt:
+            summary.interrupted = True
+        finally:
+            if hasattr(results, "close"):
+                results.close()  # stop the engine's workers now, whatever ended the loop
+            bar.close()
+            summary.seconds = time.perf_counter() - start
 
 
 def _survey(raw: Path, given_faces: dict) -> RunSummary:
@@ -418,7 +455,8 @@ def _ray_results(
     workers: int | None,
     address: str | None,
 ) -> Iterator[list[dict]]:
-    """The rows of each photo, in order, from Ray actors writing straight into out/.
+    """The rows of each photo, in order, from Ray actors writing straight into out/; a photo
+    that kills its actor (again, alone) gives an error row.
 
     Paths go absolute: actors run in other folders, on a cluster on other machines, which must
     see the input and output folders (and any model file given) at the same paths.
@@ -443,4 +481,5 @@ def _ray_results(
             tasks,
             workers or cpus,
             TASKS_PER_JOB,
+            on_crash=_crash_rows,
         )
