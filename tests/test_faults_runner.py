@@ -161,6 +161,42 @@ def test_clashing_names_in_one_folder_get_distinct_stems(tmp_path):
     assert stems["c_jpeg_2.png"] == "c_jpeg_2"
 
 
+def test_a_photo_named_like_a_negative_output_gets_a_stem_of_its_own(tmp_path):
+    names = ("a.jpg", "a_neg.jpg", "B.png", "b_NEG.jpg", "c_neg.jpg", "x.jpg", "x.png")
+    for name in (*names, "x_jpg_neg.jpg", "a_neg_2.jpg"):
+        (tmp_path / name).write_bytes(b"")
+    stems = {rel: stem for _, rel, stem in runner.plan_inputs(tmp_path)}
+    assert stems["a.jpg"] == "a" and stems["B.png"] == "B"  # the base names keep theirs
+    assert stems["a_neg.jpg"] == "a_neg_3"  # a_neg_2 is another photo's own name
+    assert stems["b_NEG.jpg"] == "b_NEG_2"  # case aside, as file systems may fold it
+    assert stems["c_neg.jpg"] == "c_neg"  # no photo c: no clash, no new name
+    assert stems["x_jpg_neg.jpg"] == "x_jpg_neg" and stems["x.jpg"] == "x_jpg_2"
+    # No photo's stem is another's stem or the name of another's negative (stem_neg).
+    keys = [s.lower() for s in stems.values()]
+    assert len(set(keys)) == len(keys)
+    assert not set(keys) & {k + runner.NEGATIVE_SUFFIX for k in keys}
+
+
+def test_full_frame_negatives_never_overwrite_another_photos_output(unmasked_dir, tmp_path):
+    raw, out = tmp_path / "raw", tmp_path / "out"
+    raw.mkdir()
+    shutil.copy(unmasked_dir / GOOD[0], raw / "a.jpg")
+    shutil.copy(unmasked_dir / GOOD[1], raw / "a_neg.jpg")
+    negatives = ("--full-frame", "--negatives", "hand", "--negative-rate", "1")
+    code, output = run("synthesize", raw, out, *ONE_WORKER, *negatives)
+    assert code == 0, output
+    rows = {r["input"]: r for r in rows_of(out)}
+    assert {k: rows[k]["status"] for k in rows} == {"a.jpg": "ok", "a_neg.jpg": "ok"}
+    assert rows["a.jpg"]["negative"] == "unmasked/a_neg.jpg"  # a.jpg's negative, as before
+    files = [rows[k][c] for k in rows for c in ("output", "original", "negative")]
+    assert len(set(files)) == 6 and all((out / f).is_file() for f in files), files
+    # Each file is the size of its own photo: nothing was written over by the other photo.
+    for name, row in rows.items():
+        size = Image.open(raw / name).size
+        assert {Image.open(out / row[c]).size for c in ("output", "original", "negative")} == {size}
+    assert Image.open(raw / "a.jpg").size != Image.open(raw / "a_neg.jpg").size
+
+
 def test_clashing_names_give_distinct_output_files(unmasked_dir, tmp_path):
     raw, out = tmp_path / "raw", tmp_path / "out"
     raw.mkdir()

@@ -62,6 +62,9 @@ from maskforge.synth.table import (
 )
 
 TASKS_PER_JOB = 8  # photos per pool job or Ray block
+# What pipeline.Synthesizer adds to a stem for a hard negative's file; with --full-frame there
+# is no face index between, so photo a.jpg's negative and photo a_neg.jpg would clash.
+NEGATIVE_SUFFIX = "_neg"
 # How many names a warning lists (unmatched --boxes rows, unreadable folders).
 SHOW_NAMES = 5
 
@@ -128,8 +131,9 @@ def plan_inputs(raw: Path, skipped: list | None = None) -> Iterator[tuple[Path, 
 
     The stem drops the extension unless two photos in one folder share a name (a.jpg, a.png),
     in which case both keep it, so no output overwrites another; a name that still clashes
-    (a.jpg, a.png and a_jpg.jpg; case aside) gets _2, _3, ... Folders that cannot be listed are
-    appended to `skipped` as "folder: reason" (relative to raw).
+    (a.jpg, a.png and a_jpg.jpg; case aside), or that is another photo's negative output name
+    (a_neg.jpg beside a.jpg), gets _2, _3, ... Folders that cannot be listed are appended to
+    `skipped` as "folder: reason" (relative to raw).
     """
     raw = Path(raw)
     for paths in _image_folders(raw, skipped):
@@ -160,7 +164,8 @@ def _stems(raw: Path, paths: list[Path]) -> Iterator[tuple[Path, str, str]]:
     counts = Counter(p.stem.lower() for p in paths)
     names = [p.name.replace(".", "_") if counts[p.stem.lower()] > 1 else p.stem for p in paths]
     clashes = Counter(name.lower() for name in names)
-    if max(clashes.values(), default=0) > 1:
+    negatives = {name.lower() + NEGATIVE_SUFFIX for name in names}
+    if max(clashes.values(), default=0) > 1 or any(n.lower() in negatives for n in names):
         names = _unique_names(names, [counts[p.stem.lower()] == 1 for p in paths])
     for p, name in zip(paths, names):
         # printable: a name that is not UTF-8 goes into the CSV, the seed and the outputs as \xNN
@@ -170,20 +175,32 @@ def _stems(raw: Path, paths: list[Path]) -> Iterator[tuple[Path, str, str]]:
 
 
 def _unique_names(names: list[str], own: list[bool]) -> list[str]:
-    """Names made unique (case-insensitively): a photo's own stem keeps it first, then the
-    first one in sorted order; the others get _2, _3, ... (the first free one)."""
-    taken = {name.lower() for name in names}
-    seen: set[str] = set()
+    """Names made distinct (case-insensitively) from each other and from each other's
+    negative output name (name_neg, as --full-frame writes it): a photo's own stem keeps it
+    first, unless that is another photo's negative name, then sorted order; the others get
+    _2, _3, ... (the first free one)."""
+    wanted = {name.lower() for name in names}
+    negatives = {name + NEGATIVE_SUFFIX for name in wanted}
+    used: set[str] = set()  # the names given, and the negative names they imply
+
+    def free(key: str, made_up: bool) -> bool:
+        if key in used or key + NEGATIVE_SUFFIX in used:
+            return False
+        # A made-up name must not take what another photo is called, or its negative's name.
+        taken = wanted | negatives
+        return not made_up or (key not in taken and key + NEGATIVE_SUFFIX not in taken)
+
     result = list(names)
-    for i in sorted(range(len(names)), key=lambda i: (not own[i], i)):
+    order = sorted(range(len(names)), key=lambda i: (not own[i], names[i].lower() in negatives, i))
+    for i in order:
         key = names[i].lower()
-        if key in seen:
+        if not free(key, made_up=False):
             k = 2
-            while f"{key}_{k}" in taken or f"{key}_{k}" in seen:
+            while not free(f"{key}_{k}", made_up=True):
                 k += 1
             result[i] = f"{names[i]}_{k}"
             key = result[i].lower()
-        seen.add(key)
+        used.update((key, key + NEGATIVE_SUFFIX))
     return result
 
 
