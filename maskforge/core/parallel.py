@@ -73,10 +73,18 @@ def _init_worker(make_worker: Callable[..., Callable], args: tuple) -> None:
         _WORKER_ERROR = exc
 
 
-def _run_job(jobs: list) -> list:
+def _run_job(jobs: list) -> tuple[list, Exception | None]:
+    """(the results, and the error that stopped the job, if any): the results done before
+    an error are kept, as a run that stops on it (a full disk) keeps them."""
     if _WORKER_ERROR is not None:
         raise _WORKER_ERROR
-    return [_WORKER(task) for task in jobs]
+    results = []
+    for task in jobs:
+        try:
+            results.append(_WORKER(task))
+        except Exception as exc:  # noqa: BLE001 - raised in the parent after the results
+            return results, exc
+    return results, None
 
 
 def _new_pool(make_worker: Callable[..., Callable], args: tuple, workers: int):
@@ -128,7 +136,10 @@ def _one_at_a_time(
             future = _submit(executor, [task])
             processes = list(getattr(executor, "_processes", {}).values())
             try:
-                result = future.result()[0]
+                results, error = future.result()
+                if error is not None:
+                    raise error
+                result = results[0]
             except BrokenProcessPool:
                 reason = _death_reason(processes)
                 executor.shutdown(wait=True, cancel_futures=True)
@@ -152,7 +163,8 @@ def pool_map(
 
     `make_worker` runs once per process (a module-level function, as it is pickled); tasks go
     out `tasks_per_job` at a time through a bounded window of jobs, so memory stays flat
-    however long the (possibly lazy) `tasks` are.
+    however long the (possibly lazy) `tasks` are. A task that raises stops the map: the
+    results of the tasks before it come back first, then its exception is raised.
 
     A worker that dies (segfault, OOM kill, os._exit) breaks the whole pool. Without
     `on_crash` that raises BrokenProcessPool. With it, the jobs that finished before the crash
@@ -175,7 +187,7 @@ def pool_map(
             if not pending:
                 break
             try:
-                results = pending[0][0].result()
+                results, error = pending[0][0].result()
             except BrokenProcessPool:
                 if on_crash is None:
                     raise
@@ -184,13 +196,18 @@ def pool_map(
                 pending.clear()
                 for future, batch in in_flight:
                     if future.done() and not future.cancelled() and future.exception() is None:
-                        yield from future.result()
+                        done, error = future.result()
+                        yield from done
+                        if error is not None:
+                            raise error from None
                     else:
                         yield from _one_at_a_time(make_worker, args, batch, on_crash)
                 executor = _new_pool(make_worker, args, workers)
                 continue
             pending.popleft()
             yield from results
+            if error is not None:
+                raise error
     except BaseException:
         executor.shutdown(wait=True, cancel_futures=True)
         raise

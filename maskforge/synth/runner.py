@@ -21,6 +21,7 @@ recorded as status error, "worker died: ..."; the rest of the batch goes on.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import time
@@ -263,11 +264,28 @@ def synthesis_worker(
 
 
 def _photo_runner(synthesizer: Synthesizer, out: Path) -> Callable[[Task], list[dict]]:
+    folder = _identity(out)
+
     def run(task: Task) -> list[dict]:
+        # Writing on would make the folders again (atomic writes create their parents): on
+        # the disk under a mount point that went away, or where the user just deleted out/.
+        if _identity(out) != folder:
+            raise FileNotFoundError(
+                errno.ENOENT, "The output folder was removed or replaced during the run", str(out)
+            )
         path, rel, stem, given = task
         return synthesizer.run_file(Path(path), rel, out, stem, given)
 
     return run
+
+
+def _identity(folder: Path) -> tuple[int, int] | None:
+    """(device, inode) of a folder, None when it is not there."""
+    try:
+        st = os.stat(folder)
+    except FileNotFoundError:
+        return None
+    return st.st_dev, st.st_ino
 
 
 # -- driver ----------------------------------------------------------------------------------------
