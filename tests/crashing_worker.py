@@ -20,14 +20,34 @@ def killing_worker(deadly: tuple):
 
 
 def crashing_synthesis_worker(options, detector_args: dict, out: str):
-    """runner.synthesis_worker, except that a photo named crash*.* SIGKILLs its worker."""
+    """runner.synthesis_worker, except that a photo with "crash" in its name SIGKILLs its
+    worker."""
     from maskforge.synth.runner import synthesis_worker
 
     real = synthesis_worker(options, detector_args, out)
 
     def run(task):
-        if Path(task[0]).name.startswith("crash"):
+        if "crash" in Path(task[0]).name:
             os.kill(os.getpid(), signal.SIGKILL)
+        return real(task)
+
+    return run
+
+
+def full_once_synthesis_worker(options, detector_args: dict, out: str):
+    """runner.synthesis_worker, except that a photo with "full" in its name raises ENOSPC
+    until the file out/../disk-was-full exists (its first try makes it)."""
+    import errno
+
+    from maskforge.synth.runner import synthesis_worker
+
+    real = synthesis_worker(options, detector_args, out)
+    marker = Path(out).parent / "disk-was-full"
+
+    def run(task):
+        if "full" in Path(task[0]).name and not marker.exists():
+            marker.touch()
+            raise OSError(errno.ENOSPC, "No space left on device", str(Path(out) / "x.jpg"))
         return real(task)
 
     return run

@@ -33,7 +33,9 @@ import numpy as np
 INSTALL_HINT = "Ray is not installed; install it with: pip install 'maskforge[ray]'"
 # Loggers Ray writes banners and per-dataset INFO/WARNING lines to; our own progress bar and
 # summary are what a user should see (Ray keeps its full logs under /tmp/ray/session_*/logs).
-RAY_LOGGERS = ("ray", "ray.data")
+# Ray Data also logs each failed dataset at ERROR, with pages of traceback: the failures this
+# module reports itself (a one-line error, or an error row for a task that kills its actor).
+RAY_LOGGERS = {"ray": logging.ERROR, "ray.data": logging.CRITICAL}
 # Environment variables the workers need to see the way the driver does (model file lookups).
 FORWARDED_ENV_PREFIX = "MASKFORGE_"
 # Restarts of an actor that died (its process crashed, its node left), and retries of the
@@ -78,8 +80,8 @@ def ray_session(address: str | None = None, workers: int | None = None) -> Itera
     ray = import_ray()
     address = address or os.environ.get("RAY_ADDRESS") or None  # as `ray.init` reads it
     previous = {name: logging.getLogger(name).level for name in RAY_LOGGERS}
-    for name in RAY_LOGGERS:
-        logging.getLogger(name).setLevel(logging.ERROR)
+    for name, level in RAY_LOGGERS.items():
+        logging.getLogger(name).setLevel(level)
     started = False
     try:
         if not ray.is_initialized():
