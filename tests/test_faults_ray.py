@@ -93,8 +93,6 @@ def isolated_run(deadly: tuple, log: Path) -> list:
 
 
 def assert_isolated(got: list, deadly: tuple, log: Path) -> None:
-    from maskforge.core.ray_engine import ACTOR_RETRIES
-
     for i, result in enumerate(got):
         if i in deadly:
             crashed, task, reason = result
@@ -105,21 +103,24 @@ def assert_isolated(got: list, deadly: tuple, log: Path) -> None:
     assert len(got) == 12
     tries = Counter(log.read_text().split())
     assert set(tries) == {str(t) for t in deadly}
-    # In its block (retried once), then alone on one actor (retried once): bounded.
+    # In a block (once per dataset that reached it before it was isolated), then alone on
+    # one actor: no restarts, a few tries in all, however long the run.
     for n in tries.values():
-        assert 2 * (1 + ACTOR_RETRIES) <= n <= 3 * (1 + ACTOR_RETRIES), tries
+        assert 2 <= n <= 6, tries
 
 
 def test_ray_map_isolates_a_task_that_kills_its_actor_and_goes_on(local_ray, tmp_path):
     start = time.monotonic()
-    got = isolated_run((5,), tmp_path / "tries.txt")
+    with no_hang(150):
+        got = isolated_run((5,), tmp_path / "tries.txt")
     print(f"isolated in {time.monotonic() - start:.1f} s")  # with -s
     assert_isolated(got, (5,), tmp_path / "tries.txt")
 
 
 @pytest.mark.slow
 def test_ray_map_isolates_tasks_that_kill_their_actors_first_and_last(local_ray, tmp_path):
-    got = isolated_run((0, 6, 11), tmp_path / "tries.txt")
+    with no_hang(240):
+        got = isolated_run((0, 6, 11), tmp_path / "tries.txt")
     assert_isolated(got, (0, 6, 11), tmp_path / "tries.txt")
 
 
@@ -162,7 +163,8 @@ def test_synthesize_on_ray_records_a_photo_that_kills_its_actor(
     names = ray_photos(unmasked_dir, raw, "0_1_crash.jpg")
     assert names.index("0_1_crash.jpg") == 2  # in the middle of the batch
     monkeypatch.setattr(runner, "synthesis_worker", worker.crashing_synthesis_worker)
-    code, output = invoke("synthesize", raw, out, *RAY_ARGS)
+    with no_hang(240):
+        code, output = invoke("synthesize", raw, out, *RAY_ARGS)
     assert code == 3, output  # as documented for a run with photos not masked
     rows = synthesis_rows(out)
     crashed = [r for r in rows if r["input"] == "0_1_crash.jpg"]

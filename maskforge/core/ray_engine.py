@@ -200,10 +200,11 @@ def ray_map(
     valid).
 
     An actor that dies again: without `on_crash`, a WorkersDiedError (a RuntimeError) stops
-    the run. With it, the results already back are kept and the rest of the slice is run
-    again, the first block not returned (where the death most likely was) on one actor, one
-    task at a time; a task that kills its actor there too (it ran alone, and was retried once)
-    yields `on_crash(task, "worker died: ...")`, and the tasks after it go on as before.
+    the run. With `on_crash` the splitting below replaces Ray's restarts and retries: an
+    actor's death fails its dataset at once, the results already back are kept and the rest
+    of the slice is run again, the first block not returned (where the death most likely
+    was) on one actor, one task at a time; a task that kills its actor alone too yields
+    `on_crash(task, "worker died: ...")`, and the tasks after it go on as before.
     """
     ray = import_ray()
     per_dataset = tasks_per_dataset or max(
@@ -212,9 +213,8 @@ def ray_map(
     pending = iter(tasks)
     while rows := [{"task": pickle.dumps(task)} for task in islice(pending, per_dataset)]:
         if on_crash is None:
-            yield from _map_rows(
-                ray, make_worker, args, rows, _usable(ray, workers), tasks_per_block
-            )
+            actors = _usable(ray, workers)
+            yield from _map_rows(ray, make_worker, args, rows, actors, tasks_per_block)
         else:
             yield from _isolating(ray, make_worker, args, rows, workers, tasks_per_block, on_crash)
 
@@ -242,7 +242,9 @@ def _isolating(
         segment, alone = segments.popleft()
         actors, per_block = (1, 1) if alone else (_usable(ray, workers), tasks_per_block)
         returned = 0
-        results = _map_rows(ray, make_worker, args, segment, actors, per_block)
+        # No restarts: an actor restarted as its dataset shuts down after another one's death
+        # can outlive it and keep its CPU (Ray 2.60), so that the next dataset waits forever.
+        results = _map_rows(ray, make_worker, args, segment, actors, per_block, retries=0)
         try:
             for result in results:
                 yield result
@@ -267,8 +269,10 @@ def _map_rows(
     rows: list[dict[str, bytes]],
     workers: int,
     tasks_per_block: int,
+    retries: int = ACTOR_RETRIES,
 ) -> Iterator[Any]:
-    """One Ray dataset over `rows` (pickled tasks): the unpickled results, in order."""
+    """One Ray dataset over `rows` (pickled tasks): the unpickled results, in order; an actor
+    that dies is restarted, and its block retried, `retries` times."""
     per_block = max(1, min(tasks_per_block, len(rows) // workers))
     blocks = math.ceil(len(rows) / per_block)
     workers = min(workers, blocks)  # an actor with no block would only load models
@@ -290,8 +294,8 @@ def _map_rows(
             compute=ray.data.ActorPoolStrategy(size=workers),
             num_cpus=1,
             # Ray Data's defaults (-1, -1) restart a crashing actor and retry its block forever.
-            max_restarts=ACTOR_RETRIES,
-            max_task_retries=ACTOR_RETRIES,
+            max_restarts=retries,
+            max_task_retries=retries,
         )
     # No prefetching: it would hold each finished block back until the next one is done.
     batches = iter(ds.iter_batches(batch_size=None, batch_format="numpy", prefetch_batches=0))
