@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 from click.testing import CliRunner
@@ -19,6 +20,7 @@ from PIL import Image
 import maskforge.synth.runner as runner
 from maskforge.cli import cli
 from maskforge.synth.journal import finalize, load_done
+from maskforge.synth.stems import NEGATIVE_SUFFIX, folder_stems
 from maskforge.synth.table import (
     CSV_COLUMNS,
     CSV_NAME,
@@ -174,7 +176,41 @@ def test_a_photo_named_like_a_negative_output_gets_a_stem_of_its_own(tmp_path):
     # No photo's stem is another's stem or the name of another's negative (stem_neg).
     keys = [s.lower() for s in stems.values()]
     assert len(set(keys)) == len(keys)
-    assert not set(keys) & {k + runner.NEGATIVE_SUFFIX for k in keys}
+    assert not set(keys) & {k + NEGATIVE_SUFFIX for k in keys}
+
+
+def test_with_whole_and_per_face_photos_no_stem_is_another_photos_face_name(tmp_path):
+    names = ["a.jpg", "a_0.jpg", "a_1_neg.jpg", "b.png", "B_12.jpg", "c_0.jpg", "d.jpg", "d.png"]
+    paths = [tmp_path / n for n in sorted(names)]
+    plain = dict(zip(sorted(names), folder_stems(paths)))
+    assert plain["a_0.jpg"] == "a_0" and plain["B_12.jpg"] == "B_12"  # one framing: no clash
+    stems = dict(zip(sorted(names), folder_stems(paths, mixed=True)))
+    assert stems["a.jpg"] == "a" and stems["b.png"] == "b" and stems["c_0.jpg"] == "c_0"
+    assert stems["a_0.jpg"] == "a_0_v2" and stems["a_1_neg.jpg"] == "a_1_neg_v2"
+    assert stems["B_12.jpg"] == "B_12_v2"
+    assert (stems["d.jpg"], stems["d.png"]) == ("d_jpg", "d_png")
+    # Every file name a photo may write (whole or per face, with negatives) is its own.
+    files = Counter()
+    for stem in {s.lower() for s in stems.values()}:
+        for name in (stem, *(f"{stem}_{face}" for face in range(13))):
+            files.update((name, name + NEGATIVE_SUFFIX))
+    assert set(files.values()) == {1}
+
+
+def test_a_framing_mix_never_writes_over_another_photos_crop(unmasked_dir, tmp_path):
+    """Seed 2 writes a.jpg per face (masked/a_0.jpg) and a_0.jpg whole: the same name."""
+    raw, out = tmp_path / "raw", tmp_path / "out"
+    raw.mkdir()
+    shutil.copy(unmasked_dir / GOOD[0], raw / "a.jpg")
+    shutil.copy(unmasked_dir / GOOD[1], raw / "a_0.jpg")
+    code, output = run("synthesize", raw, out, *ONE_WORKER, "--framing", "crop,full", "--seed", 2)
+    assert code == 0, output
+    rows = {r["input"]: r for r in rows_of(out)}
+    assert {k: rows[k]["framing"] for k in rows} == {"a.jpg": "crop", "a_0.jpg": "full"}
+    files = [rows[k][c] for k in rows for c in ("output", "original")]
+    assert len(set(files)) == 4 and all((out / f).is_file() for f in files), files
+    whole = Image.open(out / rows["a_0.jpg"]["output"]).size
+    assert whole == Image.open(raw / "a_0.jpg").size  # the whole photo, not a's crop
 
 
 def test_full_frame_negatives_never_overwrite_another_photos_output(unmasked_dir, tmp_path):

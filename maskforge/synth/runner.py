@@ -54,6 +54,7 @@ from maskforge.synth.journal import (
     rows_text,
 )
 from maskforge.synth.pipeline import SynthesisOptions, Synthesizer
+from maskforge.synth.stems import folder_stems
 from maskforge.synth.table import (
     CSV_COLUMNS,
     JOURNAL,
@@ -63,9 +64,6 @@ from maskforge.synth.table import (
 )
 
 TASKS_PER_JOB = 8  # photos per pool job or Ray block
-# What pipeline.Synthesizer adds to a stem for a hard negative's file; with --full-frame there
-# is no face index between, so photo a.jpg's negative and photo a_neg.jpg would clash.
-NEGATIVE_SUFFIX = "_neg"
 # How many names a warning lists (unmatched --boxes rows, unreadable folders).
 SHOW_NAMES = 5
 
@@ -127,18 +125,24 @@ def check_folders(raw: Path, out: Path) -> None:
         raise NotADirectoryError(f"Output path exists and is not a folder: {out}")
 
 
-def plan_inputs(raw: Path, skipped: list | None = None) -> Iterator[tuple[Path, str, str]]:
+def plan_inputs(
+    raw: Path, skipped: list | None = None, mixed: bool = False
+) -> Iterator[tuple[Path, str, str]]:
     """(path, relative path, output stem) for every photo, in sorted order.
 
-    The stem drops the extension unless two photos in one folder share a name (a.jpg, a.png),
-    in which case both keep it, so no output overwrites another; a name that still clashes
-    (a.jpg, a.png and a_jpg.jpg; case aside), or that is another photo's negative output name
-    (a_neg.jpg beside a.jpg), gets _2, _3, ... Folders that cannot be listed are appended to
-    `skipped` as "folder: reason" (relative to raw).
+    The stems of one folder never write each other's files (see synth.stems.folder_stems;
+    mixed: some photos are written whole and others per face). Folders that cannot be listed
+    are appended to `skipped` as "folder: reason" (relative to raw).
     """
     raw = Path(raw)
     for paths in _image_folders(raw, skipped):
-        yield from _stems(raw, paths)
+        yield from _stems(raw, paths, mixed)
+
+
+def mixed_framing(options: SynthesisOptions) -> bool:
+    """True when a run may write some photos whole (framing full) and others per face."""
+    drawn = {o for o, w in zip(options.framing.options, options.framing.weights) if w > 0}
+    return "full" in drawn and len(drawn) > 1
 
 
 def _image_folders(root: Path, skipped: list | None) -> Iterator[list[Path]]:
@@ -161,48 +165,12 @@ def _image_folders(root: Path, skipped: list | None) -> Iterator[list[Path]]:
             yield paths
 
 
-def _stems(raw: Path, paths: list[Path]) -> Iterator[tuple[Path, str, str]]:
-    counts = Counter(p.stem.lower() for p in paths)
-    names = [p.name.replace(".", "_") if counts[p.stem.lower()] > 1 else p.stem for p in paths]
-    clashes = Counter(name.lower() for name in names)
-    negatives = {name.lower() + NEGATIVE_SUFFIX for name in names}
-    if max(clashes.values(), default=0) > 1 or any(n.lower() in negatives for n in names):
-        names = _unique_names(names, [counts[p.stem.lower()] == 1 for p in paths])
-    for p, name in zip(paths, names):
+def _stems(raw: Path, paths: list[Path], mixed: bool) -> Iterator[tuple[Path, str, str]]:
+    for p, name in zip(paths, folder_stems(paths, mixed)):
         # printable: a name that is not UTF-8 goes into the CSV, the seed and the outputs as \xNN
         rel = printable(p.relative_to(raw).as_posix())
         stem = rel.rsplit("/", 1)[0] + "/" if "/" in rel else ""
         yield p, rel, stem + printable(name)
-
-
-def _unique_names(names: list[str], own: list[bool]) -> list[str]:
-    """Names made distinct (case-insensitively) from each other and from each other's
-    negative output name (name_neg, as --full-frame writes it): a photo's own stem keeps it
-    first, unless that is another photo's negative name, then sorted order; the others get
-    _2, _3, ... (the first free one)."""
-    wanted = {name.lower() for name in names}
-    negatives = {name + NEGATIVE_SUFFIX for name in wanted}
-    used: set[str] = set()  # the names given, and the negative names they imply
-
-    def free(key: str, made_up: bool) -> bool:
-        if key in used or key + NEGATIVE_SUFFIX in used:
-            return False
-        # A made-up name must not take what another photo is called, or its negative's name.
-        taken = wanted | negatives
-        return not made_up or (key not in taken and key + NEGATIVE_SUFFIX not in taken)
-
-    result = list(names)
-    order = sorted(range(len(names)), key=lambda i: (not own[i], names[i].lower() in negatives, i))
-    for i in order:
-        key = names[i].lower()
-        if not free(key, made_up=False):
-            k = 2
-            while not free(f"{key}_{k}", made_up=True):
-                k += 1
-            result[i] = f"{names[i]}_{k}"
-            key = result[i].lower()
-        used.update((key, key + NEGATIVE_SUFFIX))
-    return result
 
 
 def read_boxes(path: Path) -> dict[str, list]:
@@ -346,7 +314,7 @@ def run_synthesis(
             todo = islice(
                 (
                     (str(p), rel, stem, given_faces.get(rel))
-                    for p, rel, stem in plan_inputs(raw)
+                    for p, rel, stem in plan_inputs(raw, mixed=mixed_framing(options))
                     if rel not in done
                 ),
                 limit,

@@ -1,0 +1,91 @@
+"""Output stems for the photos of one folder: distinct, and never another photo's file name.
+
+A photo's outputs are `<stem>_<face>.jpg` (and `<stem>_<face>_neg.jpg`, a hard negative) when
+it is cut per face, `<stem>.jpg` and `<stem>_neg.jpg` when it is written whole (framing
+`full`). So the stem of photo a.jpg must differ from every other photo's stem, and from
+a_neg when a.jpg may be written whole; and when one run writes some photos whole and others
+per face, a whole photo named a_0.jpg would take the file of a.jpg's face 0. Stems are
+compared case-insensitively, as some file systems compare names.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from pathlib import Path
+
+# What pipeline.Synthesizer adds to a stem for a hard negative's file.
+NEGATIVE_SUFFIX = "_neg"
+# A name in the space of per-face outputs of stem <1>: <1>_<face>, <1>_<face>_neg.
+_PER_FACE = re.compile(r"(.+)_\d+(?:_neg)?")
+
+
+class _Claims:
+    """The file names a set of stems may write, for constant-time clash checks."""
+
+    def __init__(self, per_face: bool):
+        self.per_face = per_face
+        self.names: set[str] = set()  # each stem and its whole-photo negative
+        self.stems: set[str] = set()  # stems whose per-face names are taken (per_face)
+        self.inside: set[str] = set()  # stems that hold a per-face name of a stem added
+
+    def add(self, key: str) -> None:
+        self.names.update((key, key + NEGATIVE_SUFFIX))
+        if self.per_face:
+            self.stems.add(key)
+            match = _PER_FACE.fullmatch(key)
+            if match:
+                self.inside.add(match.group(1))
+
+    def clashes(self, key: str) -> bool:
+        """True when a photo with stem `key` could write a file a stem added may write."""
+        if key in self.names or key + NEGATIVE_SUFFIX in self.names:
+            return True
+        if not self.per_face:
+            return False
+        match = _PER_FACE.fullmatch(key)
+        return (match is not None and match.group(1) in self.stems) or key in self.inside
+
+
+def folder_stems(paths: list[Path], mixed: bool = False) -> list[str]:
+    """The output stem of each photo of one folder, in order.
+
+    A stem is the file name without its extension, unless two photos share one (a.jpg,
+    a.png): both keep it (a_jpg, a_png). A stem that still clashes (a.jpg, a.png and
+    a_jpg.jpg), or that is another photo's negative name (a_neg.jpg beside a.jpg), gets
+    _2, _3, ... (the first free one). mixed: the run writes some photos whole and others per
+    face, so a stem must also stay out of the others' per-face names (a_0.jpg beside a.jpg);
+    the made-up stems are then _v2, _v3, ..., which no per-face name looks like.
+    """
+    counts = Counter(p.stem.lower() for p in paths)
+    names = [p.name.replace(".", "_") if counts[p.stem.lower()] > 1 else p.stem for p in paths]
+    own = [counts[p.stem.lower()] == 1 for p in paths]
+    keys = [name.lower() for name in names]
+    derived = [_derived(key, set(keys), mixed) for key in keys]
+    if len(set(keys)) == len(keys) and not any(derived):
+        return names
+    wanted = _Claims(mixed)
+    for key in keys:
+        wanted.add(key)
+    used = _Claims(mixed)
+    result = list(names)
+    # A photo's own name first, unless it is made from another photo's; then sorted order.
+    for i in sorted(range(len(names)), key=lambda i: (not own[i], derived[i], i)):
+        key = keys[i]
+        if used.clashes(key):
+            k = 2
+            # A made-up name also keeps clear of what the other photos are called.
+            while used.clashes(made := f"{key}_{'v' if mixed else ''}{k}") or wanted.clashes(made):
+                k += 1
+            result[i] = names[i] + made[len(key) :]
+            key = made
+        used.add(key)
+    return result
+
+
+def _derived(key: str, keys: set[str], mixed: bool) -> bool:
+    """True for a name made from another photo's: its negative, or (mixed) a per-face name."""
+    if key.endswith(NEGATIVE_SUFFIX) and key[: -len(NEGATIVE_SUFFIX)] in keys:
+        return True
+    match = _PER_FACE.fullmatch(key) if mixed else None
+    return match is not None and match.group(1) in keys
