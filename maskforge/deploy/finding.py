@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 
 from maskforge.core.imageio import ImageTooLargeError, UnreadableImageError, read_image
-from maskforge.synth.faces import detect_faces
+from maskforge.synth.face_boxes import find_face_boxes
 
 
 @dataclass
@@ -45,7 +45,7 @@ def find_faces(
     rgb: np.ndarray, detector: str, min_face: int, img_size: int, no_face: str
 ) -> tuple[list[dict], list[np.ndarray]]:
     """Rows and crops of one RGB uint8 image (see Found)."""
-    faces = detect_faces(rgb, detector)
+    faces = find_face_boxes(rgb, detector)
     if not faces:
         if no_face == "whole":
             # The detectors miss many masked faces (the mask hides what they look for); a tight
