@@ -315,7 +315,10 @@ class _Job:
 
         tasks = self._tasks()
         if workers > 0:
-            results: Iterator = pool_map(make_finder, finder_args, tasks, workers)
+            # pool_map keeps 4 jobs a worker in flight: jobs of a few tasks keep two batches in
+            # flight, so the workers detect on while the main process classifies a batch.
+            per_job = max(1, -(-2 * self.classify.batch_size // (4 * workers)))
+            results: Iterator = pool_map(make_finder, finder_args, tasks, workers, per_job)
         else:
             results = map(make_finder(*finder_args), tasks)
         self._bar = tqdm(
@@ -374,6 +377,7 @@ class _Job:
             self._emit(key, found, names[k : k + n], probs[k : k + n])
             k += n
         self._pending = []
+        self.writer.commit()
 
     def _emit(self, key: tuple, found: Found | None, names, probs) -> None:
         kind, path, target, extra = key
