@@ -33,6 +33,7 @@ CHOICE_LISTS = {
     ("predict", "checkpoint"): choices.CHECKPOINTS,
     ("predict", "detector"): choices.DETECTORS,
     ("predict", "no_face"): choices.NO_FACE_CHOICES,
+    ("predict", "runtime"): choices.PREDICT_RUNTIMES,
     ("export", "fmt"): choices.EXPORT_FORMATS,
     ("export", "checkpoint"): choices.CHECKPOINTS,
 }

