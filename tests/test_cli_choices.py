@@ -21,6 +21,8 @@ CHOICE_LISTS = {
     ("synthesize", "out_format"): choices.OUT_FORMATS,
     ("synthesize", "detector"): choices.DETECTORS,
     ("synthesize", "engine"): choices.ENGINES,
+    ("synthesize", "landmarks"): choices.LANDMARK_MODELS,
+    ("synthesize", "renderer"): choices.RENDERERS,
     ("stats", "engine"): choices.ENGINES,
     ("split", "stratify"): choices.EXTRA_STRATA,
     ("split", "balance"): choices.BALANCE_MODES,
