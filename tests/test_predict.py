@@ -398,3 +398,23 @@ def test_auto_runtime_falls_back_to_torch_when_the_export_fails(run, monkeypatch
         make_classifier(model, info, cpu, run / "best.pt", 0.5, 8, "onnx", said.append)
     with pytest.raises(ValueError, match="Invalid runtime"):
         make_classifier(model, info, cpu, run / "best.pt", 0.5, 8, "tensorrt", said.append)
+
+
+def test_a_video_is_opened_once(fake_faces, run, tmp_path, rng, monkeypatch):
+    from maskforge.deploy import predict as predict_module
+
+    video = tmp_path / "clip.mp4"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"mp4v"), 10, (200, 140))
+    for _ in range(5):
+        writer.write(cv2.cvtColor(_photo(rng), cv2.COLOR_RGB2BGR))
+    writer.release()
+    opened = []
+
+    class Counted(cv2.VideoCapture):
+        def __init__(self, path):
+            opened.append(path)
+            super().__init__(path)
+
+    monkeypatch.setattr(predict_module.cv2, "VideoCapture", Counted)
+    summary = predict_inputs([video], out=tmp_path / "out", run=run, annotate=False)
+    assert summary.frames == 5 and opened == [str(video)]
