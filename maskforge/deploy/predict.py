@@ -257,7 +257,7 @@ def predict_inputs(
     classify = make_classifier(model, info, dev, ckpt, threshold, batch_size, runtime, echo)
     job = _Job(out, files, writer, classify, annotate, every)
     finder_args = (detector, min_face, info.img_size, no_face, annotate)
-    job.run(finder_args, _workers(workers, job.todo))
+    job.run(finder_args, job.pool_size(workers))
     echo(
         f"Wrote {display_path(job.summary.csv_path)}"
         + (f" and annotated copies in {display_path(out)}" if annotate else "")
@@ -274,16 +274,6 @@ def _check_options(inputs, every, min_face, threshold, no_face, batch_size) -> N
         raise ValueError(f"Invalid threshold {threshold}; it must be between 0 and 1.")
     if no_face not in NO_FACE_CHOICES:
         raise ValueError(f"Invalid no_face {no_face!r}; use {' or '.join(NO_FACE_CHOICES)}.")
-
-
-def _workers(workers: int | None, todo: list) -> int:
-    if workers is not None:
-        return workers
-    from maskforge.core.parallel import default_workers
-
-    if sum(_frames(path) for path, _ in todo) < MIN_POOL_FILES:
-        return 0
-    return max(1, default_workers() - 1)  # the main process classifies on the last core
 
 
 class _Job:
@@ -304,6 +294,28 @@ class _Job:
         self._videos: dict[Path, dict] = {}
         self._pending: list[tuple[tuple, Found]] = []
         self._bar = None
+        # Videos opened to count their frames (pool_size), kept open for _tasks to read.
+        self._captures: dict[Path, cv2.VideoCapture] = {}
+
+    def pool_size(self, workers: int | None) -> int:
+        """Detection processes: workers, else none for fewer than MIN_POOL_FILES images and
+        frames (a spawn pool costs 1-3 s), else one per core but one."""
+        if workers is not None:
+            return workers
+        from maskforge.core.parallel import default_workers
+
+        frames = 0
+        for path, _ in self.todo:
+            if frames >= MIN_POOL_FILES:
+                break
+            if path.suffix.lower() not in VIDEO_EXTENSIONS:
+                frames += 1
+                continue
+            cap = self._captures.setdefault(path, cv2.VideoCapture(str(path)))
+            frames += max(0, int(cap.get(cv2.CAP_PROP_FRAME_COUNT))) if cap.isOpened() else 0
+        if frames < MIN_POOL_FILES:
+            return 0
+        return max(1, default_workers() - 1)  # the main process classifies on the last core
 
     def rel(self, path: Path) -> str:
         return Path(os.path.relpath(Path(path).resolve(), self._base)).as_posix()
@@ -349,7 +361,8 @@ class _Job:
                 yield ("image", path, target, None), str(path)
                 continue
             self.summary.videos += 1
-            cap = cv2.VideoCapture(str(path))
+            cap = self._captures.pop(path, None)
+            cap = cv2.VideoCapture(str(path)) if cap is None else cap
             if not cap.isOpened():
                 yield ("video_end", path, target, "OpenCV cannot open this video"), None
                 continue
@@ -447,23 +460,14 @@ class _Job:
         self._bar.update(1)
 
     def _abort(self, exc: BaseException) -> None:
+        for cap in self._captures.values():
+            cap.release()
         for video in self._videos.values():
             if "writer" in video:
                 video["writer"].release()
                 Path(video["tmp"]).unlink(missing_ok=True)
         why = "interrupted" if isinstance(exc, KeyboardInterrupt) else type(exc).__name__
         self.writer.stopped(self.files_done, self.total, why)
-
-
-def _frames(path: Path) -> int:
-    """1 for an image; a video's frame count as its header gives it (0 when unknown)."""
-    if path.suffix.lower() not in VIDEO_EXTENSIONS:
-        return 1
-    cap = cv2.VideoCapture(str(path))
-    try:
-        return max(0, int(cap.get(cv2.CAP_PROP_FRAME_COUNT))) if cap.isOpened() else 0
-    finally:
-        cap.release()
 
 
 def _targets(files: list[tuple[Path, Path]]) -> list[tuple[Path, Path]]:

