@@ -24,9 +24,7 @@ def _shared(sub: str) -> Path:
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
     """Say how many tests skipped for lack of ../shared/faces, and how to run them."""
-    skipped = [
-        r for r in terminalreporter.stats.get("skipped", []) if NO_SHARED in str(r.longrepr)
-    ]
+    skipped = [r for r in terminalreporter.stats.get("skipped", []) if NO_SHARED in str(r.longrepr)]
     if skipped:
         terminalreporter.write_line(
             f"{len(skipped)} test(s) skipped: they need the development photos at {SHARED_FACES} "
