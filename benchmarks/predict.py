@@ -92,7 +92,7 @@ def coverage(folder: Path, detectors: list[str]) -> dict[str, dict]:
     return result
 
 
-def model_only(run: Path, folder: Path, batch_sizes: list[int], repeat: int) -> dict:
+def model_only(run: Path, folder: Path, batch_sizes: list[int], repeat: int, limit: int) -> dict:
     """Crops/s of the classifier alone, per runtime and batch size, on predict's own crops
     (its default detector), the runtimes interleaved so that both see the same machine."""
     import torch
@@ -108,6 +108,8 @@ def model_only(run: Path, folder: Path, batch_sizes: list[int], repeat: int) -> 
     crops = []
     for path in iter_image_files(folder):
         crops += find_faces(read_image(path), DEFAULT_FIND_DETECTOR, 24, info.img_size, "whole")[1]
+        if len(crops) >= limit:
+            break
     runtimes = {"torch": None}
     if onnx_available():
         runtimes["onnx"] = onnx_model(model, info, run / "best.pt")[0]
@@ -203,6 +205,15 @@ def main() -> None:
     parser.add_argument("--video-frames", type=int, default=300)
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument(
+        "--model-crops", type=int, default=300, help="crops for the model-only rates [300]"
+    )
+    parser.add_argument(
+        "--sweep-photos",
+        type=int,
+        default=150,
+        help="photos per folder for predict at each batch size and with torch [150]",
+    )
+    parser.add_argument(
         "--json", type=Path, default=REPO / "benchmarks" / "results" / "predict.json"
     )
     args = parser.parse_args()
@@ -231,7 +242,9 @@ def main() -> None:
                 f"  face found in masked_real, {det:16s} {c['found']}/{c['photos']} "
                 f"({c['share']:.1%}), {c['cpu_ms']:.1f} CPU ms/photo"
             )
-        record["model_only"] = model_only(run, folders["masked_real"], batch_sizes, args.repeat)
+        record["model_only"] = model_only(
+            run, folders["masked_real"], batch_sizes, args.repeat, args.model_crops
+        )
         for runtime, rates in record["model_only"]["crops_per_s"].items():
             print(
                 f"  model only, {runtime:5s}: "
@@ -247,30 +260,35 @@ def main() -> None:
 
 
 def predict_side_by_side(run: Path, folders: dict, work: Path, n_photos: int, args) -> dict:
-    """predict on both folders (CLI defaults, then without annotated copies, then with torch),
-    on one folder, and on a video and one 3x longer."""
+    """predict on both folders (CLI defaults, then without annotated copies), on one folder, on
+    a video and one 3x longer; and on the first --sweep-photos of each folder at every batch
+    size and with torch (all without annotated copies)."""
+    import torch
+
     from maskforge.deploy.predict import DEFAULT_BATCH
     from maskforge.deploy.runtimes import choose_runtime
 
     both = list(folders.values())
     e2e = predict_run(both, work / "pred", run)
     e2e_plain = predict_run(both, work / "pred_plain", run, annotate=False)
-    e2e_torch = predict_run(both, work / "pred_torch", run, annotate=False, runtime="torch")
     one = predict_run([folders["unmasked"]], work / "pred_one", run, annotate=False)
     video = make_video(folders["unmasked"], work / "video.mp4", args.video_frames)
     long_video = make_video(folders["unmasked"], work / "long.mp4", 3 * args.video_frames)
     v1 = predict_run([video], work / "pred_v1", run)
     v3 = predict_run([long_video], work / "pred_v3", run)
-    import torch
-
-    runtime = choose_runtime("auto", torch.device("cpu"))
+    subset = list(link_photos(folders, args.sweep_photos, work / "sweep").values())
+    n_subset = sum(len(list(f.iterdir())) for f in subset)
+    sweep = {}
+    for size in [int(b) for b in args.batch_sizes.split(",")]:
+        done = predict_run(subset, work / f"sweep_{size}", run, annotate=False, batch_size=size)
+        sweep[size] = n_subset / done["seconds"]
+    with_torch = predict_run(subset, work / "sweep_torch", run, annotate=False, runtime="torch")
     return {
         "photos": n_photos,
-        "runtime": runtime,
+        "runtime": choose_runtime("auto", torch.device("cpu")),
         "default_batch": DEFAULT_BATCH,
         "photos_per_s": n_photos / e2e["seconds"],
         "photos_per_s_no_annotate": n_photos / e2e_plain["seconds"],
-        "photos_per_s_torch_no_annotate": n_photos / e2e_torch["seconds"],
         "cpu_ms_per_photo": e2e["cpu_seconds"] / n_photos * 1000,
         "cpu_ms_per_photo_no_annotate": e2e_plain["cpu_seconds"] / n_photos * 1000,
         "peak_mb_two_folders": e2e_plain["peak_mb"],
@@ -279,7 +297,11 @@ def predict_side_by_side(run: Path, folders: dict, work: Path, n_photos: int, ar
         "peak_mb_video": v1["peak_mb"],
         "peak_mb_video_3x": v3["peak_mb"],
         "predicted_masked_share": shares(work / "pred" / "predictions.csv"),
-        "predicted_masked_share_torch": shares(work / "pred_torch" / "predictions.csv"),
+        "sweep_photos": n_subset,
+        "sweep_photos_per_s_by_batch": sweep,
+        "sweep_photos_per_s_torch": n_subset / with_torch["seconds"],
+        "sweep_predicted_masked_share_torch": shares(work / "sweep_torch" / "predictions.csv"),
+        "sweep_predicted_masked_share": shares(work / f"sweep_{size}" / "predictions.csv"),
     }
 
 
@@ -291,13 +313,16 @@ def report(record: dict) -> None:
     p["ratio_to_model_only_default_batch"] = p["photos_per_s"] / floor
     p["ratio_to_model_only_best_batch"] = p["photos_per_s"] / max(rates.values())
     print(
-        f"  predict ({p['runtime']}): {p['photos_per_s']:.1f} photos/s "
-        f"({p['photos_per_s_no_annotate']:.1f} without annotated copies, "
-        f"{p['photos_per_s_torch_no_annotate']:.1f} with torch); "
-        f"{p['ratio_to_model_only_default_batch']:.2f}x the model-only rate "
-        f"at batch {p['default_batch']} "
+        f"  predict ({p['runtime']}, batch {p['default_batch']}): {p['photos_per_s']:.1f} "
+        f"photos/s ({p['photos_per_s_no_annotate']:.1f} without annotated copies); "
+        f"{p['ratio_to_model_only_default_batch']:.2f}x the model-only rate at that batch "
         f"({p['ratio_to_model_only_best_batch']:.2f}x the best batch); "
         f"{p['cpu_ms_per_photo']:.0f} CPU ms/photo with its workers"
+    )
+    sweep = ", ".join(f"batch {b} {r:.1f}" for b, r in p["sweep_photos_per_s_by_batch"].items())
+    print(
+        f"  predict on {p['sweep_photos']} photos, no annotated copies: {sweep} photos/s; "
+        f"torch {p['sweep_photos_per_s_torch']:.1f}"
     )
     print(
         f"  video: {p['video_frames_per_s']:.1f} frames/s; peak RSS {p['peak_mb_video']:.0f} MB, "
@@ -307,7 +332,11 @@ def report(record: dict) -> None:
         f"  photos: peak RSS {p['peak_mb_one_folder']:.0f} MB for one folder, "
         f"{p['peak_mb_two_folders']:.0f} MB for two"
     )
-    for key in ("predicted_masked_share", "predicted_masked_share_torch"):
+    for key in (
+        "predicted_masked_share",
+        "sweep_predicted_masked_share",
+        "sweep_predicted_masked_share_torch",
+    ):
         share = p[key]
         print(
             f"  {key}: masked_real predicted masked {share.get('masked_real', float('nan')):.1%}, "
