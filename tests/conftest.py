@@ -56,3 +56,10 @@ def masked_real_dir() -> Path:
 def rng() -> np.random.Generator:
     """A seeded generator for test-made images."""
     return np.random.default_rng(1234)
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    """Run the tests that load MediaPipe's landmarker last: a worker process that has MediaPipe's
+    runtime loaded segfaulted in ray.init (both bundle their own C++ runtimes), so Ray's tests
+    must not follow them in the same process."""
+    items.sort(key=lambda item: item.module.__name__.startswith("test_mesh_"))
