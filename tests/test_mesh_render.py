@@ -70,7 +70,7 @@ def test_nose_out_leaves_the_nose_tip_uncovered(faces) -> None:
 def test_shading_varies_across_the_mask(faces) -> None:
     rgb, face = faces[0]
     surf = mesh_render._surface(load_templates()["surgical"], "correct")
-    posed = surface.pose_surface(surf, face.mesh)
+    posed = surface.pose_surface(surf, surface.face_frame(face.mesh))
     normals = mesh_render._grid_normals(posed, surface.GRID[::-1])
     light = (0.5, np.array([-0.3, -0.2, -0.2]))
     shade = mesh_render._shading(normals, light, np.array([0.0, 0.0, -1.0]))

@@ -288,7 +288,6 @@ class FaceFinder:
 
         landmarks_path, cnn_path = check_detector(detector, landmarks_model, cnn_model, landmarks)
         self.detector = detector
-        self.landmark_model = landmarks
         self.hog_upsample = hog_upsample
         self.max_residual = max_residual
         self._predictor = (

@@ -121,13 +121,15 @@ def _shading(normals: np.ndarray, light: tuple[float, np.ndarray], mean_normal) 
     return np.clip((a + normals @ b) / reference, *SHADE_RANGE)
 
 
-def _loops(posed: np.ndarray, attach: np.ndarray, roi, face_width: float, kind: str):
-    """Alpha (h, w) float32 of the loops (or straps) from the mask's sides to the ears."""
+def _loops(ears, attach: np.ndarray, roi, face_width: float, kind: str):
+    """Alpha (h, w) float32 of the loops (or straps) from the mask's sides to the ears.
+
+    ears: surface.ear_points (where each loop goes round its ear, whether that side shows)."""
     x0, y0, x1, y1 = roi
     layer = np.zeros((y1 - y0, x1 - x0), np.uint8)
     if kind == "none":
         return layer.astype(np.float32)
-    ears, visible = surface.ear_points(posed)
+    ears, visible = ears
     thickness = max(1, int(round(LOOP_WIDTH * face_width)))
     for side in (0, 1):
         if not visible[side]:
@@ -205,22 +207,20 @@ def apply_mask_mesh(
     appearance = render_appearance(variant, params.color, look.texture, params.pattern_weight)
     if look.accent is not None:
         appearance = recolour_accents(appearance, variant.tint, look.accent)
-    posed_pts = surface.pose_surface(surf, posed_mesh)
-    rows_cols = surface.GRID[::-1]
-    normals = _grid_normals(posed_pts, rows_cols)
-    gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(np.float32) / 255.0
+    frame = surface.face_frame(posed_mesh)
+    posed_pts = surface.pose_surface(surf, frame)
+    normals = _grid_normals(posed_pts, surface.GRID[::-1])
     face_width = float(np.ptp(landmarks[:, 0]))
-    gray = cv2.GaussianBlur(gray, (0, 0), max(1.0, 0.015 * face_width))
-    light = skin_light(gray, posed_mesh)
+    light = skin_light(*_face_gray(rgb, posed_mesh, face_width))
     shade = _shading(normals, light, np.array([0.0, 0.0, -1.0]))
-    attach = _pose_uv(surf, posed_pts, surf.attach)
     kind = LOOKS.get(template.name, surface.Look3D()).loops
-    extent = np.vstack([posed_pts[:, :2], surface.ear_points(posed_mesh)[0][:, :2]])
+    ears = surface.ear_points(frame)
+    extent = np.vstack([posed_pts[:, :2], ears[0][:, :2]])
     roi = _roi(posed_pts[:, :2] if kind == "none" else extent, rgb.shape)
     if roi[2] <= roi[0] or roi[3] <= roi[1]:
         return rgb.copy(), np.zeros(rgb.shape[:2], np.float32)
     colour, alpha = _lay_texture(appearance, scale, posed_pts, surf, shade, roi)
-    loops = _loops(posed_mesh, attach, roi, face_width, kind)
+    loops = _loops(ears, surf.attach_points(posed_pts), roi, face_width, kind)
     luminance, _, _ = compose.face_light(rgb, landmarks)
     gain = float(np.clip((luminance / compose.TYPICAL_SKIN) ** compose.LEVEL_EXPONENT, 0.3, 1.2))
     colour = colour * gain**finish.light
@@ -249,13 +249,19 @@ def _grid_normals(points: np.ndarray, rows_cols: tuple[int, int]) -> np.ndarray:
     return n / np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-9)
 
 
-def _pose_uv(surf: surface.Surface, posed_pts: np.ndarray, uv: np.ndarray) -> np.ndarray:
-    """Photo px (K, 2) of template points, from the nearest grid points' posed positions."""
-    distance = np.linalg.norm(surf.uv[None, :, :] - uv[:, None, :], axis=2)
-    nearest = np.argsort(distance, axis=1)[:, :3]
-    w = 1.0 / (np.take_along_axis(distance, nearest, axis=1) + 1e-3)
-    w = w / w.sum(axis=1, keepdims=True)
-    return np.einsum("kn,knd->kd", w, posed_pts[nearest, :2])
+def _face_gray(rgb: np.ndarray, posed_mesh: np.ndarray, face_width: float):
+    """(blurred gray float32 0..1 of the face's region only, the mesh in its pixels): the skin
+    light is read at mesh vertices, so the rest of a large photo need not be converted."""
+    sigma = max(1.0, 0.015 * face_width)
+    h, w = rgb.shape[:2]
+    pad = int(np.ceil(4 * sigma)) + 2  # the blur reaches in from beyond the face
+    xy = posed_mesh[:, :2]
+    x0 = int(np.clip(np.floor(xy[:, 0].min()) - pad, 0, w))
+    y0 = int(np.clip(np.floor(xy[:, 1].min()) - pad, 0, h))
+    x1 = int(np.clip(np.ceil(xy[:, 0].max()) + pad, x0 + 1, w))
+    y1 = int(np.clip(np.ceil(xy[:, 1].max()) + pad, y0 + 1, h))
+    gray = cv2.cvtColor(rgb[y0:y1, x0:x1], cv2.COLOR_RGB2GRAY).astype(np.float32) / 255.0
+    return cv2.GaussianBlur(gray, (0, 0), sigma), posed_mesh - np.array([x0, y0, 0.0])
 
 
 def _loop_colour(template, params: FaceParams) -> tuple[float, float, float]:

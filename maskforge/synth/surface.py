@@ -55,8 +55,8 @@ class Surface:
 
     uv: (N, 2) template px of the grid points; points: (N, 3) canonical mm; triangles: (T, 3);
     neighbours, weights: (N, K) mesh vertices each point follows and their weights;
-    attach: (4, 2) template px where loops leave the mask (left top, left bottom, right top,
-    right bottom).
+    attach_neighbours, attach_weights: (4, 3) the grid points (and weights) that place where
+    loops leave the mask (left top, left bottom, right top, right bottom).
     """
 
     uv: np.ndarray
@@ -64,7 +64,12 @@ class Surface:
     triangles: np.ndarray
     neighbours: np.ndarray
     weights: np.ndarray
-    attach: np.ndarray
+    attach_neighbours: np.ndarray
+    attach_weights: np.ndarray
+
+    def attach_points(self, posed: np.ndarray) -> np.ndarray:
+        """Photo px (4, 2) where loops leave the mask, from the posed grid points (N, 3)."""
+        return np.einsum("kn,knd->kd", self.attach_weights, posed[self.attach_neighbours, :2])
 
 
 @lru_cache(maxsize=1)
@@ -148,13 +153,19 @@ def build_surface(variant, wear: str, look: Look3D) -> Surface:
     _, tree = _depth_field()
     distance, neighbours = tree.query(xy, NEIGHBOURS)
     weights = 1.0 / (distance + FOLLOW_SOFTENING) ** 2
+    # Each loop's start follows the three grid points nearest to it in the template.
+    attach = _attach_points(alpha)
+    grid_distance = np.linalg.norm(uv[None, :, :] - attach[:, None, :], axis=2)
+    attach_neighbours = np.argsort(grid_distance, axis=1)[:, :3]
+    attach_weights = 1.0 / (np.take_along_axis(grid_distance, attach_neighbours, axis=1) + 1e-3)
     return Surface(
         uv=uv,
         points=points,
         triangles=_triangles(kept, cols),
         neighbours=neighbours,
         weights=weights / weights.sum(axis=1, keepdims=True),
-        attach=_attach_points(alpha),
+        attach_neighbours=attach_neighbours,
+        attach_weights=attach_weights / attach_weights.sum(axis=1, keepdims=True),
     )
 
 
@@ -186,27 +197,50 @@ def mesh_from_68(landmarks: np.ndarray) -> np.ndarray:
     xy = np.c_[vertices, np.ones(len(vertices))] @ camera
     z = vertices @ normal
     residual = landmarks - design @ camera
-    distance, nearest = cKDTree(canon68[:, :2]).query(vertices[:, :2], 3)
-    w = 1.0 / (distance + 2.0) ** 2
-    xy = xy + np.einsum("nk,nkd->nd", w / w.sum(axis=1, keepdims=True), residual[nearest])
+    nearest, w = _nearest_68()
+    xy = xy + np.einsum("nk,nkd->nd", w, residual[nearest])
     return np.c_[xy, z - z.mean()]
 
 
-def pose_surface(surface: Surface, posed_mesh: np.ndarray) -> np.ndarray:
-    """Surface points (N, 3) in photo px (z away from the camera) on a fitted face mesh."""
+@lru_cache(maxsize=1)
+def _nearest_68() -> tuple[np.ndarray, np.ndarray]:
+    """(the 3 canonical 68 points nearest each vertex (468, 3), their weights (468, 3))."""
+    vertices, _ = canonical_face()
+    distance, nearest = cKDTree(mesh.to_68(vertices)[:, :2]).query(vertices[:, :2], 3)
+    w = 1.0 / (distance + 2.0) ** 2
+    return nearest, w / w.sum(axis=1, keepdims=True)
+
+
+@dataclass(frozen=True)
+class FaceFrame:
+    """How the canonical face sits on a fitted mesh: scale, rotation (3, 3), translation (3,),
+    and what is left, per canonical vertex (468, 3), after that similarity."""
+
+    scale: float
+    rotation: np.ndarray
+    translation: np.ndarray
+    residual: np.ndarray
+
+
+def face_frame(posed_mesh: np.ndarray) -> FaceFrame:
+    """The similarity from the canonical face to a fitted mesh (468+, 3) px, fitted once per
+    face and shared by the surface, the ears and the loops."""
     vertices, _ = canonical_face()
     target = np.asarray(posed_mesh, np.float64)[: len(vertices)]
     s, r, t = similarity(vertices, target)
-    residual = target - (s * vertices @ r.T + t)
-    follow = np.einsum("nk,nkd->nd", surface.weights, residual[surface.neighbours])
-    return s * surface.points @ r.T + t + follow
+    return FaceFrame(s, r, t, target - (s * vertices @ r.T + t))
 
 
-def ear_points(posed_mesh: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def pose_surface(surface: Surface, frame: FaceFrame) -> np.ndarray:
+    """Surface points (N, 3) in photo px (z away from the camera) on a fitted face."""
+    follow = np.einsum("nk,nkd->nd", surface.weights, frame.residual[surface.neighbours])
+    return frame.scale * surface.points @ frame.rotation.T + frame.translation + follow
+
+
+def ear_points(frame: FaceFrame) -> tuple[np.ndarray, np.ndarray]:
     """(where loops go round each ear (2, 3) px, whether each side faces the camera (2,))."""
     vertices, _ = canonical_face()
-    target = np.asarray(posed_mesh, np.float64)[: len(vertices)]
-    s, r, t = similarity(vertices, target)
+    s, r, t = frame.scale, frame.rotation, frame.translation
     behind = vertices[list(EAR_VERTICES)] + np.array([0.0, 0.0, EAR_DEPTH])
     ears = s * behind @ r.T + t
     # A side faces the camera when its outward direction (canonical -x / +x) has no large
