@@ -9,6 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+try:
+    # Ray first, before torch, MediaPipe and protobuf load: importing it late, in a worker that
+    # had run many tests, segfaulted twice (in abc.register, from rpds) and took the worker down.
+    import ray  # noqa: F401
+except ImportError:  # Ray is optional; tests/test_ray_engine.py skips without it
+    pass
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED_FACES = Path(os.environ.get("MASKFORGE_SHARED_FACES", REPO.parent / "shared" / "faces"))
 PORTRAITS = REPO / "examples" / "portraits"
