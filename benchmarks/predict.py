@@ -12,6 +12,8 @@ on a video made by this script from the same photos:
 * predict: photos/s end to end (decode, detect, classify, write; the CLI's defaults), with and
   without annotated copies, with torch, and frames/s on the video; the ratio to the model-only
   rate of the runtime predict uses, at its default batch; CPU ms a photo with its workers;
+  and the rate once started (photos and a copy of them in one run: the second half's seconds),
+  since imports, model, ONNX session and workers cost several seconds whatever the run's size;
 * peak memory of the predict process for a short and a 3x longer video, and for one and two
   folders of photos (flat means nothing grows with the input);
 * end to end: the share of masked_real photos predicted masked and of unmasked ones predicted
@@ -30,6 +32,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -62,6 +65,19 @@ def link_photos(folders: dict[str, Path], limit: int | None, work: Path) -> dict
         dest.mkdir(parents=True, exist_ok=True)
         for path in list(iter_image_files(folder))[:limit]:
             (dest / path.name).symlink_to(path.resolve())
+        out[name] = dest
+    return out
+
+
+def copy_photos(folders: dict[str, Path], work: Path) -> dict[str, Path]:
+    """work/<name>/ with copies of the photos of each folder (not links: predict keys its rows by
+    the resolved path, so links to the same photos would be the same files)."""
+    out = {}
+    for name, folder in folders.items():
+        dest = work / name
+        dest.mkdir(parents=True, exist_ok=True)
+        for path in sorted(folder.iterdir()):
+            shutil.copyfile(path.resolve(), dest / path.name)
         out[name] = dest
     return out
 
@@ -271,6 +287,10 @@ def predict_side_by_side(run: Path, folders: dict, work: Path, n_photos: int, ar
     both = list(folders.values())
     e2e = predict_run(both, work / "pred", run)
     e2e_plain = predict_run(both, work / "pred_plain", run, annotate=False)
+    # The same photos twice over: the second half's seconds are predict's rate once started
+    # (imports, model, ONNX session and workers cost several seconds a run, whatever its size).
+    twice = both + list(copy_photos(folders, work / "copy").values())
+    e2e_twice = predict_run(twice, work / "pred_twice", run, annotate=False)
     one = predict_run([folders["unmasked"]], work / "pred_one", run, annotate=False)
     video = make_video(folders["unmasked"], work / "video.mp4", args.video_frames)
     long_video = make_video(folders["unmasked"], work / "long.mp4", 3 * args.video_frames)
@@ -289,11 +309,15 @@ def predict_side_by_side(run: Path, folders: dict, work: Path, n_photos: int, ar
         "default_batch": DEFAULT_BATCH,
         "photos_per_s": n_photos / e2e["seconds"],
         "photos_per_s_no_annotate": n_photos / e2e_plain["seconds"],
+        "photos_per_s_started": n_photos / (e2e_twice["seconds"] - e2e_plain["seconds"]),
+        "start_seconds": 2 * e2e_plain["seconds"] - e2e_twice["seconds"],
         "cpu_ms_per_photo": e2e["cpu_seconds"] / n_photos * 1000,
         "cpu_ms_per_photo_no_annotate": e2e_plain["cpu_seconds"] / n_photos * 1000,
         "peak_mb_two_folders": e2e_plain["peak_mb"],
         "peak_mb_one_folder": one["peak_mb"],
         "video_frames_per_s": v1["frames"] / v1["seconds"],
+        "video_frames_per_s_started": (v3["frames"] - v1["frames"])
+        / (v3["seconds"] - v1["seconds"]),
         "peak_mb_video": v1["peak_mb"],
         "peak_mb_video_3x": v3["peak_mb"],
         "predicted_masked_share": shares(work / "pred" / "predictions.csv"),
@@ -312,6 +336,8 @@ def report(record: dict) -> None:
     floor = rates.get(p["default_batch"], max(rates.values()))
     p["ratio_to_model_only_default_batch"] = p["photos_per_s"] / floor
     p["ratio_to_model_only_best_batch"] = p["photos_per_s"] / max(rates.values())
+    p["ratio_started_to_model_only_default_batch"] = p["photos_per_s_started"] / floor
+    p["ratio_started_to_model_only_best_batch"] = p["photos_per_s_started"] / max(rates.values())
     print(
         f"  predict ({p['runtime']}, batch {p['default_batch']}): {p['photos_per_s']:.1f} "
         f"photos/s ({p['photos_per_s_no_annotate']:.1f} without annotated copies); "
@@ -319,13 +345,22 @@ def report(record: dict) -> None:
         f"({p['ratio_to_model_only_best_batch']:.2f}x the best batch); "
         f"{p['cpu_ms_per_photo']:.0f} CPU ms/photo with its workers"
     )
+    print(
+        f"  predict once started (no annotated copies; the second of two equal halves): "
+        f"{p['photos_per_s_started']:.1f} photos/s, "
+        f"{p['ratio_started_to_model_only_default_batch']:.2f}x the model-only rate at batch "
+        f"{p['default_batch']} ({p['ratio_started_to_model_only_best_batch']:.2f}x the best "
+        f"batch); {p['start_seconds']:.1f} s to start"
+    )
     sweep = ", ".join(f"batch {b} {r:.1f}" for b, r in p["sweep_photos_per_s_by_batch"].items())
     print(
         f"  predict on {p['sweep_photos']} photos, no annotated copies: {sweep} photos/s; "
         f"torch {p['sweep_photos_per_s_torch']:.1f}"
     )
     print(
-        f"  video: {p['video_frames_per_s']:.1f} frames/s; peak RSS {p['peak_mb_video']:.0f} MB, "
+        f"  video: {p['video_frames_per_s']:.1f} frames/s "
+        f"({p['video_frames_per_s_started']:.1f} once started); "
+        f"peak RSS {p['peak_mb_video']:.0f} MB, "
         f"{p['peak_mb_video_3x']:.0f} MB for 3x the frames"
     )
     print(
