@@ -55,8 +55,12 @@ def newest_run(root: Path) -> Path:
     return runs[-1]
 
 
-def link_photos(folders: dict[str, Path], limit: int | None, work: Path) -> dict[str, Path]:
-    """work/<name>/ with symlinks to the first `limit` photos of each folder (sorted)."""
+def link_photos(
+    folders: dict[str, Path], limit: int | None, work: Path, copy: bool = False
+) -> dict[str, Path]:
+    """work/<name>/ with symlinks to the first `limit` photos of each folder (sorted), or with
+    copies of them (predict keys its rows by the resolved path, so links to the same photos
+    would be the same files)."""
     from maskforge.core.imageio import iter_image_files
 
     out = {}
@@ -64,20 +68,10 @@ def link_photos(folders: dict[str, Path], limit: int | None, work: Path) -> dict
         dest = work / name
         dest.mkdir(parents=True, exist_ok=True)
         for path in list(iter_image_files(folder))[:limit]:
-            (dest / path.name).symlink_to(path.resolve())
-        out[name] = dest
-    return out
-
-
-def copy_photos(folders: dict[str, Path], work: Path) -> dict[str, Path]:
-    """work/<name>/ with copies of the photos of each folder (not links: predict keys its rows by
-    the resolved path, so links to the same photos would be the same files)."""
-    out = {}
-    for name, folder in folders.items():
-        dest = work / name
-        dest.mkdir(parents=True, exist_ok=True)
-        for path in sorted(folder.iterdir()):
-            shutil.copyfile(path.resolve(), dest / path.name)
+            if copy:
+                shutil.copyfile(path.resolve(), dest / path.name)
+            else:
+                (dest / path.name).symlink_to(path.resolve())
         out[name] = dest
     return out
 
@@ -289,7 +283,7 @@ def predict_side_by_side(run: Path, folders: dict, work: Path, n_photos: int, ar
     e2e_plain = predict_run(both, work / "pred_plain", run, annotate=False)
     # The same photos twice over: the second half's seconds are predict's rate once started
     # (imports, model, ONNX session and workers cost several seconds a run, whatever its size).
-    twice = both + list(copy_photos(folders, work / "copy").values())
+    twice = both + list(link_photos(folders, None, work / "copy", copy=True).values())
     e2e_twice = predict_run(twice, work / "pred_twice", run, annotate=False)
     one = predict_run([folders["unmasked"]], work / "pred_one", run, annotate=False)
     video = make_video(folders["unmasked"], work / "video.mp4", args.video_frames)

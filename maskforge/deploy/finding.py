@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 
 from maskforge.core.imageio import ImageTooLargeError, UnreadableImageError, read_image
-from maskforge.core.parallel import one_openmp_thread_in_workers
+from maskforge.core.parallel import one_thread_in_workers
 from maskforge.synth.face_boxes import find_face_boxes
 
 
@@ -79,8 +79,7 @@ def find_faces(
 
 def make_finder(detector: str, min_face: int, img_size: int, no_face: str, keep_image: bool):
     """Worker factory: task (key, path or RGB frame) -> (key, Found)."""
-    cv2.setNumThreads(1)  # the workers and the classifier already use every core
-    one_openmp_thread_in_workers()
+    one_thread_in_workers()
 
     def run(task: tuple) -> tuple:
         key, payload = task

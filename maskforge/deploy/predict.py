@@ -34,8 +34,6 @@ VIDEO_EXTENSIONS = frozenset(
     {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv"}
 )
 DEFAULT_BATCH = PREDICT_BATCH
-# Below this many files (and no video) predict runs in one process: a spawn pool costs 1-3 s.
-MIN_POOL_FILES = 16
 
 Echo = Callable[[str], None]
 
@@ -298,22 +296,22 @@ class _Job:
         self._captures: dict[Path, cv2.VideoCapture] = {}
 
     def pool_size(self, workers: int | None) -> int:
-        """Detection processes: workers, else none for fewer than MIN_POOL_FILES images and
+        """Detection processes: workers, else none for fewer than MIN_POOL_PHOTOS images and
         frames (a spawn pool costs 1-3 s), else one per core (core.parallel.default_workers)."""
         if workers is not None:
             return workers
-        from maskforge.core.parallel import default_workers
+        from maskforge.core.parallel import MIN_POOL_PHOTOS, default_workers
 
         frames = 0
         for path, _ in self.todo:
-            if frames >= MIN_POOL_FILES:
+            if frames >= MIN_POOL_PHOTOS:
                 break
             if path.suffix.lower() not in VIDEO_EXTENSIONS:
                 frames += 1
                 continue
             cap = self._captures.setdefault(path, cv2.VideoCapture(str(path)))
             frames += max(0, int(cap.get(cv2.CAP_PROP_FRAME_COUNT))) if cap.isOpened() else 0
-        if frames < MIN_POOL_FILES:
+        if frames < MIN_POOL_PHOTOS:
             return 0
         # One per core, not one per core but one: the classifier (ONNX Runtime's or torch's
         # threads) and the workers share the cores. On 2 cores a 300-frame 640x480 video took

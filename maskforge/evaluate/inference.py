@@ -19,9 +19,6 @@ from maskforge.learn.datasets import ManifestDataset
 from maskforge.learn.models import CheckpointInfo
 from maskforge.learn.transforms import eval_transform
 
-# Below this many images --crop-faces finds faces in this process: a spawn pool costs 1-3 s.
-MIN_POOL_IMAGES = 16
-
 
 class _TolerantDataset(ManifestDataset):
     """ManifestDataset that records unreadable images instead of failing the whole run.
@@ -97,16 +94,16 @@ def face_crops(
 
     Returns the rows with a face (unreadable ones kept: the inference pass reports them), their
     crop boxes (None for unreadable) and the paths of the images without a face. workers:
-    detection processes (None: one per core, or none below MIN_POOL_IMAGES images).
+    detection processes (None: one per core, or none below MIN_POOL_PHOTOS images).
     """
     from tqdm import tqdm
 
-    from maskforge.core.parallel import default_workers, pool_map
+    from maskforge.core.parallel import MIN_POOL_PHOTOS, default_workers, pool_map
     from maskforge.synth.face_boxes import make_crop_finder
 
     paths = [str(p) for p in frame["abspath"]]
     if workers is None:
-        workers = default_workers() if len(paths) >= MIN_POOL_IMAGES else 0
+        workers = default_workers() if len(paths) >= MIN_POOL_PHOTOS else 0
     if workers > 0:
         died = ("no_face", None)  # a photo that kills its worker twice: no face from it
         found = pool_map(make_crop_finder, (), paths, workers, 4, on_crash=lambda *_: died)

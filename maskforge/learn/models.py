@@ -120,23 +120,24 @@ def build_model(arch: str, num_outputs: int, weights: str = "none") -> nn.Module
     cached; a clear error offline), "auto" (imagenet when available, else none; see
     resolve_weights), or a path to a maskforge checkpoint or a state_dict file.
     """
-    name = _check_arch(arch)
+    _check_arch(arch)
     weights, _ = resolve_weights(arch, weights)
     if arch == LITE0:
         model = _build_lite0(pretrained=weights == "imagenet")
     else:
-        model = _build_torchvision(name, arch, imagenet=weights == "imagenet")
+        model = _build_torchvision(arch, imagenet=weights == "imagenet")
     replace_head(model, num_outputs)
     if weights not in ("none", "imagenet", None):
         _load_weights_file(model, Path(weights))
     return model
 
 
-def _build_torchvision(name: str, arch: str, imagenet: bool) -> nn.Module:
+def _build_torchvision(arch: str, imagenet: bool) -> nn.Module:
     # Imported here, for its own models only: importing torchvision costs ~3.5 s (torch._dynamo),
     # a third of predict's start with an EfficientNet-Lite0 model.
     import torchvision
 
+    name = _check_arch(arch)
     if not imagenet:
         return torchvision.models.get_model(name, weights=None)
     try:

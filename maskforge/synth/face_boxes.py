@@ -15,12 +15,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from maskforge.choices import DEFAULT_FIND_DETECTOR
 from maskforge.core.imageio import ImageTooLargeError, UnreadableImageError, read_image
-from maskforge.core.parallel import one_openmp_thread_in_workers
+from maskforge.core.parallel import one_thread_in_workers
 from maskforge.synth import faces as landmark_faces
 from maskforge.synth import geometry
 from maskforge.synth.faces import CASCADES, FaceFinder, largest_first
@@ -91,8 +90,7 @@ def find_face_boxes(rgb: np.ndarray, detector: str = DEFAULT_FIND_DETECTOR) -> l
 def make_crop_finder(detector: str = DEFAULT_FIND_DETECTOR) -> Callable[[str | Path], tuple]:
     """Worker factory (core.parallel.pool_map): image path -> (status, crop of its largest face);
     status "ok", "no_face" (crop None) or "unreadable" (crop None, the reason third)."""
-    cv2.setNumThreads(1)  # one process per core already
-    one_openmp_thread_in_workers()
+    one_thread_in_workers()
 
     def run(path: str | Path) -> tuple:
         try:
