@@ -59,6 +59,13 @@ def masked_real_dir() -> Path:
     return _shared("masked_real")
 
 
+@pytest.fixture(autouse=True)
+def _own_working_folder(tmp_path_factory, monkeypatch) -> None:
+    """Run each test in a folder of its own: commands remember their outputs in the working
+    folder's .maskforge/state.json, which would otherwise leak into the checkout and other tests."""
+    monkeypatch.chdir(tmp_path_factory.mktemp("cwd"))
+
+
 @pytest.fixture
 def rng() -> np.random.Generator:
     """A seeded generator for test-made images."""

@@ -79,7 +79,9 @@ def photos(unmasked_dir: Path, tmp_path_factory) -> Path:
 def local_run(photos: Path) -> Path:
     """The local engine's output for the photos (2 worker processes)."""
     out = photos / "local"
-    code, output = invoke("synthesize", photos / "raw", out, "--workers", "2", *SYNTH_ARGS)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(photos)  # module-scoped: set up before each test's own working folder
+        code, output = invoke("synthesize", photos / "raw", out, "--workers", "2", *SYNTH_ARGS)
     assert code in (0, 3), output
     return out
 

@@ -134,6 +134,12 @@ def _death_reason(processes: list) -> str:
     for proc in processes:
         proc.join(timeout=5)
         code = proc.exitcode
+        # The pool's manager thread reaps its dead workers too: when it wins the waitpid,
+        # exitcode reads None here until that thread has stored the status.
+        deadline = time.monotonic() + 1
+        while code is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+            code = proc.exitcode
         if code is not None and code < 0:
             return f"worker died: signal {-code}"
         if code:
