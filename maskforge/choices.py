@@ -50,6 +50,7 @@ CROP_MARGIN = 0.25  # crop margin around the face box on each side, as a fractio
 FRAMINGS = ("crop", "closeup", "wide", "full")
 DEFAULT_FRAMING = "crop"
 HANDS_NEAR_MASK = 0.0  # share of masked outputs that also get a hand raised beside the mask
+MASKS_PER_FACE = 1  # masked/unmasked pairs per face (synthesize --masks-per-face)
 MAX_SHAPE_RESIDUAL = 0.1  # Procrustes residual above which a landmark fit is implausible
 MAX_PIXELS = 64_000_000  # photos larger than this are refused (status too_large)
 MAX_FILE_BYTES = 512 * 2**20  # image files larger than this are refused unread (too_large)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from maskforge.choices import DEFAULT_LANDMARKS, DEFAULT_RENDERER, RENDERERS
+from maskforge.choices import DEFAULT_LANDMARKS, DEFAULT_RENDERER, MASKS_PER_FACE, RENDERERS
 from maskforge.core.imageio import (
     DEFAULT_MAX_PIXELS,
     ImageTooLargeError,
@@ -39,8 +39,10 @@ from maskforge.synth.sampling import (
     draw_look,
     draw_near_hand,
     draw_occluder,
+    draw_key,
     face_seed,
 )
+from maskforge.synth.stems import mask_draw_suffix
 from maskforge.synth.surface import mesh_from_68
 
 # Prevalence-like default mix: surgical masks dominate real photos, respirators are rarer.
@@ -89,6 +91,7 @@ class SynthesisOptions:
     size: int | None = None
     framing: Choice = Choice(("crop",), (1.0,))
     hands_near_mask: float = 0.0
+    masks_per_face: int = MASKS_PER_FACE
     max_faces: int | None = None
     min_face: int = 40
     max_yaw: float = 60.0
@@ -196,13 +199,22 @@ class Synthesizer:
 
     # -- one image -------------------------------------------------------------------------
 
-    def process(self, rgb: np.ndarray, key: str, given: list | None = None) -> list[FaceResult]:
+    def process(
+        self,
+        rgb: np.ndarray,
+        key: str,
+        given: list | None = None,
+        draw: int = 0,
+        faces: list[Face] | None = None,
+    ) -> list[FaceResult]:
         """Find, check and mask every face of an RGB image; `key` seeds the random choices.
 
         given: user-supplied faces, each a box (l, t, r, b) or a (68, 2) landmark array.
+        draw: which of `masks_per_face` masks to draw (0: the one a single-mask run draws);
+        faces: the image's faces when already found (the later draws of one photo).
         """
         opts = self.options
-        faces = self._faces(rgb, given)
+        faces = self._faces(rgb, given) if faces is None else faces
         results = []
         for i, face in enumerate(faces):
             result = FaceResult(i, face)
@@ -217,7 +229,7 @@ class Synthesizer:
         masked, negative, plain = rgb, rgb, rgb
         wear, full = None, None  # full: whether this photo is written whole (its first face's draw)
         for r in ok:
-            seed = face_seed(opts.seed, key, r.index)
+            seed = face_seed(opts.seed, draw_key(key, draw), r.index)
             rng = np.random.default_rng(seed)
             lm, template = r.face.landmarks, self.templates[self._draw_type(rng)]
             # Side views are chosen by the yaw the 68 points suggest (their threshold was set on
@@ -417,51 +429,68 @@ class Synthesizer:
         except (UnreadableImageError, OSError) as exc:
             return [{**base, "status": "unreadable", "reason": str(exc)}]
         try:
-            results = self.process(rgb, rel, given)
+            faces = self._faces(rgb, given)
+            results = self.process(rgb, rel, given, 0, faces)
         except Exception as exc:  # noqa: BLE001 - one photo must never stop a batch
-            reason = f"unexpected {type(exc).__name__}: {' '.join(str(exc).split())}"[:300]
-            return [{**base, "status": "error", "reason": reason}]
+            return [{**base, "status": "error", "reason": _unexpected(exc)}]
         if not results:
             return [{**base, "status": "no_face", "reason": "no face found"}]
-        ext = opts.out_format
-        rows = []
-        for r in results:
-            row = {**base, "face": r.index, "status": r.status, "reason": r.reason}
-            if r.face is not None:
-                row["detector"] = r.face.detector
-                row["box"] = " ".join(str(v) for v in r.face.box)
-            if r.yaw is not None:
-                row["yaw"] = round(r.yaw, 1)
-            if r.params is not None:
-                p = r.params
-                row.update(
-                    label=p.label,
-                    variant=p.variant,
-                    mask_type=p.mask_type,
-                    color=p.color_hex,
-                    pattern=p.pattern or "",
-                    wear=p.wear,
-                    negative_kind=self._kind(p.negative),
-                    seed=p.seed,
-                )
-            if r.framing is not None:
-                row.update(
-                    framing=r.framing.name,
-                    frame=" ".join(str(v) for v in r.frame),
-                    near_hand=r.near_hand,
-                )
-            rows.append(row)
-        ok = [r for r in results if r.status == "ok"]
+        draws = opts.masks_per_face
         # Output names must fit the file system's limit with the longest suffix added.
-        stem = fit_stem(stem, reserve=len(f"_{len(results)}_neg{ext}"))
-        try:
-            self._write_outputs(ok, rows, out_root, stem)
-        except OSError as exc:
-            if is_storage_fault(exc):
-                raise  # out/ is full or read-only: every photo after this one would fail too
-            reason = f"cannot write outputs: {exc.strerror or exc}"
-            return [{**base, "status": "error", "reason": reason}]
+        longest = f"{mask_draw_suffix(draws - 1)}_{len(results)}_neg{opts.out_format}"
+        stem = fit_stem(stem, reserve=len(longest))
+        rows: list[dict] = []
+        for draw in range(draws):
+            if draw:
+                try:
+                    results = self.process(rgb, rel, given, draw, faces)
+                except Exception as exc:  # noqa: BLE001 - one photo must never stop a batch
+                    return [{**base, "status": "error", "reason": _unexpected(exc)}]
+            draw_rows = [self._row(base, r, draw) for r in results]
+            try:
+                self._write_outputs(
+                    [r for r in results if r.status == "ok"],
+                    draw_rows,
+                    out_root,
+                    stem + mask_draw_suffix(draw),
+                )
+            except OSError as exc:
+                if is_storage_fault(exc):
+                    raise  # out/ is full or read-only: every photo after this one would fail too
+                reason = f"cannot write outputs: {exc.strerror or exc}"
+                return [{**base, "status": "error", "reason": reason}]
+            # A later draw re-lists only the faces it masked: the others' rows say it once.
+            rows += [row for row, r in zip(draw_rows, results) if not draw or r.params is not None]
         return rows
+
+    def _row(self, base: dict, r: FaceResult, draw: int) -> dict:
+        """The synthesis.csv row of one face of one draw (its file columns filled on writing)."""
+        row = {**base, "face": r.index, "status": r.status, "reason": r.reason}
+        row["mask_draw"] = draw
+        if r.face is not None:
+            row["detector"] = r.face.detector
+            row["box"] = " ".join(str(v) for v in r.face.box)
+        if r.yaw is not None:
+            row["yaw"] = round(r.yaw, 1)
+        if r.params is not None:
+            p = r.params
+            row.update(
+                label=p.label,
+                variant=p.variant,
+                mask_type=p.mask_type,
+                color=p.color_hex,
+                pattern=p.pattern or "",
+                wear=p.wear,
+                negative_kind=self._kind(p.negative),
+                seed=p.seed,
+            )
+        if r.framing is not None:
+            row.update(
+                framing=r.framing.name,
+                frame=" ".join(str(v) for v in r.frame),
+                near_hand=r.near_hand,
+            )
+        return row
 
     def _write_outputs(
         self, ok: list[FaceResult], rows: list[dict], out_root: Path, stem: str
@@ -491,3 +520,8 @@ class Synthesizer:
 
     def _kind(self, occluder: str | None) -> str:
         return "" if occluder is None else self.occluders[occluder].kind
+
+
+def _unexpected(exc: Exception) -> str:
+    """The reason of an error row for an exception no stage expected (one line, bounded)."""
+    return f"unexpected {type(exc).__name__}: {' '.join(str(exc).split())}"[:300]

@@ -126,17 +126,17 @@ def check_folders(raw: Path, out: Path) -> None:
 
 
 def plan_inputs(
-    raw: Path, skipped: list | None = None, mixed: bool = False
+    raw: Path, skipped: list | None = None, mixed: bool = False, draws: int = 1
 ) -> Iterator[tuple[Path, str, str]]:
     """(path, relative path, output stem) for every photo, in sorted order.
 
     The stems of one folder never write each other's files (see synth.stems.folder_stems;
-    mixed: some photos are written whole and others per face). Folders that cannot be listed
+    mixed: some photos are written whole and others per face; draws: --masks-per-face). Folders that cannot be listed
     are appended to `skipped` as "folder: reason" (relative to raw).
     """
     raw = Path(raw)
     for paths in _image_folders(raw, skipped):
-        yield from _stems(raw, paths, mixed)
+        yield from _stems(raw, paths, mixed, draws)
 
 
 def mixed_framing(options: SynthesisOptions) -> bool:
@@ -165,8 +165,10 @@ def _image_folders(root: Path, skipped: list | None) -> Iterator[list[Path]]:
             yield paths
 
 
-def _stems(raw: Path, paths: list[Path], mixed: bool) -> Iterator[tuple[Path, str, str]]:
-    for p, name in zip(paths, folder_stems(paths, mixed)):
+def _stems(
+    raw: Path, paths: list[Path], mixed: bool, draws: int
+) -> Iterator[tuple[Path, str, str]]:
+    for p, name in zip(paths, folder_stems(paths, mixed, draws)):
         # printable: a name that is not UTF-8 goes into the CSV, the seed and the outputs as \xNN
         rel = printable(p.relative_to(raw).as_posix())
         stem = rel.rsplit("/", 1)[0] + "/" if "/" in rel else ""
@@ -314,7 +316,9 @@ def run_synthesis(
             todo = islice(
                 (
                     (str(p), rel, stem, given_faces.get(rel))
-                    for p, rel, stem in plan_inputs(raw, mixed=mixed_framing(options))
+                    for p, rel, stem in plan_inputs(
+                        raw, mixed=mixed_framing(options), draws=options.masks_per_face
+                    )
                     if rel not in done
                 ),
                 limit,

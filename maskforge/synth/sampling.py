@@ -110,6 +110,12 @@ def face_seed(seed: int, key: str, face: int) -> int:
     return stable_hash(f"{seed}\x00{key}\x00{face}")
 
 
+def draw_key(key: str, draw: int) -> str:
+    """The seed key of a photo's `draw`-th mask per face (`--masks-per-face`): the photo's own
+    key for the first, so a run with one mask per face draws what it always drew."""
+    return key if draw == 0 else f"{key}\x00mask{draw}"
+
+
 @dataclass(frozen=True)
 class FaceParams:
     """Every choice made for one face, enough to reproduce its outputs."""

@@ -6,6 +6,10 @@ it is cut per face, `<stem>.jpg` and `<stem>_neg.jpg` when it is written whole (
 a_neg when a.jpg may be written whole; and when one run writes some photos whole and others
 per face, a whole photo named a_0.jpg would take the file of a.jpg's face 0. Stems are
 compared case-insensitively, as some file systems compare names.
+
+With `--masks-per-face N`, the k-th mask draw (k >= 1) of a photo writes under the stem
+`<stem>_m<k>`, so those stems are claimed for the photo too (a_m1.jpg beside a.jpg gets
+another stem).
 """
 
 from __future__ import annotations
@@ -16,6 +20,13 @@ from pathlib import Path
 
 # What pipeline.Synthesizer adds to a stem for a hard negative's file.
 NEGATIVE_SUFFIX = "_neg"
+# What it adds for the k-th mask draw of --masks-per-face (k >= 1).
+_DRAW = re.compile(r"(.+)_m([1-9]\d*)")
+
+
+def mask_draw_suffix(draw: int) -> str:
+    """What the stem of a photo's `draw`-th mask draw adds to its own ("" for the first)."""
+    return f"_m{draw}" if draw else ""
 # A name in the space of per-face outputs of stem <1>: <1>_<face>, <1>_<face>_neg.
 _PER_FACE = re.compile(r"(.+)_\d+(?:_neg)?")
 
@@ -23,13 +34,21 @@ _PER_FACE = re.compile(r"(.+)_\d+(?:_neg)?")
 class _Claims:
     """The file names a set of stems may write, for constant-time clash checks."""
 
-    def __init__(self, per_face: bool):
-        self.per_face = per_face
+    def __init__(self, per_face: bool, draws: int = 1):
+        self.per_face, self.draws = per_face, draws
         self.names: set[str] = set()  # each stem and its whole-photo negative
         self.stems: set[str] = set()  # stems whose per-face names are taken (per_face)
         self.inside: set[str] = set()  # stems that hold a per-face name of a stem added
 
     def add(self, key: str) -> None:
+        for draw in range(self.draws):
+            self._add(key + mask_draw_suffix(draw))
+
+    def clashes(self, key: str) -> bool:
+        """True when a photo with stem `key` could write a file a stem added may write."""
+        return any(self._clashes(key + mask_draw_suffix(d)) for d in range(self.draws))
+
+    def _add(self, key: str) -> None:
         self.names.update((key, key + NEGATIVE_SUFFIX))
         if self.per_face:
             self.stems.add(key)
@@ -37,8 +56,7 @@ class _Claims:
             if match:
                 self.inside.add(match.group(1))
 
-    def clashes(self, key: str) -> bool:
-        """True when a photo with stem `key` could write a file a stem added may write."""
+    def _clashes(self, key: str) -> bool:
         if key in self.names or key + NEGATIVE_SUFFIX in self.names:
             return True
         if not self.per_face:
@@ -47,7 +65,7 @@ class _Claims:
         return (match is not None and match.group(1) in self.stems) or key in self.inside
 
 
-def folder_stems(paths: list[Path], mixed: bool = False) -> list[str]:
+def folder_stems(paths: list[Path], mixed: bool = False, draws: int = 1) -> list[str]:
     """The output stem of each photo of one folder, in order.
 
     A stem is the file name without its extension, unless two photos share one (a.jpg,
@@ -55,19 +73,20 @@ def folder_stems(paths: list[Path], mixed: bool = False) -> list[str]:
     a_jpg.jpg), or that is another photo's negative name (a_neg.jpg beside a.jpg), gets
     _2, _3, ... (the first free one). mixed: the run writes some photos whole and others per
     face, so a stem must also stay out of the others' per-face names (a_0.jpg beside a.jpg);
-    the made-up stems are then _v2, _v3, ..., which no per-face name looks like.
+    the made-up stems are then _v2, _v3, ..., which no per-face name looks like. draws:
+    --masks-per-face, whose later draws' stems (<stem>_m<k>) are the photo's too.
     """
     counts = Counter(p.stem.lower() for p in paths)
     names = [p.name.replace(".", "_") if counts[p.stem.lower()] > 1 else p.stem for p in paths]
     own = [counts[p.stem.lower()] == 1 for p in paths]
     keys = [name.lower() for name in names]
-    derived = [_derived(key, set(keys), mixed) for key in keys]
+    derived = [_derived(key, set(keys), mixed, draws) for key in keys]
     if len(set(keys)) == len(keys) and not any(derived):
         return names
-    wanted = _Claims(mixed)
+    wanted = _Claims(mixed, draws)
     for key in keys:
         wanted.add(key)
-    used = _Claims(mixed)
+    used = _Claims(mixed, draws)
     result = list(names)
     # A photo's own name first, unless it is made from another photo's; then sorted order.
     for i in sorted(range(len(names)), key=lambda i: (not own[i], derived[i], i)):
@@ -83,9 +102,13 @@ def folder_stems(paths: list[Path], mixed: bool = False) -> list[str]:
     return result
 
 
-def _derived(key: str, keys: set[str], mixed: bool) -> bool:
-    """True for a name made from another photo's: its negative, or (mixed) a per-face name."""
+def _derived(key: str, keys: set[str], mixed: bool, draws: int = 1) -> bool:
+    """True for a name made from another photo's: its negative, a later mask draw's stem, or
+    (mixed) a per-face name."""
     if key.endswith(NEGATIVE_SUFFIX) and key[: -len(NEGATIVE_SUFFIX)] in keys:
+        return True
+    drawn = _DRAW.fullmatch(key[: -len(NEGATIVE_SUFFIX)] if key.endswith(NEGATIVE_SUFFIX) else key)
+    if drawn and int(drawn.group(2)) < draws and drawn.group(1) in keys:
         return True
     match = _PER_FACE.fullmatch(key) if mixed else None
     return match is not None and match.group(1) in keys

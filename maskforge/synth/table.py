@@ -47,9 +47,10 @@ CSV_COLUMNS = (
     "framing",
     "frame",
     "near_hand",
+    "mask_draw",
 )
 # Columns added after synthesis.csv files were first written: readers treat them as optional.
-LATER_COLUMNS = ("framing", "frame", "near_hand")
+LATER_COLUMNS = ("framing", "frame", "near_hand", "mask_draw")
 
 
 def read_synthesis_table(csv_path: Path, required: tuple[str, ...]) -> pd.DataFrame:
