@@ -36,10 +36,10 @@ from maskforge.synth.sampling import (
     FaceParams,
     FramingParams,
     draw_framing,
+    draw_key,
     draw_look,
     draw_near_hand,
     draw_occluder,
-    draw_key,
     face_seed,
 )
 from maskforge.synth.stems import mask_draw_suffix
@@ -465,8 +465,7 @@ class Synthesizer:
 
     def _row(self, base: dict, r: FaceResult, draw: int) -> dict:
         """The synthesis.csv row of one face of one draw (its file columns filled on writing)."""
-        row = {**base, "face": r.index, "status": r.status, "reason": r.reason}
-        row["mask_draw"] = draw
+        row = {**base, "face": r.index, "status": r.status, "reason": r.reason, "mask_draw": draw}
         if r.face is not None:
             row["detector"] = r.face.detector
             row["box"] = " ".join(str(v) for v in r.face.box)

@@ -131,8 +131,9 @@ def plan_inputs(
     """(path, relative path, output stem) for every photo, in sorted order.
 
     The stems of one folder never write each other's files (see synth.stems.folder_stems;
-    mixed: some photos are written whole and others per face; draws: --masks-per-face). Folders that cannot be listed
-    are appended to `skipped` as "folder: reason" (relative to raw).
+    mixed: some photos are written whole and others per face; draws: --masks-per-face).
+    Folders that cannot be listed are appended to `skipped` as "folder: reason" (relative to
+    raw).
     """
     raw = Path(raw)
     for paths in _image_folders(raw, skipped):

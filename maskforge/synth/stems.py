@@ -20,15 +20,16 @@ from pathlib import Path
 
 # What pipeline.Synthesizer adds to a stem for a hard negative's file.
 NEGATIVE_SUFFIX = "_neg"
-# What it adds for the k-th mask draw of --masks-per-face (k >= 1).
+# A stem <1> with the suffix mask_draw_suffix gives its <2>-th mask draw.
 _DRAW = re.compile(r"(.+)_m([1-9]\d*)")
+# A name in the space of per-face outputs of stem <1>: <1>_<face>, <1>_<face>_neg.
+_PER_FACE = re.compile(r"(.+)_\d+(?:_neg)?")
 
 
 def mask_draw_suffix(draw: int) -> str:
-    """What the stem of a photo's `draw`-th mask draw adds to its own ("" for the first)."""
+    """What the stem of a photo's `draw`-th mask draw (--masks-per-face) adds to its own ("" for
+    the first)."""
     return f"_m{draw}" if draw else ""
-# A name in the space of per-face outputs of stem <1>: <1>_<face>, <1>_<face>_neg.
-_PER_FACE = re.compile(r"(.+)_\d+(?:_neg)?")
 
 
 class _Claims:
