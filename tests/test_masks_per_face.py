@@ -3,6 +3,8 @@ named apart from every other photo's files, listed in synthesis.csv and split as
 
 from __future__ import annotations
 
+import errno
+import json
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +17,7 @@ from maskforge.core.imageio import read_image
 from maskforge.synth.pipeline import SynthesisOptions, Synthesizer
 from maskforge.synth.sampling import Choice
 from maskforge.synth.stems import folder_stems
+from maskforge.synth.table import CSV_COLUMNS
 
 MIX = dict(
     mask_types=Choice(("surgical", "cloth", "kn95", "gaiter"), (1.0, 1.0, 1.0, 1.0)),
@@ -122,3 +125,73 @@ def test_synthesize_then_split_keeps_a_photos_draws_in_one_split(photos, tmp_pat
         frame = pd.read_csv(tmp_path / "m" / f"{name}.csv", dtype=str)
         for group in frame["group"]:
             assert seen.setdefault(group, name) == name
+
+
+def test_a_folder_an_older_version_began_resumes_with_todays_columns(photos, tmp_path):
+    """A run.json from before --masks-per-face (no such option) and a synthesis.csv without
+    the mask_draw column: a rerun at the default resumes, and every row lines up."""
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    for photo in photos[:3]:
+        (raw / photo.name).symlink_to(photo)
+    out = tmp_path / "out"
+    args = ["synthesize", str(raw), str(out), "--workers", "1"]
+    assert CliRunner().invoke(cli, [*args, "--limit", "1"]).exit_code in (0, 3)
+    run_file = out / "run.json"
+    info = json.loads(run_file.read_text())
+    del info["options"]["masks_per_face"]
+    run_file.write_text(json.dumps(info))
+    old = pd.read_csv(out / "synthesis.csv", dtype=str, keep_default_na=False)
+    old.drop(columns=["mask_draw"]).to_csv(out / "synthesis.csv", index=False)
+
+    refused = CliRunner().invoke(cli, [*args, "--masks-per-face", "2"])
+    assert refused.exit_code != 0 and "masks_per_face: 1 -> 2" in refused.output
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code in (0, 3), result.output
+    table = pd.read_csv(out / "synthesis.csv", dtype=str, keep_default_na=False)
+    assert list(table.columns) == list(CSV_COLUMNS)
+    assert sorted(table["input"].unique()) == sorted(p.name for p in photos[:3])
+    before = table[table["input"] == old["input"].iloc[0]]
+    assert before[["status", "output"]].equals(old[["status", "output"]])
+    assert set(before["mask_draw"]) == {""}  # the old version did not record it
+    later = table[(table["input"] != old["input"].iloc[0]) & (table["status"] == "ok")]
+    assert len(later) and set(later["mask_draw"]) == {"0"}
+    assert all((out / p).is_file() for p in table.loc[table["status"] == "ok", "output"])
+
+
+@pytest.mark.parametrize("fault", ["draw", "write", "storage"])
+def test_a_photo_that_fails_in_a_later_draw_leaves_no_files_behind(photos, tmp_path, fault):
+    """The photo gets one error row (or, out/ being unwritable, stops the run unrecorded), and
+    the first draw's files, written before the second draw failed, are removed: no output
+    without a row pointing at it."""
+    synth = _synth(masks_per_face=2)
+    process, write = synth.process, synth._write_outputs
+    error = {"write": OSError(errno.EIO, "I/O error"), "storage": PermissionError(13, "denied")}
+
+    def failing_process(rgb, key, given, draw, faces):
+        if draw == 1:
+            raise RuntimeError("boom")
+        return process(rgb, key, given, draw, faces)
+
+    def failing_write(ok, rows, out_root, stem, written):
+        if stem.endswith("_m1"):
+            raise error[fault]
+        return write(ok, rows, out_root, stem, written)
+
+    if fault == "draw":
+        synth.process = failing_process
+    else:
+        synth._write_outputs = failing_write
+    out = tmp_path / "out"
+    if fault == "storage":
+        with pytest.raises(PermissionError):
+            synth.run_file(photos[0], photos[0].name, out, photos[0].stem)
+    else:
+        rows = synth.run_file(photos[0], photos[0].name, out, photos[0].stem)
+        assert [r["status"] for r in rows] == ["error"]
+        assert ("boom" if fault == "draw" else "I/O error") in rows[0]["reason"]
+    assert [p for p in out.rglob("*") if p.is_file()] == []
+    # Without the fault the same photo writes its two pairs.
+    rows = _synth(masks_per_face=2).run_file(photos[0], photos[0].name, out, photos[0].stem)
+    ok = sum(r["status"] == "ok" for r in rows)
+    assert ok > 0 and len([p for p in out.rglob("*") if p.is_file()]) == 2 * ok

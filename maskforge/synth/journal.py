@@ -134,6 +134,38 @@ def remove_stale_temporaries(out: Path) -> int:
     return removed
 
 
+def upgrade_columns(path: Path) -> bool:
+    """Rewrite a table that an older version wrote (another header than CSV_COLUMNS) with
+    today's columns, those it lacks left empty, streamed row by row and replaced atomically,
+    so that rows appended now and finalize's line-by-line copy line up; True if rewritten."""
+    path = Path(path)
+    if not path.is_file():
+        return False
+    with open(path, encoding="utf-8", newline="") as fh:
+        header = next(csv.reader(fh), None)
+    if header is None or tuple(header) == CSV_COLUMNS:
+        return False
+    fd, tmp = temporary_file(path.parent)
+    try:
+        with (
+            os.fdopen(fd, "w", encoding="utf-8", newline="") as dst,
+            open(path, encoding="utf-8", newline="") as src,
+        ):
+            writer = csv.DictWriter(
+                dst, fieldnames=CSV_COLUMNS, extrasaction="ignore", lineterminator="\n"
+            )
+            writer.writeheader()
+            for row in csv.DictReader(src):
+                writer.writerow({k: row.get(k) or "" for k in CSV_COLUMNS})
+            dst.flush()
+            os.fsync(dst.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return True
+
+
 def rows_text(rows: list[dict]) -> str:
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, extrasaction="raise", lineterminator="\n")
@@ -211,13 +243,20 @@ def lock_output(out: Path) -> Iterator[None]:
         os.close(fd)
 
 
-def _settings_changed(previous: dict, run_info: dict) -> list[str]:
-    """'key: old -> new' for each RESUME_KEYS setting that differs (options one by one)."""
+def _settings_changed(previous: dict, run_info: dict, defaults: dict | None = None) -> list[str]:
+    """'key: old -> new' for each RESUME_KEYS setting that differs (options one by one).
+
+    defaults: each option's default. An option the old run file does not record was added
+    since that run was made, and its default does what that version did, so a run at that
+    default still resumes (e.g. masks_per_face: 1 against a run.json from before it)."""
+    defaults = defaults or {}
     detail = []
     for key in RESUME_KEYS:
         old, new = previous.get(key), run_info.get(key)
         if old == new:
             continue
+        if isinstance(old, dict) and isinstance(new, dict) and key == "options":
+            old = {**{k: v for k, v in defaults.items() if k in new}, **old}
         if isinstance(old, dict) and isinstance(new, dict):
             detail += [
                 f"{k}: {old.get(k)!r} -> {new.get(k)!r}"
@@ -236,15 +275,16 @@ def _read_run_file(path: Path) -> dict:
         raise ValueError(f"{path} is not valid JSON; use --overwrite or a new folder.") from None
 
 
-def check_resume(out: Path, run_info: dict, overwrite: bool) -> bool:
+def check_resume(out: Path, run_info: dict, overwrite: bool, defaults: dict | None = None) -> bool:
     """Refuse a folder made with other settings (unless overwrite); True when an --overwrite
     run resumes an interrupted one with the same settings. Touches nothing but the leftovers
-    of an --overwrite run made with other settings."""
+    of an --overwrite run made with other settings. defaults: the options' defaults (see
+    _settings_changed)."""
     if overwrite:
         pending = out / OVERWRITE_RUN_FILE
         if pending.is_file() and (out / OVERWRITE_JOURNAL).is_file():
             try:
-                if not _settings_changed(json.loads(pending.read_text()), run_info):
+                if not _settings_changed(json.loads(pending.read_text()), run_info, defaults):
                     return True
             except ValueError:
                 pass
@@ -263,7 +303,7 @@ def check_resume(out: Path, run_info: dict, overwrite: bool) -> bool:
                 f"{out} holds a synthesis.csv but no run.json; use --overwrite or a new folder."
             )
         return False
-    detail = _settings_changed(_read_run_file(run_file), run_info)
+    detail = _settings_changed(_read_run_file(run_file), run_info, defaults)
     if detail:
         raise ValueError(
             f"{out} was made with other settings ({'; '.join(detail[:4])}); rerun with the same "

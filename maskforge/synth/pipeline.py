@@ -7,6 +7,7 @@ render.py composites from them; `mask_face` (api.py) does the same for a user's 
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -440,11 +441,13 @@ class Synthesizer:
         longest = f"{mask_draw_suffix(draws - 1)}_{len(results)}_neg{opts.out_format}"
         stem = fit_stem(stem, reserve=len(longest))
         rows: list[dict] = []
+        written: list[Path] = []  # removed again if the photo fails: no file without a row
         for draw in range(draws):
             if draw:
                 try:
                     results = self.process(rgb, rel, given, draw, faces)
                 except Exception as exc:  # noqa: BLE001 - one photo must never stop a batch
+                    _remove(written)
                     return [{**base, "status": "error", "reason": _unexpected(exc)}]
             draw_rows = [self._row(base, r, draw) for r in results]
             try:
@@ -453,8 +456,10 @@ class Synthesizer:
                     draw_rows,
                     out_root,
                     stem + mask_draw_suffix(draw),
+                    written,
                 )
             except OSError as exc:
+                _remove(written)
                 if is_storage_fault(exc):
                     raise  # out/ is full or read-only: every photo after this one would fail too
                 reason = f"cannot write outputs: {exc.strerror or exc}"
@@ -492,9 +497,10 @@ class Synthesizer:
         return row
 
     def _write_outputs(
-        self, ok: list[FaceResult], rows: list[dict], out_root: Path, stem: str
+        self, ok: list[FaceResult], rows: list[dict], out_root: Path, stem: str, written: list
     ) -> None:
-        """Write the images of the ok faces and fill in their rows' file columns."""
+        """Write the images of the ok faces, fill in their rows' file columns, and append each
+        file written to `written`."""
         opts = self.options
         ext = opts.out_format
         whole = bool(ok) and ok[0].framing.name == "full"  # one image for the photo's faces
@@ -511,14 +517,23 @@ class Synthesizer:
             folder = "masked" if r.params.label == "masked" else "incorrect"
             row["output"] = f"{folder}/{stem}{suffix}{ext}"
             row["original"] = f"unmasked/{stem}{suffix}{ext}"
-            write_image(out_root / row["output"], r.masked, opts.quality)
-            write_image(out_root / row["original"], r.original, opts.quality)
+            images = [(row["output"], r.masked), (row["original"], r.original)]
             if r.negative is not None:
                 row["negative"] = f"unmasked/{stem}{suffix}_neg{ext}"
-                write_image(out_root / row["negative"], r.negative, opts.quality)
+                images.append((row["negative"], r.negative))
+            for name, image in images:
+                write_image(out_root / name, image, opts.quality)
+                written.append(out_root / name)
 
     def _kind(self, occluder: str | None) -> str:
         return "" if occluder is None else self.occluders[occluder].kind
+
+
+def _remove(paths: list[Path]) -> None:
+    """Delete the files a failed photo wrote (best effort: out/ may have turned read-only)."""
+    for path in paths:
+        with contextlib.suppress(OSError):
+            path.unlink(missing_ok=True)
 
 
 def _unexpected(exc: Exception) -> str:

@@ -51,12 +51,15 @@ from maskforge.synth.journal import (
     load_done,
     lock_output,
     remove_stale_temporaries,
+    repair_journal,
     rows_text,
+    upgrade_columns,
 )
 from maskforge.synth.pipeline import SynthesisOptions, Synthesizer
 from maskforge.synth.stems import folder_stems
 from maskforge.synth.table import (
     CSV_COLUMNS,
+    CSV_NAME,
     JOURNAL,
     OVERWRITE_JOURNAL,
     OVERWRITE_RUN_FILE,
@@ -366,7 +369,8 @@ def _prepare(out: Path, run_info: dict, overwrite: bool) -> tuple[DoneSet, str]:
     """Check that the run may resume into out, write its run file, tidy up after a killed
     run; (the inputs already done, the journal's name)."""
     killed = (out / JOURNAL).is_file() or (out / OVERWRITE_JOURNAL).is_file()
-    resume_overwrite = check_resume(out, run_info, overwrite)
+    defaults = SynthesisOptions().describe()
+    resume_overwrite = check_resume(out, run_info, overwrite, defaults)
     journal_name = OVERWRITE_JOURNAL if overwrite else JOURNAL
     # --overwrite keeps the old run.json, synthesis.csv and journal until it finishes.
     run_file = OVERWRITE_RUN_FILE if overwrite else RUN_FILE
@@ -375,6 +379,10 @@ def _prepare(out: Path, run_info: dict, overwrite: bool) -> tuple[DoneSet, str]:
         remove_stale_temporaries(out)
     if overwrite and not resume_overwrite:
         return DoneSet([]), journal_name
+    for table in (journal_name,) if overwrite else (CSV_NAME, journal_name):
+        # A folder an older version began: its rows take today's columns before more follow.
+        repair_journal(out / table)
+        upgrade_columns(out / table)
     return load_done(out, journal_name, with_final=not overwrite), journal_name
 
 
