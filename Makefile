@@ -51,6 +51,7 @@ test-all: install
 
 lint: install
 	$(VENV)/bin/ruff check maskforge tests benchmarks
+	$(VENV)/bin/ruff format --check maskforge tests benchmarks
 
 clean:
 	rm -rf $(DEMO) $(DEMO)-large build dist *.egg-info
