@@ -168,6 +168,9 @@ def test_missing_input_and_bad_options(tmp_path):
     assert code == 2 and "Invalid framing 'portrait'" in output and "closeup" in output
     code, output = run("synthesize", raw, out, "--full-frame", "--framing", "closeup")
     assert code == 2 and "--full-frame is --framing full" in output
+    code, output = run("synthesize", raw, out, "--workers", "100000")
+    assert code == 2 and "--workers 100000 is more than this machine can use" in output
+    assert not out.exists()
     assert "Traceback" not in output
 
 

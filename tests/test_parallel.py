@@ -47,6 +47,15 @@ def test_default_workers_without_affinity(monkeypatch):
     assert default_workers() == 1
 
 
+def test_more_local_workers_than_the_cores_can_use_are_refused(monkeypatch):
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2}, raising=False)
+    parallel.check_local_workers(None)
+    parallel.check_local_workers(4 * 3)
+    parallel.check_local_workers(MAX_DEFAULT_WORKERS)
+    with pytest.raises(ValueError, match=r"--workers 13 is more .* \(3 cores: at most 12\)"):
+        parallel.check_local_workers(13)
+
+
 def test_chunked():
     assert chunked(list(range(7)), 3) == [[0, 1, 2], [3, 4, 5], [6]]
     assert chunked((1, 2), 5) == [[1, 2]]

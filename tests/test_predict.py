@@ -171,6 +171,13 @@ def test_predict_refuses_an_out_inside_or_equal_to_the_input(fake_faces, run, tm
         cli, ["predict", str(photos), "--run", str(run), "--out", str(photos)]
     )
     assert same.exit_code == 2 and "is the input folder" in same.output
+    many = CliRunner().invoke(
+        cli,
+        ["predict", str(photos), "--run", str(run), "--out", str(tmp_path / "o")]
+        + ["--workers", "100000"],
+    )
+    assert many.exit_code == 2 and "--workers 100000 is more than" in many.output
+    assert not (tmp_path / "o").exists()
     assert sorted(p.name for p in photos.iterdir()) == ["a.jpg"]
 
 

@@ -82,8 +82,8 @@ from maskforge.commands.options import (
 @section(
     "Speed",
     workers_option(
-        "Processes that decode and detect while the main one classifies. "
-        "[default: one per core (at most 8); none for fewer than 16 photos]",
+        "Processes that decode and detect while the main one classifies (at most 4 per "
+        "core). [default: one per core (at most 8); none for fewer than 16 photos]",
         low=0,
     ),
     click.option(

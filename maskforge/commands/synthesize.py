@@ -320,8 +320,9 @@ class ColorSpec(click.ParamType):
 @section(
     "Engine",
     workers_option(
-        "Worker processes (Ray actors with --engine ray). [default: all cores; with "
-        "--address, all CPUs of the Ray cluster]",
+        "Worker processes (Ray actors with --engine ray); on this machine at most 4 per core "
+        "(each loads its own models). [default: all cores; with --address, all CPUs of the "
+        "Ray cluster]",
         short=True,
     ),
     engine_options,

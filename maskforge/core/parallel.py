@@ -34,14 +34,34 @@ MIN_POOL_ITEMS = 512
 MIN_POOL_PHOTOS = 16
 
 
-def default_workers() -> int:
-    """CPU cores this process may use (its CPU affinity, where the OS has one), at most
-    choices.MAX_DEFAULT_WORKERS, and at least 1."""
+# Local worker processes each load their own models (dlib's, a detector: 150-300 MB); past
+# this many per core they only share the cores and fill the memory (a typo like -j 1000).
+WORKERS_PER_CORE = 4
+
+
+def usable_cores() -> int:
+    """CPU cores this process may use (its CPU affinity, where the OS has one), at least 1."""
     try:
-        cores = len(os.sched_getaffinity(0))
+        return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # not on Linux
-        cores = os.cpu_count() or 1
-    return max(1, min(MAX_DEFAULT_WORKERS, cores))
+        return max(1, os.cpu_count() or 1)
+
+
+def default_workers() -> int:
+    """usable_cores(), at most choices.MAX_DEFAULT_WORKERS."""
+    return min(MAX_DEFAULT_WORKERS, usable_cores())
+
+
+def check_local_workers(workers: int | None) -> None:
+    """ValueError (one line) for more worker processes on this machine than it can use:
+    over WORKERS_PER_CORE per core (and over MAX_DEFAULT_WORKERS)."""
+    cores = usable_cores()
+    limit = max(MAX_DEFAULT_WORKERS, WORKERS_PER_CORE * cores)
+    if workers is not None and workers > limit:
+        raise ValueError(
+            f"--workers {workers} is more than this machine can use ({cores} cores: at most "
+            f"{limit}); each worker process loads its own models."
+        )
 
 
 def one_thread_in_workers() -> None:

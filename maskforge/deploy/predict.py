@@ -233,10 +233,12 @@ def predict_inputs(
     core, or none for a few photos); runtime: the classifier's, auto (ONNX Runtime on
     CPU where installed), onnx or torch; an interrupted run resumes when rerun.
     """
+    from maskforge.core.parallel import check_local_workers
     from maskforge.core.paths import display_path
     from maskforge.learn.runs import load_run_model
 
     _check_options(inputs, every, min_face, threshold, no_face, batch_size)
+    check_local_workers(workers)
     echo = echo or (lambda _: None)
     out = Path(out)
     files = collect_inputs(inputs, out)

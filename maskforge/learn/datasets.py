@@ -173,10 +173,9 @@ def make_loader(
 
 def default_workers(device_type: str, local_world_size: int = 1) -> int:
     """DataLoader workers per process: most cores on CUDA; on CPU 1-2 (the model needs the rest)."""
-    cpus = (
-        len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    )
-    per_process = max(1, cpus // max(1, local_world_size))
+    from maskforge.core.parallel import usable_cores
+
+    per_process = max(1, usable_cores() // max(1, local_world_size))
     if device_type == "cuda":
         return max(1, min(12, per_process - 1))
     return min(2, max(0, per_process - 1))

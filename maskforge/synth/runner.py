@@ -42,7 +42,7 @@ from maskforge.core.imageio import (
     is_image_path,
     is_storage_fault,
 )
-from maskforge.core.parallel import pool_map
+from maskforge.core.parallel import check_local_workers, pool_map
 from maskforge.core.paths import printable
 from maskforge.synth.journal import (
     DoneSet,
@@ -300,6 +300,7 @@ def run_synthesis(
     given_faces = read_boxes(boxes) if boxes else {}
     detector_args = dict(detector=detector, landmarks_model=landmarks_model, cnn_model=cnn_model)
     if engine == "local" or not address:
+        check_local_workers(workers)  # a cluster's Ray actors may be many more
         workers = max(1, workers or os.cpu_count() or 1)
     # Fail fast (model files, templates, option names) before starting workers or touching
     # out/. Only a run in this process needs the models here; workers load their own.
