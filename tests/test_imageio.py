@@ -12,6 +12,7 @@ from PIL import Image
 from maskforge.core.imageio import (
     ImageTooLargeError,
     UnreadableImageError,
+    atomic_text_stream,
     atomic_write_bytes,
     decode_image,
     iter_image_files,
@@ -227,3 +228,16 @@ def test_truncated_png_is_unreadable(rng):
     data = _png(Image.fromarray(rng.integers(0, 256, (40, 40, 3), dtype=np.uint8)))
     with pytest.raises(UnreadableImageError, match="truncated"):
         decode_image(data[:60])
+
+
+def test_an_atomic_text_stream_replaces_the_file_only_when_it_completes(tmp_path):
+    target = tmp_path / "table.csv"
+    target.write_text("old\n")
+    with pytest.raises(RuntimeError), atomic_text_stream(target) as fh:
+        fh.write("half")
+        raise RuntimeError("killed mid-write")
+    assert target.read_text() == "old\n" and sorted(tmp_path.iterdir()) == [target]
+    with atomic_text_stream(target) as fh:
+        fh.write("new\n")
+        assert target.read_text() == "old\n"  # readers see the old file until the end
+    assert target.read_text() == "new\n" and sorted(tmp_path.iterdir()) == [target]

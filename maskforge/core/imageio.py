@@ -9,7 +9,9 @@ import secrets
 import stat
 import warnings
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TextIO
 
 import cv2
 import numpy as np
@@ -276,6 +278,23 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             pass
         if isinstance(exc, OSError) and exc.filename is None:
             exc.filename = str(path)  # a failed write names no file: say which one
+        raise
+
+
+@contextmanager
+def atomic_text_stream(path: Path) -> Iterator[TextIO]:
+    """A UTF-8 text file to stream into that replaces path atomically once the block ends
+    (flushed and fsynced first); if the block raises, path is left as it was."""
+    path = Path(path)
+    fd, tmp = temporary_file(path.parent)  # the mode open() gives, not mkstemp's 0600
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
         raise
 
 

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from maskforge.core.imageio import temporary_file
+from maskforge.core.imageio import atomic_text_stream
 from maskforge.synth.sampling import stable_hash
 from maskforge.synth.table import (
     CSV_COLUMNS,
@@ -145,24 +145,16 @@ def upgrade_columns(path: Path) -> bool:
         header = next(csv.reader(fh), None)
     if header is None or tuple(header) == CSV_COLUMNS:
         return False
-    fd, tmp = temporary_file(path.parent)
-    try:
-        with (
-            os.fdopen(fd, "w", encoding="utf-8", newline="") as dst,
-            open(path, encoding="utf-8", newline="") as src,
-        ):
-            writer = csv.DictWriter(
-                dst, fieldnames=CSV_COLUMNS, extrasaction="ignore", lineterminator="\n"
-            )
-            writer.writeheader()
-            for row in csv.DictReader(src):
-                writer.writerow({k: row.get(k) or "" for k in CSV_COLUMNS})
-            dst.flush()
-            os.fsync(dst.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with (
+        atomic_text_stream(path) as dst,
+        open(path, encoding="utf-8", newline="") as src,
+    ):
+        writer = csv.DictWriter(
+            dst, fieldnames=CSV_COLUMNS, extrasaction="ignore", lineterminator="\n"
+        )
+        writer.writeheader()
+        for row in csv.DictReader(src):
+            writer.writerow({k: row.get(k) or "" for k in CSV_COLUMNS})
     return True
 
 
@@ -186,22 +178,14 @@ def finalize(out: Path, overwrite: bool = False) -> None:
     if not journal.is_file():
         return
     repair_journal(journal)
-    fd, tmp = temporary_file(out)  # the mode open() gives, not mkstemp's 0600
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as dst:
-            dst.write(",".join(CSV_COLUMNS) + "\n")
-            for source in (journal,) if overwrite else (final, journal):
-                if source.is_file():
-                    with open(source, encoding="utf-8", newline="") as src:
-                        next(src, None)  # header
-                        for line in src:
-                            dst.write(line)
-            dst.flush()
-            os.fsync(dst.fileno())
-        os.replace(tmp, final)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_text_stream(final) as dst:
+        dst.write(",".join(CSV_COLUMNS) + "\n")
+        for source in (journal,) if overwrite else (final, journal):
+            if source.is_file():
+                with open(source, encoding="utf-8", newline="") as src:
+                    next(src, None)  # header
+                    for line in src:
+                        dst.write(line)
     if overwrite:
         # A kill from here on leaves the --overwrite files: the next run refuses to resume
         # without --overwrite, and a rerun with it finishes this one.
