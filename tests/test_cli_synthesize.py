@@ -174,6 +174,19 @@ def test_missing_input_and_bad_options(tmp_path):
     assert "Traceback" not in output
 
 
+def test_the_default_workers_are_the_cores_this_process_may_use(tmp_path, monkeypatch):
+    """A machine of 64 cores of which a cpuset allows 2: the default is 2 workers, not a
+    refused 64."""
+    monkeypatch.setattr(os, "cpu_count", lambda: 64)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    raw, out = tmp_path / "raw", tmp_path / "out"
+    raw.mkdir()
+    code, output = run("synthesize", raw, out)
+    assert "2 workers" in output and "--workers" not in output
+    assert code == 2 and "No photos under" in output
+    assert "Traceback" not in output
+
+
 @pytest.mark.parametrize("workers", ["1", "2"])
 def test_a_corrupt_model_file_is_a_one_line_error(unmasked_dir, tmp_path, workers):
     """In a worker pool too: the workers' load error reaches the user, not a broken pool."""
@@ -274,3 +287,20 @@ def test_random_wear_gives_as_many_incorrect_masks_as_correct_ones():
     share = {w: drawn.count(w) / len(drawn) for w in ("correct", "nose_out", "chin")}
     assert abs(share["correct"] - 0.5) < 0.03
     assert abs(share["nose_out"] - 0.25) < 0.03 and abs(share["chin"] - 0.25) < 0.03
+
+
+def test_a_journal_left_empty_by_a_kill_keeps_every_row(small_raw, tmp_path):
+    """A kill while the journal's header was being written leaves it empty once repaired: the
+    rerun must write the header, or finalize takes the first photo's row for it."""
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    for photo in sorted(small_raw.iterdir())[:3]:
+        shutil.copy(photo, raw / photo.name)
+    out = tmp_path / "out"
+    args = ["synthesize", raw, out, "--workers", "1"]
+    assert run(*args, "--limit", "1")[0] in (0, 3)
+    (out / ".synthesis.journal.csv").write_bytes(b"input,face,sta")  # cut in the header
+    assert run(*args)[0] in (0, 3)
+    inputs = {row["input"] for row in rows_of(out)}
+    assert inputs == {p.name for p in raw.iterdir()}
+    assert not (out / ".synthesis.journal.csv").exists()

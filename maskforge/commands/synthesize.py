@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import threading
 from collections.abc import Callable, Iterator
@@ -417,7 +416,10 @@ def synthesis_request(params: dict) -> tuple[SynthesisOptions, dict]:
     if not run_args.pop("realism"):
         values["finish"] = compose.Finish(light=0, cast=0, feather=0, grain=0)
     if not (run_args["engine"] == "ray" and run_args["address"]):
-        run_args["workers"] = run_args["workers"] or os.cpu_count() or 1
+        from maskforge.core.parallel import usable_cores
+
+        # The cores this process may use (a cpuset or taskset may allow fewer than the machine's).
+        run_args["workers"] = run_args["workers"] or usable_cores()
     return SynthesisOptions(**values), run_args
 
 

@@ -134,30 +134,6 @@ def remove_stale_temporaries(out: Path) -> int:
     return removed
 
 
-def upgrade_columns(path: Path) -> bool:
-    """Rewrite a table that an older version wrote (another header than CSV_COLUMNS) with
-    today's columns, those it lacks left empty, streamed row by row and replaced atomically,
-    so that rows appended now and finalize's line-by-line copy line up; True if rewritten."""
-    path = Path(path)
-    if not path.is_file():
-        return False
-    with open(path, encoding="utf-8", newline="") as fh:
-        header = next(csv.reader(fh), None)
-    if header is None or tuple(header) == CSV_COLUMNS:
-        return False
-    with (
-        atomic_text_stream(path) as dst,
-        open(path, encoding="utf-8", newline="") as src,
-    ):
-        writer = csv.DictWriter(
-            dst, fieldnames=CSV_COLUMNS, extrasaction="ignore", lineterminator="\n"
-        )
-        writer.writeheader()
-        for row in csv.DictReader(src):
-            writer.writerow({k: row.get(k) or "" for k in CSV_COLUMNS})
-    return True
-
-
 def rows_text(rows: list[dict]) -> str:
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, extrasaction="raise", lineterminator="\n")

@@ -42,7 +42,7 @@ from maskforge.core.imageio import (
     is_image_path,
     is_storage_fault,
 )
-from maskforge.core.parallel import check_local_workers, pool_map
+from maskforge.core.parallel import check_local_workers, pool_map, usable_cores
 from maskforge.core.paths import printable
 from maskforge.synth.journal import (
     DoneSet,
@@ -51,15 +51,12 @@ from maskforge.synth.journal import (
     load_done,
     lock_output,
     remove_stale_temporaries,
-    repair_journal,
     rows_text,
-    upgrade_columns,
 )
 from maskforge.synth.pipeline import SynthesisOptions, Synthesizer
 from maskforge.synth.stems import folder_stems
 from maskforge.synth.table import (
     CSV_COLUMNS,
-    CSV_NAME,
     JOURNAL,
     OVERWRITE_JOURNAL,
     OVERWRITE_RUN_FILE,
@@ -301,7 +298,7 @@ def run_synthesis(
     detector_args = dict(detector=detector, landmarks_model=landmarks_model, cnn_model=cnn_model)
     if engine == "local" or not address:
         check_local_workers(workers)  # a cluster's Ray actors may be many more
-        workers = max(1, workers or os.cpu_count() or 1)
+        workers = workers or usable_cores()
     # Fail fast (model files, templates, option names) before starting workers or touching
     # out/. Only a run in this process needs the models here; workers load their own.
     in_process = engine == "local" and workers == 1
@@ -380,10 +377,6 @@ def _prepare(out: Path, run_info: dict, overwrite: bool) -> tuple[DoneSet, str]:
         remove_stale_temporaries(out)
     if overwrite and not resume_overwrite:
         return DoneSet([]), journal_name
-    for table in (journal_name,) if overwrite else (CSV_NAME, journal_name):
-        # A folder an older version began: its rows take today's columns before more follow.
-        repair_journal(out / table)
-        upgrade_columns(out / table)
     return load_done(out, journal_name, with_final=not overwrite), journal_name
 
 
@@ -405,9 +398,11 @@ def _record(
         disable=None if progress is None else not progress,
     )
     start = time.perf_counter()
-    journal_exists = journal_path.is_file()
+    # A kill while the header was being written leaves an empty journal (repair_journal cut
+    # the partial line): it needs the header too, or finalize would skip its first row.
+    has_header = journal_path.is_file() and journal_path.stat().st_size > 0
     with open(journal_path, "a", encoding="utf-8", newline="") as journal:
-        if not journal_exists:
+        if not has_header:
             journal.write(",".join(CSV_COLUMNS) + "\n")
         try:
             for rows in results:
