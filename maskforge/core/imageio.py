@@ -9,9 +9,9 @@ import secrets
 import stat
 import warnings
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
-from typing import TextIO
+from typing import IO, TextIO
 
 import cv2
 import numpy as np
@@ -259,6 +259,27 @@ def temporary_file(folder: Path) -> tuple[int, str]:
     raise FileExistsError(f"could not create a temporary file in {folder}")
 
 
+@contextmanager
+def _replacing(path: Path, mode: str, sync: bool) -> Iterator[IO]:
+    """A file opened in `mode` on a temporary name beside path, renamed onto path when the
+    block ends (flushed and fsynced first with sync). If the block raises, the temporary file
+    is removed and path left as it was; an OSError that names no file then names path."""
+    fd, tmp = temporary_file(path.parent)  # the mode open() gives, not mkstemp's 0600
+    text = {} if "b" in mode else {"encoding": "utf-8", "newline": ""}
+    try:
+        with os.fdopen(fd, mode, **text) as fh:
+            yield fh
+            if sync:
+                fh.flush()
+                os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException as exc:
+        Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError) and exc.filename is None:
+            exc.filename = str(path)  # a failed write names no file: say which one
+        raise
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write data to path via a temporary file in the same folder and an atomic rename.
 
@@ -266,36 +287,14 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = temporary_file(path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException as exc:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        if isinstance(exc, OSError) and exc.filename is None:
-            exc.filename = str(path)  # a failed write names no file: say which one
-        raise
+    with _replacing(path, "wb", sync=False) as fh:
+        fh.write(data)
 
 
-@contextmanager
-def atomic_text_stream(path: Path) -> Iterator[TextIO]:
+def atomic_text_stream(path: Path) -> AbstractContextManager[TextIO]:
     """A UTF-8 text file to stream into that replaces path atomically once the block ends
     (flushed and fsynced first); if the block raises, path is left as it was."""
-    path = Path(path)
-    fd, tmp = temporary_file(path.parent)  # the mode open() gives, not mkstemp's 0600
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            yield fh
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    return _replacing(Path(path), "w", sync=True)
 
 
 def atomic_write_text(path: Path, text: str) -> None:

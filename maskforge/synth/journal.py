@@ -215,9 +215,9 @@ def _settings_changed(previous: dict, run_info: dict, defaults: dict | None = No
         old, new = previous.get(key), run_info.get(key)
         if old == new:
             continue
-        if isinstance(old, dict) and isinstance(new, dict) and key == "options":
-            old = {**{k: v for k, v in defaults.items() if k in new}, **old}
         if isinstance(old, dict) and isinstance(new, dict):
+            if key == "options":
+                old = {**{k: v for k, v in defaults.items() if k in new}, **old}
             detail += [
                 f"{k}: {old.get(k)!r} -> {new.get(k)!r}"
                 for k in sorted(set(old) | set(new))
