@@ -34,6 +34,21 @@ def crashing_synthesis_worker(options, detector_args: dict, out: str):
     return run
 
 
+def crashing_crop_finder():
+    """face_boxes.make_crop_finder(), except that a photo with "crash" in its name SIGKILLs its
+    worker."""
+    from maskforge.synth.face_boxes import make_crop_finder
+
+    real = make_crop_finder()
+
+    def run(path):
+        if "crash" in Path(path).name:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return real(path)
+
+    return run
+
+
 def full_once_synthesis_worker(options, detector_args: dict, out: str):
     """runner.synthesis_worker, except that a photo with "full" in its name raises ENOSPC
     until the file out/../disk-was-full exists (its first try makes it)."""

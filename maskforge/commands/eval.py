@@ -99,7 +99,7 @@ from maskforge.commands.options import (
         help="Images per forward pass.",
     ),
     workers_option(
-        "DataLoader worker processes reading images (0 = in the main process).",
+        "DataLoader worker processes reading images (0 = in the main process; at most 4 per core).",
         low=0,
         default=0,
     ),

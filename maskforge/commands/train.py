@@ -146,8 +146,8 @@ class WeightsType(click.ParamType):
 @section(
     "Hardware",
     workers_option(
-        "Data-loading processes (0: load in the main process).  [default: 1-2 on CPU, "
-        "most cores on CUDA]",
+        "Data-loading processes (0: load in the main process; at most 4 per core).  "
+        "[default: 1-2 on CPU, most cores on CUDA]",
         low=0,
     ),
     click.option(

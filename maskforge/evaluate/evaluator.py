@@ -20,6 +20,7 @@ import pandas as pd
 from maskforge import __version__
 from maskforge.choices import DEFAULT_CHECKPOINT, DEFAULT_THRESHOLD_RULE, THRESHOLD_RULES
 from maskforge.core.imageio import atomic_write_text
+from maskforge.core.parallel import check_local_workers
 from maskforge.core.paths import display_path
 from maskforge.dataset.manifest import read_manifest
 from maskforge.evaluate.figures import write_gradcam, write_plots
@@ -69,6 +70,7 @@ class EvalOptions:
     workers: int = 0
 
     def __post_init__(self) -> None:
+        check_local_workers(self.workers)  # each DataLoader worker is a process with torch
         if self.manifest is not None and self.folder is not None:
             raise ValueError("Give either --manifest or --folder, not both.")
         if self.label and self.folder is None:
@@ -127,9 +129,9 @@ def evaluate_run(options: EvalOptions, echo: Echo = _quiet_echo) -> EvalResult:
     frame, name, description = _data(options, run_dir, manifests_dir, info.classes)
     say(f"Evaluating on {description}: {len(frame)} images")
     out_dir = Path(options.out) if options.out is not None else run_dir / f"eval-{name}"
-    boxes, faceless = None, []
+    boxes, faceless, failed = None, [], []
     if options.crop_faces:
-        frame, boxes, faceless = face_crops(frame, say)
+        frame, boxes, faceless, failed = face_crops(frame, say)
 
     probs, errors = predict_frame(
         model, info, frame, dev, options.batch_size, options.workers, boxes, "eval"
@@ -164,8 +166,10 @@ def evaluate_run(options: EvalOptions, echo: Echo = _quiet_echo) -> EvalResult:
         name=name,
         crop_faces=bool(options.crop_faces),
         n_no_face=len(faceless),
+        n_detection_failed=len(failed),
     )
     report["no_face"] = faceless
+    report["detection_failed"] = failed
     report["options"] = options.reported()
 
     out_dir.mkdir(parents=True, exist_ok=True)

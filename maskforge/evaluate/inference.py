@@ -89,35 +89,56 @@ def predict_frame(
 
 def face_crops(
     frame: pd.DataFrame, say: Callable[[str], None], workers: int | None = None
-) -> tuple[pd.DataFrame, list, list[str]]:
+) -> tuple[pd.DataFrame, list, list[str], list[dict]]:
     """Detect the largest face per image and crop it like synthesize does.
 
     Returns the rows with a face (unreadable ones kept: the inference pass reports them), their
-    crop boxes (None for unreadable) and the paths of the images without a face. workers:
-    detection processes (None: one per core, or none below MIN_POOL_PHOTOS images).
+    crop boxes (None for unreadable), the paths of the images without a face, and
+    {path, reason} of the images whose detection killed its worker process twice (left out:
+    reading them again could kill this process). workers: detection processes (None: one per
+    core, or none below MIN_POOL_PHOTOS images).
     """
     from tqdm import tqdm
 
-    from maskforge.core.parallel import MIN_POOL_PHOTOS, default_workers, pool_map
+    from maskforge.core.parallel import (
+        MIN_POOL_PHOTOS,
+        check_local_workers,
+        default_workers,
+        pool_map,
+    )
     from maskforge.synth.face_boxes import make_crop_finder
 
     paths = [str(p) for p in frame["abspath"]]
     if workers is None:
         workers = default_workers() if len(paths) >= MIN_POOL_PHOTOS else 0
     if workers > 0:
-        died = ("no_face", None)  # a photo that kills its worker twice: no face from it
-        found = pool_map(make_crop_finder, (), paths, workers, 4, on_crash=lambda *_: died)
+        check_local_workers(workers)
+
+        def died(_path: str, reason: str) -> tuple:
+            return "failed", None, reason
+
+        found = pool_map(make_crop_finder, (), paths, workers, 4, on_crash=died)
     else:
         found = map(make_crop_finder(), paths)
-    boxes, keep = [], []
-    for result in tqdm(found, total=len(paths), desc="faces", unit="image", disable=None):
-        keep.append(result[0] != "no_face")
+    boxes, statuses, failed = [], [], []
+    for path, result in tqdm(
+        zip(frame["path"], found), total=len(paths), desc="faces", unit="image", disable=None
+    ):
+        statuses.append(result[0])
         boxes.append(result[1])
-    keep = np.array(keep, dtype=bool)
-    faceless = list(frame.loc[~keep, "path"])
+        if result[0] == "failed":
+            failed.append({"path": path, "reason": result[2]})
+    status = np.array(statuses, dtype=object)
+    keep = (status != "no_face") & (status != "failed")
+    faceless = list(frame.loc[status == "no_face", "path"])
     if faceless:
         say(f"No face found in {len(faceless)} image(s); they are left out (--crop-faces)")
+    if failed:
+        say(
+            f"Face detection crashed on {len(failed)} image(s) ({failed[0]['reason']}); they "
+            "are left out and listed in report.json under detection_failed"
+        )
     if not keep.any():
         raise ValueError(f"No face found in any of the {len(frame)} images (--crop-faces).")
     kept = frame[keep].reset_index(drop=True)
-    return kept, [b for b, k in zip(boxes, keep, strict=True) if k], faceless
+    return kept, [b for b, k in zip(boxes, keep, strict=True) if k], faceless, failed

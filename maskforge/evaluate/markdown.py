@@ -96,6 +96,12 @@ def _summary(report: dict) -> list[str]:
             f"(--crop-faces); {data['n_no_face']} image(s) without a face were left out "
             "(listed in report.json under no_face)"
         )
+    if data.get("n_detection_failed"):
+        lines.append(
+            f"- **Detection crashed**: {data['n_detection_failed']} image(s) killed the face "
+            "detector's worker process (twice) and were left out (listed in report.json under "
+            "detection_failed)"
+        )
     if _binary(report):
         lines += _threshold_bullets(report)
     return lines

@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 from maskforge.choices import ARCHS, DEVICES, OPTIMIZERS, SCHEDULERS
+from maskforge.core.parallel import check_local_workers
 from maskforge.learn import runs
 
 # Settings that may differ when a run is resumed: they change speed, not results.
@@ -53,6 +54,7 @@ class TrainConfig:
             raise ValueError("momentum, weight_decay and patience must not be negative.")
         if self.workers is not None and self.workers < 0:
             raise ValueError(f"workers must not be negative, got {self.workers}.")
+        check_local_workers(self.workers)  # each DataLoader worker is a process with torch
         if self.unfreeze_after is not None:
             if not self.freeze_backbone:
                 raise ValueError("--unfreeze-after needs --freeze-backbone.")

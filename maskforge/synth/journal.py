@@ -208,8 +208,8 @@ def _settings_changed(previous: dict, run_info: dict, defaults: dict | None = No
 
     defaults: each option's default. An option the old run file does not record was added
     since that run was made, and its default does what that version did, so a run at that
-    default still resumes (e.g. masks_per_face: 1 against a run.json from before it)."""
-    defaults = defaults or {}
+    default still resumes (e.g. masks_per_face: 1 against a run.json from before it; a field
+    added to a nested option such as finish alike)."""
     detail = []
     for key in RESUME_KEYS:
         old, new = previous.get(key), run_info.get(key)
@@ -217,7 +217,7 @@ def _settings_changed(previous: dict, run_info: dict, defaults: dict | None = No
             continue
         if isinstance(old, dict) and isinstance(new, dict):
             if key == "options":
-                old = {**{k: v for k, v in defaults.items() if k in new}, **old}
+                old = _with_defaults(old, defaults or {}, new)
             detail += [
                 f"{k}: {old.get(k)!r} -> {new.get(k)!r}"
                 for k in sorted(set(old) | set(new))
@@ -226,6 +226,19 @@ def _settings_changed(previous: dict, run_info: dict, defaults: dict | None = No
         else:
             detail.append(f"{key}: {old!r} -> {new!r}")
     return detail
+
+
+def _with_defaults(old: dict, defaults: dict, new: dict) -> dict:
+    """old, with the keys of new that it lacks taken from defaults, at every nesting level."""
+    filled = dict(old)
+    for k, value in new.items():
+        if k not in defaults:
+            continue
+        if k not in old:
+            filled[k] = defaults[k]
+        elif all(isinstance(d, dict) for d in (old[k], defaults[k], value)):
+            filled[k] = _with_defaults(old[k], defaults[k], value)
+    return filled
 
 
 def _read_run_file(path: Path) -> dict:
