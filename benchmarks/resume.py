@@ -100,7 +100,7 @@ def child(out: Path) -> dict:
 
     import_mb = peak_rss_mb()
     t0 = time.perf_counter()
-    done = journal.load_done(out)
+    done = journal.load_done(out, draws=1)  # as a rerun does: with the recorded stems
     journal.remove_stale_temporaries(out)
     hits = sum(f"batch000/person{i % 997:03d}_{i:07d}.jpg" in done for i in range(1000))
     t1 = time.perf_counter()

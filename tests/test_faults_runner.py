@@ -20,7 +20,13 @@ from PIL import Image
 import maskforge.synth.runner as runner
 from maskforge.cli import cli
 from maskforge.synth.journal import finalize, load_done
-from maskforge.synth.stems import NEGATIVE_SUFFIX, folder_stems
+from maskforge.synth.stems import (
+    NEGATIVE_SUFFIX,
+    RecordedStems,
+    folder_stems,
+    per_face_prefixes,
+    recorded_stem,
+)
 from maskforge.synth.table import (
     CSV_COLUMNS,
     CSV_NAME,
@@ -195,6 +201,88 @@ def test_with_whole_and_per_face_photos_no_stem_is_another_photos_face_name(tmp_
         for name in (stem, *(f"{stem}_{face}" for face in range(13))):
             files.update((name, name + NEGATIVE_SUFFIX))
     assert set(files.values()) == {1}
+
+
+def test_a_photo_added_before_a_resume_never_takes_a_recorded_photos_files(unmasked_dir, tmp_path):
+    raw, out = tmp_path / "raw", tmp_path / "out"
+    raw.mkdir()
+    shutil.copy(unmasked_dir / GOOD[0], raw / "a.jpg")
+    shutil.copy(unmasked_dir / GOOD[1], raw / "a.png")
+    options = (*ONE_WORKER, "--masks-per-face", "2", "--negatives", "hand", "--negative-rate", "1")
+    assert run("synthesize", raw, out, *options)[0] == 0
+    first = {r["output"]: (out / r["output"]).read_bytes() for r in rows_of(out)}
+    assert "masked/a_jpg_0.jpg" in first and "masked/a_jpg_m1_0.jpg" in first
+    # a_jpg.jpg alone would be stem a_jpg, and a.jpg now a_jpg_2: the new photo would write
+    # a.jpg's recorded files.
+    shutil.copy(unmasked_dir / GOOD[2], raw / "a_jpg.jpg")
+    code, output = run("synthesize", raw, out, *options)
+    assert code == 0, output
+    rows = rows_of(out)
+    assert {r["output"]: (out / r["output"]).read_bytes() for r in rows[: len(first)]} == first
+    added = [r for r in rows if r["input"] == "a_jpg.jpg"]
+    assert [r["output"] for r in added] == ["masked/a_jpg_2_0.jpg", "masked/a_jpg_2_m1_0.jpg"]
+    for column in ("output", "original", "negative"):
+        names = [r[column].lower() for r in rows]
+        assert len(set(names)) == len(names), column
+        assert all((out / name).is_file() for name in names)
+
+
+def test_a_resume_with_an_unchanged_listing_plans_the_stems_a_fresh_run_does(tmp_path):
+    names = ["a.jpg", "a.png", "a_jpg.jpg", "a_0.jpg", "a_neg.jpg", "b.jpg", "b_m1.jpg", "c.jpg"]
+    paths = [tmp_path / n for n in sorted(names)]
+    fresh = folder_stems(paths, mixed=True, draws=2)
+    done = [i % 2 == 0 for i in range(len(paths))]
+    claims = {s.lower() for s, d in zip(fresh, done) if d}
+    prefixes = {p for s in claims for p in per_face_prefixes(s, 2)}
+    recorded = RecordedStems(claims, prefixes, draws=2)
+    resumed = folder_stems(paths, mixed=True, draws=2, recorded=recorded, done=done)
+    assert [s for s, d in zip(resumed, done) if not d] == [s for s, d in zip(fresh, done) if not d]
+
+
+def test_a_new_photo_keeps_clear_of_each_kind_of_recorded_file(tmp_path):
+    def stem_of(name: str, recorded_stems: set[str], mixed: bool = False, draws: int = 1) -> str:
+        prefixes = {p for s in recorded_stems for p in per_face_prefixes(s, draws)}
+        recorded = RecordedStems(recorded_stems, prefixes, draws)
+        return folder_stems([tmp_path / name], mixed, draws, recorded, [False], "sub")[0]
+
+    assert stem_of("a.jpg", {"sub/b"}) == "a"  # no clash: its own name
+    assert stem_of("a.jpg", {"other/a"}) == "a"  # another folder's files are apart
+    assert stem_of("a.jpg", {"sub/a"}) == "a_2"
+    assert stem_of("a.jpg", {"sub/a_neg"}) == "a_2"  # a's negative is a_neg's output
+    assert stem_of("a_neg.jpg", {"sub/a"}) == "a_neg_2"  # and the other way round
+    assert stem_of("a_m1.jpg", {"sub/a"}, draws=2) == "a_m1_2"  # a's second mask draw
+    assert stem_of("a.jpg", {"sub/a_m1"}, draws=2) == "a_2"
+    assert stem_of("a_0.jpg", {"sub/a"}) == "a_0"  # one framing: a_0 is whole-photo only
+    assert stem_of("a_0.jpg", {"sub/a"}, mixed=True) == "a_0_v2"  # a's face 0
+    assert stem_of("a.jpg", {"sub/a_0"}, mixed=True) == "a_v2"  # a's face 0 is a_0.jpg
+
+
+def test_the_stem_of_a_recorded_row_is_the_one_its_photo_was_planned_with():
+    assert recorded_stem("masked/a_jpg_0.jpg", "0", "crop", 0) == "a_jpg"
+    assert recorded_stem("masked/Sub/a_jpg_m2_11.jpg", "11", "closeup", 2) == "sub/a_jpg"
+    assert recorded_stem("unmasked/b_0_neg.jpg", "0", "crop", 0) == "b"
+    assert recorded_stem("masked/c_1.jpg", "1", "full", 0) == "c_1"  # whole: no face suffix
+    assert recorded_stem("masked/d_m1.jpg", "0", "full", 1) == "d"
+    assert recorded_stem("incorrect/e_3.jpg", "3", "", 0) == "e"  # a row from before framing
+
+
+def test_load_done_reads_the_stems_of_recorded_outputs(tmp_path):
+    with open(tmp_path / CSV_NAME, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=CSV_COLUMNS, restval="")
+        writer.writeheader()
+        writer.writerow({"input": "a.jpg", "face": "0", "output": "masked/a_jpg_0.jpg"})
+        writer.writerow({"input": "a.jpg", "face": "0", "output": "masked/a_jpg_m1_0.jpg",
+                         "mask_draw": "1"})  # fmt: skip
+        writer.writerow({"input": "s/x.jpg", "face": "", "status": "no_face"})
+        writer.writerow({"input": "s/y_0.jpg", "face": "0", "output": "masked/s/y_0.jpg",
+                         "framing": "full"})  # fmt: skip
+    done = load_done(tmp_path, draws=2, per_face=True)
+    assert "a.jpg" in done and "s/x.jpg" in done and len(done) == 3
+    recorded = done.recorded
+    assert "a_jpg" in recorded.stems and "s/y_0" in recorded.stems
+    assert "a_jpg_m1" not in recorded.stems and "s/x" not in recorded.stems  # x wrote nothing
+    assert recorded.clashes("s/y", per_face=True) and not recorded.clashes("s/y", per_face=False)
+    assert load_done(tmp_path).recorded is None  # not asked for: nothing kept
 
 
 def test_a_framing_mix_never_writes_over_another_photos_crop(unmasked_dir, tmp_path):

@@ -28,6 +28,7 @@ import numpy as np
 
 from maskforge.core.imageio import atomic_text_stream
 from maskforge.synth.sampling import stable_hash
+from maskforge.synth.stems import RecordedStems, per_face_prefixes, recorded_stem
 from maskforge.synth.table import (
     CSV_COLUMNS,
     CSV_NAME,
@@ -43,9 +44,11 @@ RESUME_KEYS = ("input", "options", "detector", "boxes")
 
 
 class DoneSet:
-    """Hashes of inputs already recorded (compact: 8 bytes per input, for millions of photos)."""
+    """Hashes of inputs already recorded (compact: 8 bytes per input, for millions of photos);
+    `recorded`: the stems their outputs were written under, where load_done was asked for them."""
 
     def __init__(self, hashes: array | list[int]):
+        self.recorded: RecordedStems | None = None
         if isinstance(hashes, array):
             values = np.frombuffer(hashes, dtype=np.int64) if len(hashes) else np.zeros(0, np.int64)
         else:
@@ -66,9 +69,10 @@ class DoneSet:
         return len(self._sorted)
 
 
-def _read_inputs(csv_path: Path, into: array) -> None:
-    """Append the hash of each input recorded in csv_path to `into`, streaming the file (rows
-    of one photo follow each other: each input is hashed once)."""
+def _read_inputs(csv_path: Path, into: array, stems: _StemHashes | None = None) -> None:
+    """Append the hash of each input recorded in csv_path to `into`, and each stem its outputs
+    were written under to `stems`, streaming the file (rows of one photo follow each other:
+    each input is hashed once)."""
     if not csv_path.is_file():
         return
     with open(csv_path, newline="", encoding="utf-8") as fh:
@@ -76,23 +80,77 @@ def _read_inputs(csv_path: Path, into: array) -> None:
         header = next(reader, None)
         if not header or "input" not in header:
             return
-        col, last = header.index("input"), None
+        col, last, stemmed = header.index("input"), None, True
+        where = {c: header.index(c) for c in _STEM_COLUMNS if c in header}
         for row in reader:
             if len(row) > col and row[col] and row[col] != last:
-                last = row[col]
+                last, stemmed = row[col], stems is None
                 into.append(stable_hash(last))
+            # All rows of a photo share its stem: the first row with an output file names it.
+            if not stemmed:
+                stem = _row_stem(row, where)
+                if stem is not None:
+                    stems.add(stem)
+                    stemmed = True
 
 
-def load_done(out: Path, journal_name: str = JOURNAL, with_final: bool = True) -> DoneSet:
+class _StemHashes:
+    """The recorded stems, and the stems whose per-face names they are, as 8-byte hashes."""
+
+    def __init__(self, draws: int, per_face: bool):
+        self.draws, self.per_face = draws, per_face
+        self.stems, self.prefixes = array("q"), array("q")
+
+    def add(self, stem: str) -> None:
+        self.stems.append(stable_hash(stem))
+        if self.per_face:  # only a run that writes some photos whole asks about prefixes
+            self.prefixes.extend(stable_hash(p) for p in per_face_prefixes(stem, self.draws))
+
+    def recorded(self) -> RecordedStems:
+        return RecordedStems(DoneSet(self.stems), DoneSet(self.prefixes), self.draws)
+
+
+# The columns that say which stem a row's outputs were written under.
+_STEM_COLUMNS = ("output", "original", "negative", "face", "framing", "mask_draw")
+
+
+def _row_stem(row: list[str], where: dict[str, int]) -> str | None:
+    """The stem (see synth.stems.recorded_stem) of a row's outputs; None when it has none."""
+
+    def get(column: str) -> str:
+        i = where.get(column)
+        return row[i] if i is not None and i < len(row) else ""
+
+    output = get("output") or get("original") or get("negative")
+    if not output:
+        return None
+    draw = get("mask_draw")
+    return recorded_stem(output, get("face"), get("framing"), int(draw) if draw.isdigit() else 0)
+
+
+def load_done(
+    out: Path,
+    journal_name: str = JOURNAL,
+    with_final: bool = True,
+    draws: int | None = None,
+    per_face: bool = False,
+) -> DoneSet:
     """The inputs already recorded in out (synthesis.csv unless with_final is False, and the
-    journal), after repairing a journal cut short by a kill -9. Memory: 8 bytes per photo."""
+    journal), after repairing a journal cut short by a kill -9. Memory: 8 bytes per photo.
+    draws: --masks-per-face of the run; given, the set's `recorded` also holds the stems the
+    recorded photos wrote under (synth.stems.RecordedStems, 8 more bytes per photo), for a
+    run that writes some photos whole and others per face with `per_face`."""
     out = Path(out)
     repair_journal(out / journal_name)
     hashes = array("q")
+    stems = _StemHashes(draws, per_face) if draws is not None else None
     if with_final:
-        _read_inputs(out / CSV_NAME, hashes)
-    _read_inputs(out / journal_name, hashes)
-    return DoneSet(hashes)
+        _read_inputs(out / CSV_NAME, hashes, stems)
+    _read_inputs(out / journal_name, hashes, stems)
+    done = DoneSet(hashes)
+    if stems is not None:
+        done.recorded = stems.recorded()
+    return done
 
 
 def repair_journal(journal: Path) -> None:

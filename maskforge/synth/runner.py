@@ -126,18 +126,23 @@ def check_folders(raw: Path, out: Path) -> None:
 
 
 def plan_inputs(
-    raw: Path, skipped: list | None = None, mixed: bool = False, draws: int = 1
+    raw: Path,
+    skipped: list | None = None,
+    mixed: bool = False,
+    draws: int = 1,
+    done: DoneSet | None = None,
 ) -> Iterator[tuple[Path, str, str]]:
     """(path, relative path, output stem) for every photo, in sorted order.
 
     The stems of one folder never write each other's files (see synth.stems.folder_stems;
-    mixed: some photos are written whole and others per face; draws: --masks-per-face).
+    mixed: some photos are written whole and others per face; draws: --masks-per-face), nor,
+    on resume, the files of the photos `done` has recorded (their stems are in done.recorded).
     Folders that cannot be listed are appended to `skipped` as "folder: reason" (relative to
     raw).
     """
     raw = Path(raw)
     for paths in _image_folders(raw, skipped):
-        yield from _stems(raw, paths, mixed, draws)
+        yield from _stems(raw, paths, mixed, draws, done)
 
 
 def mixed_framing(options: SynthesisOptions) -> bool:
@@ -167,13 +172,17 @@ def _image_folders(root: Path, skipped: list | None) -> Iterator[list[Path]]:
 
 
 def _stems(
-    raw: Path, paths: list[Path], mixed: bool, draws: int
+    raw: Path, paths: list[Path], mixed: bool, draws: int, done: DoneSet | None = None
 ) -> Iterator[tuple[Path, str, str]]:
-    for p, name in zip(paths, folder_stems(paths, mixed, draws)):
-        # printable: a name that is not UTF-8 goes into the CSV, the seed and the outputs as \xNN
-        rel = printable(p.relative_to(raw).as_posix())
-        stem = rel.rsplit("/", 1)[0] + "/" if "/" in rel else ""
-        yield p, rel, stem + printable(name)
+    # printable: a name that is not UTF-8 goes into the CSV, the seed and the outputs as \xNN
+    rels = [printable(p.relative_to(raw).as_posix()) for p in paths]
+    folder = rels[0].rsplit("/", 1)[0] if "/" in rels[0] else ""
+    recorded = done.recorded if done is not None else None
+    flags = [rel in done for rel in rels] if recorded is not None else None
+    for p, rel, name in zip(
+        paths, rels, folder_stems(paths, mixed, draws, recorded, flags, folder)
+    ):
+        yield p, rel, (folder + "/" if folder else "") + printable(name)
 
 
 def read_boxes(path: Path) -> dict[str, list]:
@@ -314,12 +323,12 @@ def run_synthesis(
     with _output_faults(out):
         out.mkdir(parents=True, exist_ok=True)
         with lock_output(out):
-            done, journal_name = _prepare(out, run_info, overwrite)
+            done, journal_name = _prepare(out, run_info, overwrite, options)
             todo = islice(
                 (
                     (str(p), rel, stem, given_faces.get(rel))
                     for p, rel, stem in plan_inputs(
-                        raw, mixed=mixed_framing(options), draws=options.masks_per_face
+                        raw, mixed=mixed_framing(options), draws=options.masks_per_face, done=done
                     )
                     if rel not in done
                 ),
@@ -363,9 +372,11 @@ def _output_faults(out: Path) -> Iterator[None]:
         raise OutputFolderError(exc.errno, exc.strerror, exc.filename or str(out)) from exc
 
 
-def _prepare(out: Path, run_info: dict, overwrite: bool) -> tuple[DoneSet, str]:
+def _prepare(
+    out: Path, run_info: dict, overwrite: bool, options: SynthesisOptions
+) -> tuple[DoneSet, str]:
     """Check that the run may resume into out, write its run file, tidy up after a killed
-    run; (the inputs already done, the journal's name)."""
+    run; (the inputs already done, with the stems they wrote under, the journal's name)."""
     killed = (out / JOURNAL).is_file() or (out / OVERWRITE_JOURNAL).is_file()
     defaults = SynthesisOptions().describe()
     resume_overwrite = check_resume(out, run_info, overwrite, defaults)
@@ -377,7 +388,9 @@ def _prepare(out: Path, run_info: dict, overwrite: bool) -> tuple[DoneSet, str]:
         remove_stale_temporaries(out)
     if overwrite and not resume_overwrite:
         return DoneSet([]), journal_name
-    return load_done(out, journal_name, with_final=not overwrite), journal_name
+    draws, mixed = options.masks_per_face, mixed_framing(options)
+    done = load_done(out, journal_name, not overwrite, draws=draws, per_face=mixed)
+    return done, journal_name
 
 
 def _record(
