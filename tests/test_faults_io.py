@@ -289,6 +289,39 @@ def test_a_non_utf8_name_is_recorded_escaped_and_the_batch_goes_on(unmasked_dir,
     assert rerun.exit_code in (0, 3) and len(rows_of(out)) == len(rows)  # resumed, no duplicate
 
 
+def test_a_line_break_in_a_name_stays_inside_one_csv_row_and_a_cut_journal_loses_no_row(
+    unmasked_dir, tmp_path
+):
+    from maskforge.synth.journal import JOURNAL, load_done, rows_text
+
+    assert printable("a\nb\r.jpg") == "a\\x0ab\\x0d.jpg" == printable(printable("a\nb\r.jpg"))
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    shutil.copy(unmasked_dir / GOOD[0], raw / "a\nb.jpg")
+    shutil.copy(unmasked_dir / GOOD[1], raw / "c.jpg")
+    out = tmp_path / "out"
+    result = CliRunner().invoke(cli, ["synthesize", str(raw), str(out), *SYNTH])
+    assert result.exit_code == 0, result.output
+    rows = {r["input"]: r for r in rows_of(out)}
+    assert set(rows) == {"a\\x0ab.jpg", "c.jpg"}
+    assert (out / rows["a\\x0ab.jpg"]["output"]).is_file()
+    lines = (out / "synthesis.csv").read_text().splitlines()
+    assert len(lines) == 1 + len(rows)  # every row on one line
+    rerun = CliRunner().invoke(cli, ["synthesize", str(raw), str(out), *SYNTH])
+    assert rerun.exit_code == 0 and len(rows_of(out)) == len(rows)  # resumed, no duplicate
+    # A message with line breaks is written on one line, so a kill at any byte of the last
+    # photo's write leaves the rows before it whole and none made from its parts.
+    row = {**rows["c.jpg"], "input": "d.jpg", "status": "error", "reason": "first\nsecond"}
+    text = rows_text([row])
+    assert text.count("\n") == 1 and "first second" in text
+    header = (out / "synthesis.csv").read_text().splitlines()[0] + "\n"
+    kept = rows_text([{**rows["c.jpg"], "input": "e.jpg"}])
+    for cut in range(0, len(text), 7):
+        (out / JOURNAL).write_text(header + kept + text[:cut])
+        done = load_done(out)
+        assert "e.jpg" in done and "d.jpg" not in done, cut
+
+
 # -- 3. too-large images in dataset and preview ---------------------------------------------------
 
 

@@ -26,14 +26,17 @@ def display_path(path: Path | str, folder_slash: bool = False) -> str:
 
 
 def printable(text: str) -> str:
-    """text as valid UTF-8: a file name that is not (decoded by Python with surrogate escapes)
-    gets its undecodable bytes written as \\xNN, so it can go into a CSV or a message. Valid
-    text comes back unchanged, so printable(printable(t)) == printable(t)."""
+    """text as one line of valid UTF-8: a file name that is not UTF-8 (decoded by Python with
+    surrogate escapes) gets its undecodable bytes written as \\xNN, and a line break in it as
+    \\x0a or \\x0d, so it can go into a CSV row or a one-line message. Other text comes back
+    unchanged, so printable(printable(t)) == printable(t)."""
     try:
         text.encode("utf-8")
-        return text
     except UnicodeEncodeError:
-        return os.fsencode(text).decode("utf-8", "backslashreplace")
+        text = os.fsencode(text).decode("utf-8", "backslashreplace")
+    if "\n" in text or "\r" in text:
+        text = text.replace("\n", "\\x0a").replace("\r", "\\x0d")
+    return text
 
 
 def short_hash(text: str, length: int = 8) -> str:

@@ -193,11 +193,20 @@ def remove_stale_temporaries(out: Path) -> int:
 
 
 def rows_text(rows: list[dict]) -> str:
+    """One photo's rows as CSV text, one line per row: a line break inside a value (a message)
+    becomes a space, so that repair_journal's cut at the last line break never leaves part of
+    a row behind (names come here through core.paths.printable, which has none)."""
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, extrasaction="raise", lineterminator="\n")
     for row in rows:
-        writer.writerow({k: row.get(k, "") for k in CSV_COLUMNS})
+        writer.writerow({k: _one_line(row.get(k, "")) for k in CSV_COLUMNS})
     return buf.getvalue()
+
+
+def _one_line(value: object) -> object:
+    if isinstance(value, str) and ("\n" in value or "\r" in value):
+        return " ".join(value.split())
+    return value
 
 
 def finalize(out: Path, overwrite: bool = False) -> None:
