@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from maskforge.core.imageio import write_image
-from maskforge.synth.patterns import PATTERNS, make_pattern
+from maskforge.synth import patterns
+from maskforge.synth.patterns import NOVELTY_MOTIFS, PATTERNS, make_pattern
 
 SHAPE = (120, 200)
 
@@ -25,12 +26,49 @@ def test_pattern_shape_range_and_determinism(name):
     assert a.std(axis=(0, 1)).max() > 0.01, "a pattern is not a flat colour"
 
 
-@pytest.mark.parametrize("name", PATTERNS)
+@pytest.mark.parametrize("name", [p for p in PATTERNS if p != "novelty"])
 def test_base_colour_dominates(name):
     base = np.array([40, 160, 60]) / 255.0
     out = make_pattern(name, SHAPE, np.random.default_rng(1), (40, 160, 60))
     near = np.linalg.norm(out - base, axis=-1) < 0.15
     assert near.mean() > 0.3, f"{name}: the base colour should make up much of the cloth"
+
+
+def test_novelty_prints_are_bold_and_differ_from_mask_to_mask():
+    drawn = []
+    for seed in range(60):
+        rng = np.random.default_rng(seed)
+        out = make_pattern("novelty", SHAPE, rng, (40, 58, 96))
+        # A bold print: a tenth of the mask or more far in colour from its commonest colour.
+        away = np.linalg.norm(out - np.median(out.reshape(-1, 3), axis=0), axis=-1)
+        assert np.percentile(away, 90) > 0.25, f"seed {seed}: a novelty print is bold"
+        drawn.append(out)
+    # Ten motifs, one a mask: 60 draws give many distinct prints, not one repeated.
+    distinct = {np.round(d[::8, ::8], 2).tobytes() for d in drawn}
+    assert len(distinct) == len(drawn)
+
+
+@pytest.mark.parametrize("motif", NOVELTY_MOTIFS)
+def test_each_novelty_motif_prints_something_bold_on_the_ground(motif):
+    ground = np.array([40, 58, 96], np.float32)
+    canvas = np.empty((*SHAPE, 3), np.uint8)
+    canvas[:] = ground.astype(np.uint8)
+    accent = np.array([184, 50, 58], np.float32)
+    patterns._MOTIFS[motif](canvas, np.random.default_rng(3), 0.5, ground, accent)
+    moved = np.abs(canvas.astype(np.float32) - ground).max(axis=-1) > 60
+    # A motif covers a real share of the mask, yet none is one flat colour.
+    assert 0.05 < moved.mean() and canvas.reshape(-1, 3).std(axis=0).max() > 20
+
+
+def test_skull_and_grin_sit_centred_on_the_mask():
+    for motif in ("skull", "grin"):
+        ground = np.array([20, 20, 24], np.float32)
+        canvas = np.zeros((*SHAPE, 3), np.uint8) + 20
+        patterns._MOTIFS[motif](canvas, np.random.default_rng(0), 0.5, ground, ground)
+        ys, xs = np.nonzero(np.abs(canvas.astype(int) - 20).max(axis=-1) > 60)
+        assert abs(xs.mean() - SHAPE[1] / 2) < 0.1 * SHAPE[1], motif
+        assert 0.25 * SHAPE[0] < ys.mean() < 0.75 * SHAPE[0], motif
+        assert ys.min() >= 0 and ys.max() < SHAPE[0]
 
 
 def test_no_base_colour_draws_one():

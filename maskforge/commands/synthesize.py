@@ -156,11 +156,14 @@ class ColorSpec(click.ParamType):
         "--pattern",
         "patterns",
         type=ChoiceSpec("pattern", None, _every_pattern),
-        default="none,random",
+        default=choices.PATTERNS,
         help="Fabric pattern(s): none, stripes, dots, checks, plaid, camo, floral, heather, "
-        "paisley, jersey, an image file, 'random' (any pattern), or a weighted list like "
-        "'none=2,random'. The default patterns half of the masks, as real masks are; it raised "
-        "recall on real masked photos from 0.77 to 0.90 in benchmarks/synth2real.py.",
+        "paisley, jersey, novelty (one bold printed motif: skull, grin, pop art, graffiti, "
+        "smileys, lettering, leopard, tiger, flag, halftone), an image file, 'random' (any "
+        "pattern), or a weighted list like 'none=2,random'. The default patterns half of the "
+        "masks, as real masks are, a third of those with a novelty print; patterns raised "
+        "recall on real masked photos from 0.77 to 0.90 in benchmarks/synth2real.py, and the "
+        "novelty prints from 0.92 to 0.94.",
     ),
     click.option(
         "--pattern-weight",

@@ -1,4 +1,5 @@
-"""Procedural fabric textures (stripes, dots, checks, camo, paisley, ...) and image-file patterns.
+"""Procedural fabric textures (stripes, dots, checks, camo, paisley, ...), novelty prints (skulls,
+grins, pop art, ...) and image-file patterns.
 
 Every pattern is float32 RGB (h, w, 3) in 0..1, drawn in template pixels, and a deterministic
 function of (spec, shape, rng state, base colour).
@@ -14,6 +15,12 @@ import numpy as np
 
 PATTERNS = (
     "stripes", "dots", "checks", "plaid", "camo", "floral", "heather", "paisley", "jersey",
+    "novelty",
+)  # fmt: skip
+# What `novelty` draws, one motif per mask: the printed masks sold as novelties and fan wear.
+NOVELTY_MOTIFS = (
+    "skull", "grin", "pop_art", "graffiti", "smileys", "lettering", "leopard", "tiger", "flag",
+    "halftone",
 )  # fmt: skip
 
 RGB = tuple[int, int, int]
@@ -301,6 +308,189 @@ def _jersey(h, w, rng, base, accent):
     return out * (1.0 - dot[..., None]) + tone[None, None, :] * dot[..., None]
 
 
+# Saturated inks of novelty prints, beside the cloth accents.
+_INKS = np.array(
+    [
+        [255, 40, 120], [40, 220, 120], [40, 160, 255], [255, 230, 0], [255, 120, 0],
+        [180, 60, 255], [245, 244, 238], [20, 20, 24], [220, 20, 20], [20, 30, 160],
+    ],
+    dtype=np.float32,
+)  # fmt: skip
+
+
+def _novelty(h, w, rng, base, accent):
+    # One bold printed motif at the scale real novelty masks print it (a skull or a grin
+    # spanning the mask, pop-art shards, graffiti strokes ...), drawn with OpenCV in RGB.
+    motif = NOVELTY_MOTIFS[int(rng.integers(len(NOVELTY_MOTIFS)))]
+    unit = max(h, w) / 320.0 * rng.uniform(0.8, 1.1)
+    canvas = np.empty((h, w, 3), np.uint8)
+    canvas[:] = np.round(base * 255).astype(np.uint8)
+    _MOTIFS[motif](canvas, rng, unit, base * 255, accent * 255)
+    return canvas.astype(np.float32) / 255.0
+
+
+def _ink(rng: np.random.Generator, avoid: np.ndarray | None = None) -> tuple[int, ...]:
+    """A saturated ink, some distance from `avoid` (the ground it is printed on)."""
+    inks = _INKS
+    if avoid is not None:
+        far = inks[np.linalg.norm(inks - avoid, axis=1) > 120.0]
+        inks = far if len(far) else inks
+    return tuple(int(c) for c in inks[int(rng.integers(len(inks)))])
+
+
+def _contrast(ground: np.ndarray) -> tuple[int, int, int]:
+    """Near-black on a light ground, off-white on a dark one."""
+    return (20, 20, 24) if float(ground @ [0.299, 0.587, 0.114]) > 140 else (245, 244, 238)
+
+
+def _skull(im, rng, unit, base, accent):
+    h, w = im.shape[:2]
+    bone = _contrast(base)
+    unit = h / 280.0 * rng.uniform(0.8, 1.0)  # the skull (260 units tall) fits the height
+    cx = int(w / 2 + rng.normal(0, 0.04) * w)
+    cy = int(h / 2 + 10 * unit)
+
+    def u(v: float) -> int:
+        return max(1, int(round(v * unit)))
+
+    ground = tuple(int(c) for c in base)
+    cv2.ellipse(im, (cx, cy - u(40)), (u(110), u(100)), 0, 0, 360, bone, -1, cv2.LINE_AA)
+    cv2.rectangle(im, (cx - u(70), cy + u(30)), (cx + u(70), cy + u(120)), bone, -1)
+    for dx in (-45, 45):
+        eye = (cx + int(round(dx * unit)), cy - u(40))
+        cv2.ellipse(im, eye, (u(32), u(38)), 0, 0, 360, ground, -1, cv2.LINE_AA)
+    nose = np.array([[cx, cy + u(5)], [cx - u(15), cy + u(35)], [cx + u(15), cy + u(35)]])
+    cv2.fillPoly(im, [nose.astype(np.int32)], ground, cv2.LINE_AA)
+    for x in range(cx - u(60), cx + u(61), u(24)):
+        cv2.line(im, (x, cy + u(60)), (x, cy + u(120)), ground, u(4))
+    cv2.line(im, (cx - u(70), cy + u(90)), (cx + u(70), cy + u(90)), ground, u(4))
+
+
+def _grin(im, rng, unit, base, accent):
+    h, w = im.shape[:2]
+    cx, cy = w // 2, int(h * rng.uniform(0.5, 0.6))
+    axes = (int(w * rng.uniform(0.3, 0.4)), int(h * rng.uniform(0.18, 0.26)))
+    cv2.ellipse(im, (cx, cy), axes, 0, 0, 180, (25, 10, 12), -1, cv2.LINE_AA)
+    cv2.ellipse(im, (cx, cy), axes, 0, 0, 180, (0, 0, 0), max(2, int(6 * unit)), cv2.LINE_AA)
+    tooth, gap = max(3, int(24 * unit)), max(1, int(4 * unit))
+    for x in range(cx - axes[0] + gap, cx + axes[0] - tooth, tooth + gap):
+        cv2.rectangle(im, (x, cy), (x + tooth, cy + int(axes[1] * 0.4)), (250, 250, 248), -1)
+
+
+def _pop_art(im, rng, unit, base, accent):
+    h, w = im.shape[:2]
+    for _ in range(int(rng.integers(5, 12))):
+        n = int(rng.integers(3, 7))
+        pts = np.stack([rng.integers(-w // 8, w + w // 8, n), rng.integers(-h // 8, h + h // 8, n)])
+        pts = pts.T.astype(np.int32)
+        cv2.fillPoly(im, [pts], _ink(rng), cv2.LINE_AA)
+        cv2.polylines(im, [pts], True, (0, 0, 0), max(2, int(5 * unit)), cv2.LINE_AA)
+
+
+def _graffiti(im, rng, unit, base, accent):
+    h, w = im.shape[:2]
+    im[:] = np.round(base * 0.3).astype(np.uint8)
+    for _ in range(int(rng.integers(6, 14))):
+        start = np.array([rng.uniform(0, w), rng.uniform(0, h)])
+        pts = np.cumsum(rng.normal(0, 40 * unit, (8, 2)), axis=0) + start
+        width = max(2, int(rng.uniform(6, 22) * unit))
+        cv2.polylines(im, [pts.astype(np.int32)], False, _ink(rng), width, cv2.LINE_AA)
+
+
+def _smileys(im, rng, unit, base, accent):
+    h, w = im.shape[:2]
+    cell = max(8, int(80 * unit))
+    r = int(cell * 0.38)
+    face = (255, 215, 0) if np.linalg.norm(base - [255, 215, 0]) > 120 else (245, 244, 238)
+    ox, oy = int(rng.integers(cell)), int(rng.integers(cell))
+    for row, y in enumerate(range(oy - cell, h + cell, cell)):
+        for x in range(ox - cell + (row % 2) * cell // 2, w + cell, cell):
+            cv2.circle(im, (x, y), r, face, -1, cv2.LINE_AA)
+            cv2.circle(im, (x, y), r, (0, 0, 0), max(1, r // 14), cv2.LINE_AA)
+            for ex in (-1, 1):
+                cv2.circle(im, (x + ex * r // 3, y - r // 4), max(1, r // 8), (0, 0, 0), -1)
+            cv2.ellipse(
+                im, (x, y + r // 6), (r // 2, r // 3), 0, 0, 180, (0, 0, 0), max(1, r // 10)
+            )
+
+
+def _lettering(im, rng, unit, base, accent):
+    h, w = im.shape[:2]
+    ink = _ink(rng, base)
+    scale, line = 2.0 * unit, max(8, int(70 * unit))
+    for y in range(int(line * rng.uniform(0.6, 1.0)), h + line // 2, line):
+        word = "".join(chr(int(c)) for c in rng.integers(65, 91, int(rng.integers(3, 8))))
+        x = int(rng.uniform(-0.1, 0.2) * w)
+        font = cv2.FONT_HERSHEY_DUPLEX
+        cv2.putText(im, word, (x, y), font, scale, ink, max(2, int(6 * unit)), cv2.LINE_AA)
+
+
+def _leopard(im, rng, unit, base, accent):
+    h, w = im.shape[:2]
+    im[:] = np.array([200, 150, 80]) * rng.uniform(0.8, 1.1)
+    for _ in range(int(70 * h * w / (320.0 * unit) ** 2)):
+        x, y = int(rng.uniform(0, w)), int(rng.uniform(0, h))
+        r = max(2, int(rng.uniform(8, 20) * unit))
+        angle = float(rng.uniform(0, 180))
+        cv2.ellipse(
+            im, (x, y), (r, int(r * 0.7)), angle, 0, 300, (30, 20, 10), max(1, int(5 * unit))
+        )
+
+
+def _tiger(im, rng, unit, base, accent):
+    h, w = im.shape[:2]
+    im[:] = np.array([230, 120, 20]) * rng.uniform(0.85, 1.05)
+    step, phase = max(4, int(30 * unit)), rng.uniform(0, 2 * np.pi)
+    for y in range(0, h + step, step):
+        xs = np.arange(0, w + 10, max(2, int(10 * unit)))
+        ys = y + 12 * unit * np.sin(xs / (25 * unit) + y + phase)
+        pts = np.stack([xs, ys], axis=1).astype(np.int32)
+        cv2.polylines(im, [pts], False, (10, 10, 10), max(2, int(rng.uniform(5, 12) * unit)))
+
+
+def _flag(im, rng, unit, base, accent):
+    h, w = im.shape[:2]
+    stripe = max(4, int(40 * unit))
+    light = (250, 250, 250)
+    for i, y in enumerate(range(0, h, stripe)):
+        if i % 2:
+            im[y : y + stripe] = light
+    ch, cw = int(h * rng.uniform(0.4, 0.55)), int(w * rng.uniform(0.35, 0.5))
+    im[:ch, :cw] = np.round(accent).astype(np.uint8)
+    star, size = max(6, int(36 * unit)), max(4, int(18 * unit))
+    for y in range(star // 2, ch - size // 2, star):
+        for x in range(star // 2, cw - size // 2, star):
+            cv2.drawMarker(im, (x, y), light, cv2.MARKER_STAR, size, max(1, int(3 * unit)))
+
+
+def _halftone(im, rng, unit, base, accent):
+    h, w = im.shape[:2]
+    im[:] = (245, 244, 238)
+    ink = tuple(int(c) for c in base) if float(base @ [0.299, 0.587, 0.114]) < 200 else _ink(rng)
+    cell = max(4, int(16 * unit * rng.uniform(0.8, 1.25)))
+    grow_x, flip = bool(rng.integers(2)), bool(rng.integers(2))
+    ox, oy = int(rng.integers(cell)), int(rng.integers(cell))
+    for y in range(oy - cell, h + cell, cell):
+        for x in range(ox - cell, w + cell, cell):
+            t = np.clip(x / w if grow_x else y / h, 0.0, 1.0)
+            t = 1.0 - t if flip else t
+            cv2.circle(im, (x, y), max(1, int(cell * (0.12 + 0.38 * t))), ink, -1, cv2.LINE_AA)
+
+
+_MOTIFS: dict[str, Callable[..., None]] = {
+    "skull": _skull,
+    "grin": _grin,
+    "pop_art": _pop_art,
+    "graffiti": _graffiti,
+    "smileys": _smileys,
+    "lettering": _lettering,
+    "leopard": _leopard,
+    "tiger": _tiger,
+    "flag": _flag,
+    "halftone": _halftone,
+}
+
+
 _DRAWERS: dict[str, Callable[..., np.ndarray]] = {
     "stripes": _stripes,
     "dots": _dots,
@@ -311,6 +501,7 @@ _DRAWERS: dict[str, Callable[..., np.ndarray]] = {
     "heather": _heather,
     "paisley": _paisley,
     "jersey": _jersey,
+    "novelty": _novelty,
 }
 
 
