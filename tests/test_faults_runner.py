@@ -260,7 +260,8 @@ def test_a_new_photo_keeps_clear_of_each_kind_of_recorded_file(tmp_path):
 def test_the_stem_of_a_recorded_row_is_the_one_its_photo_was_planned_with():
     assert recorded_stem("masked/a_jpg_0.jpg", "0", "crop", 0) == "a_jpg"
     assert recorded_stem("masked/Sub/a_jpg_m2_11.jpg", "11", "closeup", 2) == "sub/a_jpg"
-    assert recorded_stem("unmasked/b_0_neg.jpg", "0", "crop", 0) == "b"
+    assert recorded_stem("unmasked/b_0_neg.jpg", "0", "crop", 0, negative=True) == "b"
+    assert recorded_stem("masked/x_neg.jpg", "0", "full", 0) == "x_neg"  # a photo x_neg.jpg
     assert recorded_stem("masked/c_1.jpg", "1", "full", 0) == "c_1"  # whole: no face suffix
     assert recorded_stem("masked/d_m1.jpg", "0", "full", 1) == "d"
     assert recorded_stem("incorrect/e_3.jpg", "3", "", 0) == "e"  # a row from before framing

@@ -121,11 +121,14 @@ def _row_stem(row: list[str], where: dict[str, int]) -> str | None:
         i = where.get(column)
         return row[i] if i is not None and i < len(row) else ""
 
-    output = get("output") or get("original") or get("negative")
+    output = get("output") or get("original")
+    negative = not output
+    output = output or get("negative")
     if not output:
         return None
     draw = get("mask_draw")
-    return recorded_stem(output, get("face"), get("framing"), int(draw) if draw.isdigit() else 0)
+    draw_index = int(draw) if draw.isdigit() else 0
+    return recorded_stem(output, get("face"), get("framing"), draw_index, negative)
 
 
 def load_done(

@@ -74,12 +74,13 @@ class _Claims:
         return (match is not None and match.group(1) in self.stems) or key in self.inside
 
 
-def recorded_stem(output: str, face: str, framing: str, draw: int) -> str:
+def recorded_stem(output: str, face: str, framing: str, draw: int, negative: bool = False) -> str:
     """The stem (folder-prefixed, lowercase) of the photo that wrote `output` (a path relative
-    to out/, under its class folder) for `face` with `framing` as its `draw`-th mask draw."""
+    to out/, under its class folder) for `face` with `framing` as its `draw`-th mask draw;
+    negative: `output` is the hard negative's file (<name>_neg)."""
     *folders, name = output.split("/")[1:]
     name = name.rsplit(".", 1)[0]
-    if name.endswith(NEGATIVE_SUFFIX):  # a hard negative's own file
+    if negative and name.endswith(NEGATIVE_SUFFIX):
         name = name[: -len(NEGATIVE_SUFFIX)]
     if framing != "full" and face != "" and name.endswith(f"_{face}"):
         name = name[: -len(face) - 1]
