@@ -77,11 +77,19 @@ def make_pattern(
 
 def _pick_accent(base: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     # An accent that contrasts with the base: at least some distance away in RGB.
-    dist = np.linalg.norm(_ACCENTS - base, axis=1)
-    choices = np.flatnonzero(dist > 90.0)
-    if choices.size == 0:
-        choices = np.arange(len(_ACCENTS))
-    return _ACCENTS[int(rng.choice(choices))]
+    return _pick_colour(rng, _ACCENTS, base, 90.0)
+
+
+def _pick_colour(
+    rng: np.random.Generator, palette: np.ndarray, avoid: np.ndarray | None, min_dist: float
+) -> np.ndarray:
+    """A colour of `palette` more than min_dist from `avoid` in RGB (any, where none is or
+    avoid is None)."""
+    choices = np.arange(len(palette))
+    if avoid is not None:
+        far = np.flatnonzero(np.linalg.norm(palette - avoid, axis=1) > min_dist)
+        choices = far if far.size else choices
+    return palette[int(rng.choice(choices))]
 
 
 def _grid(h: int, w: int, angle: float) -> tuple[np.ndarray, np.ndarray]:
@@ -331,11 +339,7 @@ def _novelty(h, w, rng, base, accent):
 
 def _ink(rng: np.random.Generator, avoid: np.ndarray | None = None) -> tuple[int, ...]:
     """A saturated ink, some distance from `avoid` (the ground it is printed on)."""
-    inks = _INKS
-    if avoid is not None:
-        far = inks[np.linalg.norm(inks - avoid, axis=1) > 120.0]
-        inks = far if len(far) else inks
-    return tuple(int(c) for c in inks[int(rng.integers(len(inks)))])
+    return tuple(int(c) for c in _pick_colour(rng, _INKS, avoid, 120.0))
 
 
 def _contrast(ground: np.ndarray) -> tuple[int, int, int]:

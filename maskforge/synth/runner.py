@@ -132,7 +132,8 @@ def plan_inputs(
     draws: int = 1,
     done: DoneSet | None = None,
 ) -> Iterator[tuple[Path, str, str]]:
-    """(path, relative path, output stem) for every photo, in sorted order.
+    """(path, relative path, output stem) for every photo, in sorted order; with `done`, only
+    for the photos it has not recorded.
 
     The stems of one folder never write each other's files (see synth.stems.folder_stems;
     mixed: some photos are written whole and others per face; draws: --masks-per-face), nor,
@@ -177,12 +178,12 @@ def _stems(
     # printable: a name that is not UTF-8 goes into the CSV, the seed and the outputs as \xNN
     rels = [printable(p.relative_to(raw).as_posix()) for p in paths]
     folder = rels[0].rsplit("/", 1)[0] if "/" in rels[0] else ""
+    flags = [rel in done for rel in rels] if done is not None else [False] * len(rels)
     recorded = done.recorded if done is not None else None
-    flags = [rel in done for rel in rels] if recorded is not None else None
-    for p, rel, name in zip(
-        paths, rels, folder_stems(paths, mixed, draws, recorded, flags, folder)
-    ):
-        yield p, rel, (folder + "/" if folder else "") + printable(name)
+    stems = folder_stems(paths, mixed, draws, recorded, flags, folder)
+    for p, rel, name, recorded_already in zip(paths, rels, stems, flags):
+        if not recorded_already:
+            yield p, rel, (folder + "/" if folder else "") + printable(name)
 
 
 def read_boxes(path: Path) -> dict[str, list]:
@@ -330,7 +331,6 @@ def run_synthesis(
                     for p, rel, stem in plan_inputs(
                         raw, mixed=mixed_framing(options), draws=options.masks_per_face, done=done
                     )
-                    if rel not in done
                 ),
                 limit,
             )
