@@ -50,8 +50,8 @@ test-all: install
 	$(PY) -m pytest $(PYTEST_ARGS) -m ""
 
 lint: install
-	$(VENV)/bin/ruff check maskforge tests benchmarks
-	$(VENV)/bin/ruff format --check maskforge tests benchmarks
+	$(VENV)/bin/ruff check maskforge tests benchmarks mask_templates scripts
+	$(VENV)/bin/ruff format --check maskforge tests benchmarks mask_templates scripts
 
 clean:
 	rm -rf $(DEMO) $(DEMO)-large build dist *.egg-info

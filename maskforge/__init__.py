@@ -10,9 +10,9 @@ __version__ = "0.1.0"
 # that `import maskforge` (and `maskforge --help`) stays fast: dlib, OpenCV and torch load later.
 _PUBLIC = {
     "mask_face": "maskforge.synth.api",
-    "load_templates": "maskforge.synth.templates",
+    "load_templates": "maskforge.synth.render.templates",
     "read_image": "maskforge.core.imageio",
-    "make_sheet": "maskforge.synth.preview",
+    "make_sheet": "maskforge.synth.preview.sheet",
 }
 
 __all__ = ["__version__", *_PUBLIC]

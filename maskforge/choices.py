@@ -47,9 +47,10 @@ DEFAULT_OUT_FORMAT = "jpg"
 PATTERN_WEIGHT = 0.7  # how strongly a pattern replaces the plain colour (0..1)
 # synthesize --pattern's default: half plain; of the patterned half a third novelty prints
 # (random includes novelty too: 1/10 of it), as the real masked photos synth2real tests show.
-PATTERNS = "none=4,random=3,novelty=1"
+DEFAULT_PATTERNS = "none=4,random=3,novelty=1"
 CROP_MARGIN = 0.25  # crop margin around the face box on each side, as a fraction of the box
-# --framing: how each output is cut from the photo (synth/framing.py); crop is --margin's square.
+# --framing: how each output is cut from the photo (synth/render/framing.py); crop is --margin's
+# square.
 FRAMINGS = ("crop", "closeup", "wide", "full")
 DEFAULT_FRAMING = "crop"
 HANDS_NEAR_MASK = 0.0  # share of masked outputs that also get a hand raised beside the mask

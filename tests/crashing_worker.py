@@ -22,7 +22,7 @@ def killing_worker(deadly: tuple):
 def crashing_synthesis_worker(options, detector_args: dict, out: str):
     """runner.synthesis_worker, except that a photo with "crash" in its name SIGKILLs its
     worker."""
-    from maskforge.synth.runner import synthesis_worker
+    from maskforge.synth.run.runner import synthesis_worker
 
     real = synthesis_worker(options, detector_args, out)
 
@@ -37,7 +37,7 @@ def crashing_synthesis_worker(options, detector_args: dict, out: str):
 def crashing_crop_finder():
     """face_boxes.make_crop_finder(), except that a photo with "crash" in its name SIGKILLs its
     worker."""
-    from maskforge.synth.face_boxes import make_crop_finder
+    from maskforge.faces.boxes import make_crop_finder
 
     real = make_crop_finder()
 
@@ -54,7 +54,7 @@ def full_once_synthesis_worker(options, detector_args: dict, out: str):
     until the file out/../disk-was-full exists (its first try makes it)."""
     import errno
 
-    from maskforge.synth.runner import synthesis_worker
+    from maskforge.synth.run.runner import synthesis_worker
 
     real = synthesis_worker(options, detector_args, out)
     marker = Path(out).parent / "disk-was-full"

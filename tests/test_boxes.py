@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from maskforge.cli import cli
-from maskforge.synth.runner import read_boxes
+from maskforge.synth.run.runner import read_boxes
 
 PHOTO = "120.jpg"
 

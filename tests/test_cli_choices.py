@@ -81,7 +81,7 @@ def test_the_library_checks_against_the_same_tuples():
     assert used == vocabularies.keys()
     assert copies <= KNOWN_COPIES, copies
     from maskforge.core import imageio
-    from maskforge.synth import faces
+    from maskforge.faces import cascade as faces
 
     assert imageio.DEFAULT_MAX_PIXELS == choices.MAX_PIXELS
     assert faces.MAX_RESIDUAL == choices.MAX_SHAPE_RESIDUAL
@@ -118,10 +118,10 @@ def _assert_same_defaults(cli_values: dict, library: dict, skip: set[str] = froz
 
 def test_synthesize_defaults_are_the_librarys():
     from maskforge.commands.synthesize import synthesis_request
-    from maskforge.synth.pipeline import SynthesisOptions
-    from maskforge.synth.runner import run_synthesis
+    from maskforge.synth.run.pipeline import SynthesisOptions
+    from maskforge.synth.run.runner import RunOptions
 
-    options, run_args = synthesis_request(_parsed("synthesize", "raw", "out"))
+    options, run = synthesis_request(_parsed("synthesize", "raw", "out"))
     # The CLI's own defaults: a realistic mix of templates, half of them patterned.
     own = {"mask_types", "patterns"}
     assert {f.name for f in fields(SynthesisOptions)} - own - {"variant_yaw"} <= {
@@ -132,8 +132,11 @@ def test_synthesize_defaults_are_the_librarys():
         if field.name not in own:
             assert getattr(options, field.name) == getattr(library, field.name), field.name
     assert options.margin == choices.CROP_MARGIN
-    _assert_same_defaults(run_args, _signature_defaults(run_synthesis), skip={"workers"})
-    assert run_args["detector"] == choices.DEFAULT_DETECTOR and run_args["engine"] == "local"
+    library_run = RunOptions()
+    for field in fields(RunOptions):
+        if field.name != "workers":  # the CLI resolves it to the usable cores
+            assert getattr(run, field.name) == getattr(library_run, field.name), field.name
+    assert run.detector == choices.DEFAULT_DETECTOR and run.engine == "local"
 
 
 def test_train_defaults_are_the_train_configs():
@@ -164,18 +167,21 @@ def test_split_and_stats_defaults_are_the_librarys():
 @pytest.mark.parametrize(
     "command, args, function",
     [
-        ("predict", ["."], "maskforge.deploy.predict:predict_inputs"),
+        ("predict", ["."], "maskforge.deploy.predict:PredictOptions"),
         ("export", [], "maskforge.deploy.export:export_run"),
-        ("preview", [], "maskforge.synth.preview:build_sheet"),
-        ("templates", [], "maskforge.synth.templates:write_template_sheet"),
+        ("preview", [], "maskforge.synth.preview.sheet:build_sheet"),
+        ("templates", [], "maskforge.synth.preview.templates:write_template_sheet"),
     ],
 )
 def test_other_commands_pass_the_librarys_defaults(command, args, function):
+    """The function's keyword defaults, or an options dataclass's field defaults."""
     import importlib
 
     module, _, name = function.partition(":")
     library = _signature_defaults(getattr(importlib.import_module(module), name))
     _assert_same_defaults(_parsed(command, *args), library)
+    if command == "predict":  # every field, not just some in common
+        assert library.keys() - {"workers"} <= _parsed(command, *args).keys()
 
 
 def test_eval_defaults_are_the_eval_options():
@@ -190,7 +196,7 @@ def test_eval_defaults_are_the_eval_options():
 
 
 def test_preview_shows_the_librarys_sheet_defaults():
-    from maskforge.synth import preview
+    from maskforge.synth.preview import sheet as preview
 
     assert (choices.PREVIEW_COUNT, choices.PREVIEW_TILE) == (
         preview.DEFAULT_COUNT,
@@ -226,8 +232,8 @@ def test_help_imports_nothing_heavy():
 
 def test_framing_options_parse_to_the_librarys_choices():
     from maskforge.commands.synthesize import synthesis_request
-    from maskforge.synth.framing import RANDOM_FRAMING
-    from maskforge.synth.sampling import Choice
+    from maskforge.synth.render.framing import RANDOM_FRAMING
+    from maskforge.synth.sampling.specs import Choice
 
     options, _ = synthesis_request(_parsed("synthesize", "raw", "out", "--framing", "crop=3,wide"))
     assert options.framing == Choice(("crop", "wide"), (3.0, 1.0))
@@ -236,7 +242,7 @@ def test_framing_options_parse_to_the_librarys_choices():
     assert dict(zip(options.framing.options, options.framing.weights)) == {
         k: v / total for k, v in RANDOM_FRAMING.items()
     }
-    options, run_args = synthesis_request(_parsed("synthesize", "raw", "out", "--full-frame"))
-    assert options.framing == Choice(("full",), (1.0,)) and "full_frame" not in run_args
+    options, run = synthesis_request(_parsed("synthesize", "raw", "out", "--full-frame"))
+    assert options.framing == Choice(("full",), (1.0,)) and not hasattr(run, "full_frame")
     options, _ = synthesis_request(_parsed("synthesize", "raw", "out", "--hands-near-mask", "0.2"))
     assert options.hands_near_mask == 0.2

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from maskforge.core.imageio import read_image
-from maskforge.synth import compose
+from maskforge.synth.render import compose
 
 
 def _overlay(h: int = 40, w: int = 60, color=(200, 30, 30)) -> np.ndarray:

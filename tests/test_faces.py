@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from maskforge.core.imageio import iter_image_files, read_image
-from maskforge.synth import geometry
-from maskforge.synth.faces import DETECTORS, PAD_FRACTION, FaceFinder, find_model_file
+from maskforge.faces import geometry
+from maskforge.faces.cascade import DETECTORS, PAD_FRACTION, FaceFinder, find_model_file
 
 
 @pytest.fixture(scope="module")

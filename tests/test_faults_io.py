@@ -292,7 +292,7 @@ def test_a_non_utf8_name_is_recorded_escaped_and_the_batch_goes_on(unmasked_dir,
 def test_a_line_break_in_a_name_stays_inside_one_csv_row_and_a_cut_journal_loses_no_row(
     unmasked_dir, tmp_path
 ):
-    from maskforge.synth.journal import JOURNAL, load_done, rows_text
+    from maskforge.synth.run.journal import JOURNAL, load_done, rows_text
 
     assert printable("a\nb\r.jpg") == "a\\x0ab\\x0d.jpg" == printable(printable("a\nb\r.jpg"))
     raw = tmp_path / "raw"
@@ -374,7 +374,7 @@ def test_stats_and_duplicates_list_a_too_large_image(unmasked_dir, huge_png):
 
 
 def test_preview_draws_a_note_for_a_too_large_image(huge_png):
-    from maskforge.synth.preview import _image_or_note
+    from maskforge.synth.preview.sheet import _image_or_note
 
     tile, bad = _image_or_note(huge_png, 64)
     assert bad and tile.shape[:2] == (64, 64)

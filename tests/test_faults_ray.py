@@ -27,10 +27,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-import maskforge.synth.runner as runner
+import maskforge.synth.run.runner as runner
 from maskforge.cli import cli
-from maskforge.synth.pipeline import SynthesisOptions
-from maskforge.synth.table import CSV_NAME, JOURNAL
+from maskforge.synth.run.pipeline import SynthesisOptions
+from maskforge.synth.run.records import CSV_NAME, JOURNAL
 
 # Ray Data's own DataContext touches its deprecated settings when it copies itself.
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:ray")
@@ -301,7 +301,7 @@ class NodeKiller(threading.Thread):
 
 @pytest.mark.slow
 def test_synthesize_on_two_nodes_survives_losing_one(cluster, unmasked_dir, tmp_path):
-    from maskforge.synth.runner import run_synthesis
+    from maskforge.synth.run.runner import RunOptions, run_synthesis
 
     cluster, worker = cluster
     raw, out = tmp_path / "raw", tmp_path / "out"
@@ -315,10 +315,7 @@ def test_synthesize_on_two_nodes_survives_losing_one(cluster, unmasked_dir, tmp_
             raw,
             out,
             SynthesisOptions(seed=3),
-            engine="ray",
-            address=cluster.address,
-            workers=2,
-            progress=False,
+            RunOptions(engine="ray", address=cluster.address, workers=2, progress=False),
         )
 
     killer = NodeKiller(cluster, worker, out / JOURNAL)

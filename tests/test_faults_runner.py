@@ -17,17 +17,10 @@ from pathlib import Path
 from click.testing import CliRunner
 from PIL import Image
 
-import maskforge.synth.runner as runner
+import maskforge.synth.run.runner as runner
 from maskforge.cli import cli
-from maskforge.synth.journal import finalize, load_done
-from maskforge.synth.stems import (
-    NEGATIVE_SUFFIX,
-    RecordedStems,
-    folder_stems,
-    per_face_prefixes,
-    recorded_stem,
-)
-from maskforge.synth.table import (
+from maskforge.synth.run.journal import finalize, load_done
+from maskforge.synth.run.records import (
     CSV_COLUMNS,
     CSV_NAME,
     JOURNAL,
@@ -35,6 +28,13 @@ from maskforge.synth.table import (
     OVERWRITE_JOURNAL,
     OVERWRITE_RUN_FILE,
     RUN_FILE,
+)
+from maskforge.synth.run.stems import (
+    NEGATIVE_SUFFIX,
+    RecordedStems,
+    folder_stems,
+    per_face_prefixes,
+    recorded_stem,
 )
 
 GOOD = ("0_0_caiguoqing_0146.jpg", "120.jpg", "125.jpg", "0_0_anhu_0025.jpg")

@@ -24,8 +24,8 @@ from click.testing import CliRunner
 from PIL import Image
 
 from maskforge.cli import cli
-from maskforge.synth.pipeline import Synthesizer
-from maskforge.synth.table import CSV_NAME, JOURNAL, LOCK_FILE
+from maskforge.synth.run.pipeline import Synthesizer
+from maskforge.synth.run.records import CSV_NAME, JOURNAL, LOCK_FILE
 
 REPO = Path(__file__).resolve().parents[1]
 ONE_WORKER = ("--workers", "1", "--mask-type", "surgical")
@@ -152,7 +152,7 @@ def test_a_full_disk_stops_the_run_keeps_everything_and_a_rerun_completes(
 def test_another_write_error_stays_one_photos_error_row(raw, tmp_path, monkeypatch):
     """A write error that is not the storage's (not full, read-only or forbidden) stays that
     photo's error row; the batch goes on."""
-    import maskforge.synth.pipeline as pipeline
+    import maskforge.synth.run.pipeline as pipeline
 
     real = pipeline.write_image
     first = sorted(os.listdir(raw))[0]

@@ -9,15 +9,11 @@ import numpy as np
 import pytest
 from test_render import photo_faces
 
-from maskforge.synth import framing, geometry
-from maskforge.synth.sampling import (
-    CLOSEUP_ZOOM,
-    WIDE_ZOOM,
-    Choice,
-    FramingParams,
-    draw_framing,
-    draw_near_hand,
-)
+from maskforge.faces import geometry
+from maskforge.synth.render import framing
+from maskforge.synth.sampling.draws import CLOSEUP_ZOOM, WIDE_ZOOM, draw_framing, draw_near_hand
+from maskforge.synth.sampling.params import FramingParams
+from maskforge.synth.sampling.specs import Choice
 
 SHAPE = (600, 800, 3)  # a photo with room around the face
 
@@ -133,7 +129,7 @@ def photos(unmasked_dir: Path):
 
 
 def _synth(name: str, **options):
-    from maskforge.synth.pipeline import SynthesisOptions, Synthesizer
+    from maskforge.synth.run.pipeline import SynthesisOptions, Synthesizer
 
     return Synthesizer(
         SynthesisOptions(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from maskforge.synth import geometry
+from maskforge.faces import geometry
 
 
 @pytest.fixture

@@ -10,9 +10,11 @@ import numpy as np
 import pytest
 from test_render import masked, photo_faces
 
-from maskforge.synth import compose, hands
-from maskforge.synth.sampling import NEAR_SPOTS, Choice, NearHandParams
-from maskforge.synth.templates import load_occluders
+from maskforge.synth.render import compose, hands
+from maskforge.synth.render.templates import load_occluders
+from maskforge.synth.sampling.draws import NEAR_SPOTS
+from maskforge.synth.sampling.params import Grain, NearHandParams
+from maskforge.synth.sampling.specs import Choice
 
 # Photos of people with room beside the face (320 x 428).
 ROOMY = ("120.jpg", "125.jpg")
@@ -42,7 +44,7 @@ def test_near_hands_stay_off_the_mask_and_the_mouth(faces):
                     params = NearHandParams(name, spot, side, 0.1, 10.0, 0.85, side > 0)
                     overlay = hands.near_hand_overlay(
                         rgb, face.landmarks, load_occluders()[name], params, alpha, whole,
-                        compose.Finish(), np.random.default_rng(0),
+                        compose.Finish(), Grain(np.random.default_rng(0)),
                     )  # fmt: skip
                     if overlay is None:
                         continue
@@ -64,14 +66,14 @@ def test_no_room_off_the_mask_gives_no_hand(faces):
     whole = (0, 0, rgb.shape[1], rgb.shape[0])
     overlay = hands.near_hand_overlay(
         rgb, face.landmarks, load_occluders()["hand_back"], params, everywhere, whole,
-        compose.Finish(), np.random.default_rng(0),
+        compose.Finish(), Grain(np.random.default_rng(0)),
     )  # fmt: skip
     assert overlay is None
 
 
 @pytest.mark.parametrize("framing", ["crop", "full"])
 def test_the_pair_gets_the_same_hand_and_keeps_its_label(faces, framing):
-    from maskforge.synth.pipeline import SynthesisOptions, Synthesizer
+    from maskforge.synth.run.pipeline import SynthesisOptions, Synthesizer
 
     options = SynthesisOptions(
         mask_types=Choice(("surgical",), (1.0,)),
@@ -91,7 +93,7 @@ def test_the_pair_gets_the_same_hand_and_keeps_its_label(faces, framing):
 
 
 def test_rows_name_the_hand_and_outputs_stay_in_masked(unmasked_dir, tmp_path):
-    from maskforge.synth.pipeline import SynthesisOptions, Synthesizer
+    from maskforge.synth.run.pipeline import SynthesisOptions, Synthesizer
 
     options = SynthesisOptions(
         mask_types=Choice(("surgical",), (1.0,)),

@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from maskforge.learn.datasets import default_workers, make_loader, read_stats
+from maskforge.learn.loaders import default_workers, make_loader, read_stats
 from maskforge.learn.samplers import ShardSampler
 
 

@@ -14,10 +14,10 @@ from click.testing import CliRunner
 
 from maskforge.cli import cli
 from maskforge.core.imageio import read_image
-from maskforge.synth.pipeline import SynthesisOptions, Synthesizer
-from maskforge.synth.sampling import Choice
-from maskforge.synth.stems import folder_stems
-from maskforge.synth.table import CSV_COLUMNS
+from maskforge.synth.run.pipeline import SynthesisOptions, Synthesizer
+from maskforge.synth.run.records import CSV_COLUMNS
+from maskforge.synth.run.stems import folder_stems
+from maskforge.synth.sampling.specs import Choice
 
 MIX = dict(
     mask_types=Choice(("surgical", "cloth", "kn95", "gaiter"), (1.0, 1.0, 1.0, 1.0)),
@@ -200,7 +200,7 @@ def test_a_photo_that_fails_in_a_later_draw_leaves_no_files_behind(photos, tmp_p
 def test_an_option_field_added_inside_a_nested_option_counts_as_its_default():
     """A run.json whose finish options lack a field added since resumes at that field's
     default, and is refused when the new run sets it otherwise."""
-    from maskforge.synth.journal import _settings_changed
+    from maskforge.synth.run.journal import _settings_changed
 
     defaults = SynthesisOptions().describe()
     new = {"options": defaults}

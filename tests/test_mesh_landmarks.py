@@ -10,8 +10,9 @@ import pytest
 from click.testing import CliRunner
 
 from maskforge.core.imageio import read_image
-from maskforge.synth import geometry, mesh, surface
-from maskforge.synth.faces import FaceFinder
+from maskforge.faces import geometry, mesh
+from maskforge.faces.cascade import FaceFinder
+from maskforge.synth.render import surface
 
 PHOTOS = ("0_0_caiguoqing_0146.jpg", "120.jpg", "125.jpg", "0_0_anhu_0020.jpg")
 

@@ -10,12 +10,14 @@ import pytest
 from test_render import params
 
 from maskforge.core.imageio import read_image
-from maskforge.synth import compose, geometry, mesh_render, surface
-from maskforge.synth.faces import FaceFinder
-from maskforge.synth.raster import rasterize
-from maskforge.synth.render import apply_mask, mask_shape
-from maskforge.synth.sampling import draw_look
-from maskforge.synth.templates import load_templates
+from maskforge.faces import geometry
+from maskforge.faces.cascade import FaceFinder
+from maskforge.synth.render import compose, mesh_render, surface
+from maskforge.synth.render.overlays import apply_mask, mask_shape
+from maskforge.synth.render.raster import rasterize
+from maskforge.synth.render.templates import load_templates
+from maskforge.synth.sampling.draws import draw_look
+from maskforge.synth.sampling.params import Grain
 
 PHOTOS = ("0_0_caiguoqing_0146.jpg", "120.jpg", "125.jpg")
 NO_GRAIN = compose.Finish(grain=0.0)
@@ -38,7 +40,7 @@ def render(rgb, face, finish=NO_GRAIN, mesh=None, **kw):
     rng = np.random.default_rng(0)
     look = draw_look(rng, template, p, mask_shape(face.landmarks, template, p))
     posed = face.mesh if mesh is None else mesh
-    return apply_mask(rgb, face.landmarks, template, p, look, finish, rng, True, posed)
+    return apply_mask(rgb, face.landmarks, template, p, look, finish, Grain(rng), True, posed)
 
 
 def at(alpha: np.ndarray, point) -> float:

@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 
 from maskforge.core.imageio import write_image
-from maskforge.synth import patterns
-from maskforge.synth.patterns import NOVELTY_MOTIFS, PATTERNS, make_pattern
+from maskforge.synth.sampling import patterns
+from maskforge.synth.sampling.patterns import NOVELTY_MOTIFS, PATTERN_NAMES, make_pattern
 
 SHAPE = (120, 200)
 
 
-@pytest.mark.parametrize("name", PATTERNS)
+@pytest.mark.parametrize("name", PATTERN_NAMES)
 def test_pattern_shape_range_and_determinism(name):
     a = make_pattern(name, SHAPE, np.random.default_rng(7), (200, 40, 40))
     b = make_pattern(name, SHAPE, np.random.default_rng(7), (200, 40, 40))
@@ -26,7 +26,7 @@ def test_pattern_shape_range_and_determinism(name):
     assert a.std(axis=(0, 1)).max() > 0.01, "a pattern is not a flat colour"
 
 
-@pytest.mark.parametrize("name", [p for p in PATTERNS if p != "novelty"])
+@pytest.mark.parametrize("name", [p for p in PATTERN_NAMES if p != "novelty"])
 def test_base_colour_dominates(name):
     base = np.array([40, 160, 60]) / 255.0
     out = make_pattern(name, SHAPE, np.random.default_rng(1), (40, 160, 60))

@@ -16,8 +16,8 @@ def faces(unmasked_dir: Path) -> list[tuple[np.ndarray, object]]:
 
 
 def test_lowered_mask_outside_a_tight_photo_is_not_written(faces):
-    from maskforge.synth.pipeline import SynthesisOptions, Synthesizer
-    from maskforge.synth.sampling import Choice
+    from maskforge.synth.run.pipeline import SynthesisOptions, Synthesizer
+    from maskforge.synth.sampling.specs import Choice
 
     rgb, face = faces[1]
     # Cut the photo just under the lower lip: a mask pulled under the chin falls off the frame.
@@ -35,7 +35,7 @@ def test_lowered_mask_outside_a_tight_photo_is_not_written(faces):
 
 
 def test_unexpected_failure_on_one_photo_is_recorded(unmasked_dir, tmp_path, monkeypatch):
-    from maskforge.synth.pipeline import SynthesisOptions, Synthesizer
+    from maskforge.synth.run.pipeline import SynthesisOptions, Synthesizer
 
     synth = Synthesizer(SynthesisOptions())
 

@@ -14,10 +14,16 @@ from click.testing import CliRunner
 
 from maskforge.cli import cli
 from maskforge.core.imageio import iter_image_files, read_image, write_image
-from maskforge.deploy.predict import CLASS_COLORS, SMALL_COLOR, class_color, predict_inputs
+from maskforge.deploy.predict import (
+    CLASS_COLORS,
+    SMALL_COLOR,
+    PredictOptions,
+    class_color,
+    predict_inputs,
+)
+from maskforge.faces import cascade as faces_module
 from maskforge.learn.models import CheckpointInfo, build_model, checkpoint_dict, probabilities
 from maskforge.learn.transforms import eval_transform
-from maskforge.synth import faces as faces_module
 
 BIG = (20, 30, 90, 100)
 SMALL = (150, 10, 160, 20)
@@ -109,7 +115,7 @@ def test_predict_folder_csv_and_boxes(fake_faces, run, tmp_path, rng):
     broken = by[("../photos/broken.jpg", None)]
     assert broken["status"] == "unreadable" and pd.isna(broken["annotated"])
     # Classified on synthesize's square crop of the face, with the eval preprocessing.
-    from maskforge.synth.geometry import square_crop
+    from maskforge.faces.geometry import square_crop
 
     expected = _expected(run, face, square_crop(BIG, image_shape=face.shape[:2]))
     np.testing.assert_allclose([ok["p_unmasked"], ok["p_masked"]], expected, atol=1e-5)
@@ -145,7 +151,7 @@ def test_predict_video_every_kth_frame(fake_faces, run, tmp_path, rng):
         writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
     writer.release()
     out = tmp_path / "out"
-    summary = predict_inputs([video], out=out, run=run, every=3)
+    summary = predict_inputs([video], PredictOptions(out=out, run=run, every=3))
     df = pd.read_csv(out / "predictions.csv")
     assert sorted(df["frame"].unique()) == [0, 3, 6, 9]
     assert summary.videos == 1 and summary.frames == 4
@@ -187,7 +193,9 @@ def test_predict_three_classes_uses_argmax(fake_faces, tmp_path, rng):
     info = CheckpointInfo("resnet18", classes, 32, [0.5] * 3, [0.25] * 3)
     torch.save(checkpoint_dict(build_model("resnet18", 3).eval(), info), tmp_path / "m.pt")
     write_image(tmp_path / "in/a.png", _photo(rng))
-    predict_inputs([tmp_path / "in/a.png"], out=tmp_path / "o", run=tmp_path / "m.pt")
+    predict_inputs(
+        [tmp_path / "in/a.png"], PredictOptions(out=tmp_path / "o", run=tmp_path / "m.pt")
+    )
     row = pd.read_csv(tmp_path / "o/predictions.csv").iloc[0]
     probs = row[[f"p_{c}" for c in classes]].to_numpy(dtype=float)
     assert row["class"] == classes[int(np.argmax(probs))]
@@ -224,7 +232,7 @@ def test_predict_real_photos_finds_faces(run, tmp_path, unmasked_dir):
         (tmp_path / "in").mkdir(exist_ok=True)
         (tmp_path / "in" / p.name).write_bytes(p.read_bytes())
     out = tmp_path / "out"
-    summary = predict_inputs([tmp_path / "in"], out=out, run=run, min_face=10)
+    summary = predict_inputs([tmp_path / "in"], PredictOptions(out=out, run=run, min_face=10))
     df = pd.read_csv(out / "predictions.csv", dtype={"box": str})
     ok = df[df["status"] == "ok"]
     assert summary.faces == len(ok) >= 3  # tight face crops: nearly every photo has one
@@ -306,7 +314,7 @@ def test_interrupted_predict_keeps_a_valid_csv_and_a_rerun_completes_it(
 
     monkeypatch.setattr(predict_module._Job, "_emit", emit_then_stop)
     with pytest.raises(KeyboardInterrupt):
-        predict_inputs([photos], out=out, run=run, batch_size=1, workers=0)
+        predict_inputs([photos], PredictOptions(out=out, run=run, batch_size=1, workers=0))
     df = pd.read_csv(out / "predictions.csv")
     done = df[df["status"] != "interrupted"]
     assert sorted(done["file"].unique()) == [f"../photos/{k:02d}.png" for k in range(3)]
@@ -315,7 +323,7 @@ def test_interrupted_predict_keeps_a_valid_csv_and_a_rerun_completes_it(
     assert last["status"] == "interrupted" and "after 3 of 6 files" in last["reason"]
 
     monkeypatch.setattr(predict_module._Job, "_emit", real_emit)
-    summary = predict_inputs([photos], out=out, run=run, workers=0)
+    summary = predict_inputs([photos], PredictOptions(out=out, run=run, workers=0))
     df = pd.read_csv(out / "predictions.csv")
     assert "interrupted" not in set(df["status"])
     assert sorted(df["file"]) == sorted([f"../photos/{k:02d}.png" for k in range(6)] * 2)
@@ -327,8 +335,8 @@ def test_interrupted_predict_keeps_a_valid_csv_and_a_rerun_completes_it(
 def test_a_finished_run_is_redone_not_resumed(fake_faces, run, tmp_path, rng):
     photos = _folder(tmp_path, rng, 2)
     out = tmp_path / "annotated"
-    predict_inputs([photos], out=out, run=run, workers=0)
-    predict_inputs([photos], out=out, run=run, workers=0)
+    predict_inputs([photos], PredictOptions(out=out, run=run, workers=0))
+    predict_inputs([photos], PredictOptions(out=out, run=run, workers=0))
     df = pd.read_csv(out / "predictions.csv")
     assert len(df) == 4 and not df.duplicated(["file", "face"]).any()
 
@@ -336,7 +344,7 @@ def test_a_finished_run_is_redone_not_resumed(fake_faces, run, tmp_path, rng):
 def test_no_annotate_writes_only_the_csv(fake_faces, run, tmp_path, rng):
     photos = _folder(tmp_path, rng, 2)
     out = tmp_path / "annotated"
-    summary = predict_inputs([photos], out=out, run=run, workers=0, annotate=False)
+    summary = predict_inputs([photos], PredictOptions(out=out, run=run, workers=0, annotate=False))
     assert sorted(p.name for p in out.iterdir()) == ["predictions.csv"]
     assert summary.faces == 2 and not summary.annotated
 
@@ -344,8 +352,12 @@ def test_no_annotate_writes_only_the_csv(fake_faces, run, tmp_path, rng):
 def test_predict_in_worker_processes_matches_in_process(run, tmp_path, rng):
     """The spawn pool path (real cascade, no fakes) gives the same rows as one process."""
     photos = _folder(tmp_path, rng, 3)
-    one = predict_inputs([photos], out=tmp_path / "one", run=run, workers=0, no_face="whole")
-    two = predict_inputs([photos], out=tmp_path / "two", run=run, workers=1, no_face="whole")
+    one = predict_inputs(
+        [photos], PredictOptions(out=tmp_path / "one", run=run, workers=0, no_face="whole")
+    )
+    two = predict_inputs(
+        [photos], PredictOptions(out=tmp_path / "two", run=run, workers=1, no_face="whole")
+    )
     a = pd.read_csv(tmp_path / "one" / "predictions.csv")
     b = pd.read_csv(tmp_path / "two" / "predictions.csv")
     pd.testing.assert_frame_equal(a.drop(columns="annotated"), b.drop(columns="annotated"))
@@ -428,5 +440,5 @@ def test_a_video_is_opened_once(fake_faces, run, tmp_path, rng, monkeypatch):
         return real(path, *args)
 
     monkeypatch.setattr(predict_module.cv2, "VideoCapture", counted)
-    summary = predict_inputs([video], out=tmp_path / "out", run=run, annotate=False)
+    summary = predict_inputs([video], PredictOptions(out=tmp_path / "out", run=run, annotate=False))
     assert summary.frames == 5 and opened == [str(video)]

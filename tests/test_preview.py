@@ -14,8 +14,8 @@ from click.testing import CliRunner
 from maskforge.cli import cli
 from maskforge.core.imageio import read_image
 from maskforge.core.workspace import remember
-from maskforge.synth import preview
-from maskforge.synth.preview import (
+from maskforge.synth.preview import sheet as preview
+from maskforge.synth.preview.sheet import (
     GAP,
     LABEL_HEIGHT,
     TITLE_HEIGHT,

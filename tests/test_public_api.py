@@ -14,9 +14,9 @@ import maskforge
     ("name", "module"),
     [
         ("mask_face", "maskforge.synth.api"),
-        ("load_templates", "maskforge.synth.templates"),
+        ("load_templates", "maskforge.synth.render.templates"),
         ("read_image", "maskforge.core.imageio"),
-        ("make_sheet", "maskforge.synth.preview"),
+        ("make_sheet", "maskforge.synth.preview.sheet"),
     ],
 )
 def test_public_names_come_from_their_wing(name, module):

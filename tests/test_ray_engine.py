@@ -175,8 +175,8 @@ def test_stats_on_ray_equal_local(ray_address, unmasked_dir, tmp_path, monkeypat
 
 def test_without_ray_the_commands_say_how_to_install(tmp_path, monkeypatch):
     from maskforge.core.ray_engine import RayNotInstalledError
-    from maskforge.synth.pipeline import SynthesisOptions
-    from maskforge.synth.runner import run_synthesis
+    from maskforge.synth.run.pipeline import SynthesisOptions
+    from maskforge.synth.run.runner import RunOptions, run_synthesis
 
     monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` now raises ImportError
     (tmp_path / "raw").mkdir()
@@ -191,7 +191,9 @@ def test_without_ray_the_commands_say_how_to_install(tmp_path, monkeypatch):
         ]
     assert not (tmp_path / "out").exists()
     with pytest.raises(RayNotInstalledError, match=r"pip install 'maskforge\[ray\]'"):
-        run_synthesis(tmp_path / "raw", tmp_path / "out", SynthesisOptions(), engine="ray")
+        run_synthesis(
+            tmp_path / "raw", tmp_path / "out", SynthesisOptions(), RunOptions(engine="ray")
+        )
     assert not (tmp_path / "out").exists()
     code, output = invoke("synthesize", tmp_path / "raw", tmp_path / "out", "--address", "auto")
     assert code == 2 and "Error: --address auto needs --engine ray." in output

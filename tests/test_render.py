@@ -9,11 +9,13 @@ import numpy as np
 import pytest
 
 from maskforge.core.imageio import read_image
-from maskforge.synth import compose, geometry
-from maskforge.synth.faces import FaceFinder
-from maskforge.synth.render import apply_mask, apply_occluder, mask_shape
-from maskforge.synth.sampling import FaceParams, draw_look, draw_occluder
-from maskforge.synth.templates import load_occluders, load_templates
+from maskforge.faces import geometry
+from maskforge.faces.cascade import FaceFinder
+from maskforge.synth.render import compose
+from maskforge.synth.render.overlays import apply_mask, apply_occluder, mask_shape
+from maskforge.synth.render.templates import load_occluders, load_templates
+from maskforge.synth.sampling.draws import draw_look, draw_occluder
+from maskforge.synth.sampling.params import FaceParams, Grain
 
 # Frontal, well-lit photos from ../shared/faces/unmasked where HOG finds the face.
 PHOTOS = ("0_0_caiguoqing_0146.jpg", "120.jpg", "125.jpg")
@@ -63,7 +65,7 @@ def masked(rgb, face, finish=None, rng=None, **kw):
         p,
         look,
         finish or compose.Finish(),
-        rng,
+        Grain(rng),
         return_alpha=True,
     )
 
@@ -159,7 +161,7 @@ def test_scarves_vary_in_colour_and_stay_on_the_lower_face(faces):
     for seed in range(6):
         rng = np.random.default_rng(seed)
         drawn = draw_occluder(rng, scarf)
-        out = apply_occluder(rgb, face.landmarks, scarf, drawn, compose.Finish(), rng)
+        out = apply_occluder(rgb, face.landmarks, scarf, drawn, compose.Finish(), Grain(rng))
         changed = np.abs(out.astype(int) - rgb.astype(int)).sum(axis=2) > 30
         ys = np.nonzero(changed)[0]
         assert changed.sum() > 0.05 * changed.size
@@ -183,15 +185,15 @@ def test_without_grain_the_generator_is_not_touched(faces):
     for seed in (1, 2):
         rng = np.random.default_rng(seed)
         before = rng.bit_generator.state
-        outputs.append(apply_mask(rgb, face.landmarks, template, p, look, no_grain, rng))
+        outputs.append(apply_mask(rgb, face.landmarks, template, p, look, no_grain, Grain(rng)))
         assert rng.bit_generator.state == before
     np.testing.assert_array_equal(*outputs)
     hand = next(o for o in load_occluders().values() if o.kind == "hand")
     drawn = draw_occluder(np.random.default_rng(0), hand)
     rng = np.random.default_rng(5)
     before = rng.bit_generator.state
-    a = apply_occluder(rgb, face.landmarks, hand, drawn, no_grain, rng)
-    b = apply_occluder(rgb, face.landmarks, hand, drawn, no_grain, np.random.default_rng(6))
+    a = apply_occluder(rgb, face.landmarks, hand, drawn, no_grain, Grain(rng))
+    b = apply_occluder(rgb, face.landmarks, hand, drawn, no_grain, Grain(np.random.default_rng(6)))
     assert rng.bit_generator.state == before
     np.testing.assert_array_equal(a, b)
 

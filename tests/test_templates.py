@@ -9,21 +9,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from maskforge.synth.templates import (
+from maskforge.synth.render.templates import (
     ANCHOR_NAMES,
-    NAMED_COLORS,
     MaskTemplate,
     Occluder,
     TemplateVariant,
     default_root,
-    format_color,
     load_occluders,
     load_templates,
-    make_pattern,
-    parse_color,
     render_appearance,
-    sample_color,
 )
+from maskforge.synth.sampling.draws import sample_color
+from maskforge.synth.sampling.patterns import make_pattern
+from maskforge.synth.sampling.specs import NAMED_COLORS, format_color, parse_color
 
 REPO = Path(__file__).resolve().parents[1]
 TEMPLATE_DIR = REPO / "mask_templates"
@@ -377,7 +375,7 @@ def test_bad_anchor_count_is_reported(tmp_path):
 
 
 def test_recolour_accents_changes_only_the_filter_cartridges(templates):
-    from maskforge.synth.templates import recolour_accents
+    from maskforge.synth.render.templates import recolour_accents
 
     v = templates["gas"].variants["front"]
     rgb = v.rgba[..., :3].astype(int)

@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 from maskforge.cli import cli
 from maskforge.core.imageio import read_image
-from maskforge.synth.templates import load_occluders, load_templates
+from maskforge.synth.render.templates import load_occluders, load_templates
 
 REPO = Path(__file__).resolve().parents[1]
 TEMPLATE_DIR = REPO / "mask_templates"

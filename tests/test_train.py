@@ -20,7 +20,7 @@ from maskforge.core.imageio import write_image
 from maskforge.core.workspace import remember
 from maskforge.dataset.manifest import class_order, file_sha256, read_manifest
 from maskforge.learn.config import TrainConfig
-from maskforge.learn.datasets import ManifestDataset
+from maskforge.learn.loaders import ManifestDataset
 from maskforge.learn.models import load_checkpoint, probabilities, read_checkpoint
 from maskforge.learn.stopping import TrainingInterrupted
 from maskforge.learn.train import train

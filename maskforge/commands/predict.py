@@ -109,9 +109,9 @@ def predict_command(inputs: tuple[Path, ...], **options) -> None:
     written as the run goes: after Ctrl-C or a crash it holds every finished file (and a
     last row saying where it stopped), and rerunning the same command resumes.
     """
-    from maskforge.deploy.predict import predict_inputs
+    from maskforge.deploy.predict import PredictOptions, predict_inputs
 
-    summary = predict_inputs(inputs, echo=click.echo, **options)
+    summary = predict_inputs(inputs, PredictOptions(**options), echo=click.echo)
     classes = ", ".join(f"{name} {n}" for name, n in sorted(summary.by_class.items())) or "none"
     source = f"{summary.images} image(s)"
     if summary.videos:

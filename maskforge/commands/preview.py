@@ -163,7 +163,7 @@ def preview_command(
       maskforge preview out/ --framing closeup --side-by-side --sheet closeups.png
     """
     from maskforge.core.paths import display_path
-    from maskforge.synth.preview import Filters, write_sheet
+    from maskforge.synth.preview.sheet import Filters, write_sheet
 
     if out is None:
         out, origin = recalled("synthesize_out")

@@ -23,7 +23,8 @@ from maskforge.commands.options import (
 )
 
 if TYPE_CHECKING:
-    from maskforge.synth.pipeline import SynthesisOptions
+    from maskforge.synth.run.pipeline import SynthesisOptions
+    from maskforge.synth.run.runner import RunOptions
 
 EXIT_SOME_FAILED = 3
 
@@ -46,7 +47,7 @@ class ChoiceSpec(click.ParamType):
         self.what, self.allowed, self.random_weights = what, allowed, random_weights
 
     def convert(self, value, param, ctx):
-        from maskforge.synth.sampling import Choice, parse_choice
+        from maskforge.synth.sampling.specs import Choice, parse_choice
 
         if isinstance(value, Choice) or value is None:
             return value
@@ -58,25 +59,25 @@ class ChoiceSpec(click.ParamType):
 
 
 def _mask_mix() -> dict[str, float]:
-    from maskforge.synth.pipeline import default_mask_mix
+    from maskforge.synth.run.pipeline import default_mask_mix
 
     return default_mask_mix()
 
 
 def _every_pattern() -> dict[str, float]:
-    from maskforge.synth.patterns import PATTERNS
+    from maskforge.synth.sampling.patterns import PATTERN_NAMES
 
-    return dict.fromkeys(PATTERNS, 1.0)
+    return dict.fromkeys(PATTERN_NAMES, 1.0)
 
 
 def _random_wear() -> dict[str, float]:
-    from maskforge.synth.pipeline import RANDOM_WEAR
+    from maskforge.synth.run.pipeline import RANDOM_WEAR
 
     return dict(RANDOM_WEAR)
 
 
 def _random_framing() -> dict[str, float]:
-    from maskforge.synth.framing import RANDOM_FRAMING
+    from maskforge.synth.render.framing import RANDOM_FRAMING
 
     return dict(RANDOM_FRAMING)
 
@@ -87,8 +88,7 @@ class ColorSpec(click.ParamType):
     name = "COLORS"
 
     def convert(self, value, param, ctx):
-        from maskforge.synth.sampling import Choice, parse_choice
-        from maskforge.synth.templates import parse_color
+        from maskforge.synth.sampling.specs import Choice, parse_choice, parse_color
 
         if value is None or isinstance(value, Choice) or value == "random":
             return None if value == "random" else value
@@ -156,14 +156,13 @@ class ColorSpec(click.ParamType):
         "--pattern",
         "patterns",
         type=ChoiceSpec("pattern", None, _every_pattern),
-        default=choices.PATTERNS,
+        default=choices.DEFAULT_PATTERNS,
         help="Fabric pattern(s): none, stripes, dots, checks, plaid, camo, floral, heather, "
         "paisley, jersey, novelty (one bold printed motif: skull, grin, pop art, graffiti, "
         "smileys, lettering, leopard, tiger, flag, halftone), an image file, 'random' (any "
         "pattern), or a weighted list like 'none=2,random'. The default patterns half of the "
-        "masks, as real masks are, a third of those with a novelty print; patterns raised "
-        "recall on real masked photos from 0.77 to 0.90 in benchmarks/synth2real.py, and the "
-        "novelty prints from 0.92 to 0.94.",
+        "masks, as real masks are, a third of those with a novelty print (what each does to a "
+        "classifier: docs/benchmarks.md).",
     ),
     click.option(
         "--pattern-weight",
@@ -296,10 +295,8 @@ class ColorSpec(click.ParamType):
         help="Masked/unmasked pairs per face, each with its own draws (mask type, colour, "
         "pattern, wear, framing): more variety from few photos. The first is what one mask per "
         "face gives; the k-th writes <stem>_m<k>_<face>.jpg and has mask_draw k in "
-        "synthesis.csv. A photo's pairs stay in one split. Two per face gave +1.0 points of "
-        "accuracy and +1.7 of recall on real masked photos, three +1.5 and +2.6 "
-        "(benchmarks/synth2real.py, mean of 3 seeds); detection runs once per photo, so two "
-        "take about 1.2-1.4x as long as one.",
+        "synthesis.csv. A photo's pairs stay in one split. Detection runs once per photo, so "
+        "each extra pair costs only its drawing and writing (measured: docs/benchmarks.md).",
     ),
     click.option(
         "--margin",
@@ -347,18 +344,18 @@ def synthesize(raw: Path, out: Path, **params) -> None:
     read-only), 130 after Ctrl-C, 143 after SIGTERM.
     """
     from maskforge.core.workspace import remember
-    from maskforge.synth.runner import OutputFolderError, run_synthesis
+    from maskforge.synth.run.runner import OutputFolderError, run_synthesis
 
-    options, run_args = synthesis_request(params)
-    click.echo(f"synthesize: {raw} -> {out}  ({_describe(options, run_args)})")
+    options, run = synthesis_request(params)
+    click.echo(f"synthesize: {raw} -> {out}  ({_describe(options, run)})")
     terminated: list[int] = []
     try:
         with _terminate_as_interrupt(terminated):
-            summary = run_synthesis(raw, out, options, **run_args)
+            summary = run_synthesis(raw, out, options, run)
     except KeyboardInterrupt:
         where = (
             "the old synthesis.csv is kept until an --overwrite run finishes"
-            if run_args.get("overwrite")
+            if run.overwrite
             else "finished photos are in synthesis.csv"
         )
         how = "Stopped (SIGTERM)" if terminated else "Interrupted"
@@ -395,20 +392,20 @@ def _terminate_as_interrupt(seen: list[int]) -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def synthesis_request(params: dict) -> tuple[SynthesisOptions, dict]:
+def synthesis_request(params: dict) -> tuple[SynthesisOptions, RunOptions]:
     """The parsed options of `synthesize` as SynthesisOptions (the options named like its
-    fields, plus --realism and --format) and the keyword arguments of run_synthesis (the rest,
-    with --workers resolved)."""
+    fields, plus --realism and --format) and RunOptions (the rest, with --workers resolved)."""
     from dataclasses import fields
 
     from maskforge.commands.errors import UserError
-    from maskforge.synth import compose
-    from maskforge.synth.pipeline import SynthesisOptions
-    from maskforge.synth.sampling import Choice
+    from maskforge.synth.render import compose
+    from maskforge.synth.run.pipeline import SynthesisOptions
+    from maskforge.synth.run.runner import RunOptions
+    from maskforge.synth.sampling.specs import Choice
 
-    run_args = dict(params)
+    run_args = {k: v for k, v in params.items() if k not in ("raw", "out")}
     names = {f.name for f in fields(SynthesisOptions)}
-    values = {name: run_args.pop(name) for name in params if name in names}
+    values = {name: run_args.pop(name) for name in list(run_args) if name in names}
     values["out_format"] = f".{values['out_format']}"
     if run_args.pop("full_frame"):
         if values["framing"].options != ("crop",):
@@ -423,18 +420,18 @@ def synthesis_request(params: dict) -> tuple[SynthesisOptions, dict]:
 
         # The cores this process may use (a cpuset or taskset may allow fewer than the machine's).
         run_args["workers"] = run_args["workers"] or usable_cores()
-    return SynthesisOptions(**values), run_args
+    return SynthesisOptions(**values), RunOptions(**run_args)
 
 
-def _describe(options: SynthesisOptions, run_args: dict) -> str:
-    workers, address = run_args["workers"], run_args["address"]
+def _describe(options: SynthesisOptions, run: RunOptions) -> str:
+    workers, address = run.workers, run.address
     how = f"{workers} worker{'' if workers == 1 else 's'}"
-    if run_args["engine"] == "ray":
+    if run.engine == "ray":
         how = (f"{workers} Ray actors" if workers else "one Ray actor per CPU") + (
             f" on the cluster at {address}" if address else " on a local Ray"
         )
     return (
-        f"seed {options.seed}, {how}, detector {run_args['detector']}, "
+        f"seed {options.seed}, {how}, detector {run.detector}, "
         f"mask {options.mask_types}, wear {options.wear}, framing {options.framing}"
         + (f", hands near masks {options.hands_near_mask:g}" if options.hands_near_mask else "")
         + (f", {options.masks_per_face} masks per face" if options.masks_per_face > 1 else "")

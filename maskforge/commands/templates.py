@@ -35,7 +35,7 @@ def templates_command(root: Path | None, sheet: Path | None, anchors: bool, seed
       maskforge templates
       maskforge templates --sheet templates.png
     """
-    from maskforge.synth.templates import describe_templates, write_template_sheet
+    from maskforge.synth.preview.templates import describe_templates, write_template_sheet
 
     rows = describe_templates(root)
     width = max(len(r["name"]) for r in rows)

@@ -17,8 +17,8 @@ from pathlib import Path
 import pandas as pd
 
 from maskforge.core.imageio import is_image_path, iter_image_files
-from maskforge.synth.table import CSV_NAME as SYNTHESIS_CSV
-from maskforge.synth.table import read_synthesis_table
+from maskforge.synth.run.records import CSV_NAME as SYNTHESIS_CSV
+from maskforge.synth.run.records import read_synthesis_table
 
 ITEM_COLUMNS = ("abspath", "label", "group", "source", "mask_type", "wear", "kind")
 SOURCE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")

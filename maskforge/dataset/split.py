@@ -37,7 +37,7 @@ from maskforge.dataset.stats import (
     unreadable_message,
     write_stats_json,
 )
-from maskforge.synth.table import CSV_NAME as SYNTHESIS_CSV
+from maskforge.synth.run.records import CSV_NAME as SYNTHESIS_CSV
 
 REPORT_NAME = "split_report.md"
 STATS_NAME = "stats.json"

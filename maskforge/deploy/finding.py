@@ -14,7 +14,7 @@ import numpy as np
 
 from maskforge.core.imageio import ImageTooLargeError, UnreadableImageError, read_image
 from maskforge.core.parallel import one_thread_in_workers
-from maskforge.synth.face_boxes import find_face_boxes
+from maskforge.faces.boxes import find_face_boxes
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """Classify every face in photos, folders and videos; write a CSV and annotated copies.
 
-Faces are found with the same detector cascade as `synthesize` (maskforge.synth.faces) and
-classified on the same square crop (maskforge.synth.geometry.square_crop), with the eval
+Faces are found with the same detector cascade as `synthesize` (maskforge.faces.cascade) and
+classified on the same square crop (maskforge.faces.geometry.square_crop), with the eval
 preprocessing. Decoding and detection run in worker processes (deploy.finding) while the main
 process classifies the crops in batches and writes predictions.csv as it goes
 (deploy.predictions), so an interrupted run resumes; videos stream frame by frame.
@@ -206,74 +206,100 @@ def _unique(name: Path, used: set[Path]) -> Path:
     return candidate
 
 
+@dataclass(frozen=True)
+class PredictOptions:
+    """What `predict` does with its inputs, checked when made (a ValueError names the value).
+
+    out: the folder for predictions.csv and annotated copies; run / checkpoint: the trained run
+    and which checkpoint (learn.runs finds them); threshold: the masked class's probability
+    cut (binary models); every: classify every n-th video frame; min_face: smaller faces are
+    recorded as too small; detector: the face cascade (choices.DETECTORS); no_face: "skip"
+    records an image or frame without a face as no_face, "whole" classifies the whole image
+    instead (status whole_image); workers: detection processes (None: one per core, or none
+    for a few photos); batch_size: crops per classifier call; annotate: write annotated copies;
+    runtime: the classifier's, auto (ONNX Runtime on CPU where installed), onnx or torch.
+    """
+
+    out: Path = Path("annotated")
+    run: Path | None = None
+    checkpoint: str = "best"
+    threshold: float = 0.5
+    every: int = 1
+    min_face: int = 24
+    detector: str = DEFAULT_FIND_DETECTOR
+    device: str = "auto"
+    no_face: str = "skip"
+    workers: int | None = None
+    batch_size: int = DEFAULT_BATCH
+    annotate: bool = True
+    runtime: str = DEFAULT_PREDICT_RUNTIME
+
+    def __post_init__(self) -> None:
+        from maskforge.core.parallel import check_local_workers
+
+        if self.every < 1 or self.min_face < 1 or self.batch_size < 1:
+            raise ValueError("--every, --min-face and --batch-size must be at least 1.")
+        if not 0 < self.threshold < 1:
+            raise ValueError(f"Invalid threshold {self.threshold}; it must be between 0 and 1.")
+        if self.no_face not in NO_FACE_CHOICES:
+            raise ValueError(
+                f"Invalid no_face {self.no_face!r}; use {' or '.join(NO_FACE_CHOICES)}."
+            )
+        check_local_workers(self.workers)
+        object.__setattr__(self, "out", Path(self.out))
+
+
 def predict_inputs(
     inputs: Sequence[Path],
-    out: Path = Path("annotated"),
-    run: Path | None = None,
-    checkpoint: str = "best",
-    threshold: float = 0.5,
-    every: int = 1,
-    min_face: int = 24,
-    detector: str = DEFAULT_FIND_DETECTOR,
-    device: str = "auto",
+    options: PredictOptions = PredictOptions(),
     echo: Echo | None = None,
-    no_face: str = "skip",
-    workers: int | None = None,
-    batch_size: int = DEFAULT_BATCH,
-    annotate: bool = True,
-    runtime: str = DEFAULT_PREDICT_RUNTIME,
 ) -> PredictSummary:
-    """Detect and classify every face in images, folders and videos.
+    """Detect and classify every face in images, folders and videos (see PredictOptions).
 
     Writes out/predictions.csv (one row per face, and one per image or frame without a usable
     face) and, with annotate, annotated copies: out/<name> for images, out/<stem>.mp4 for videos
-    (every `every`-th frame, at fps / every). Unreadable files and too-small faces are recorded.
-    no_face: "skip" records an image or frame without a face as no_face; "whole" classifies
-    the whole image instead (status whole_image). workers: detection processes (None: one per
-    core, or none for a few photos); runtime: the classifier's, auto (ONNX Runtime on
-    CPU where installed), onnx or torch; an interrupted run resumes when rerun.
+    (every `every`-th frame, at fps / every). Unreadable files and too-small faces are recorded;
+    an interrupted run resumes when rerun. echo: where progress lines go (None: nowhere).
     """
-    from maskforge.core.parallel import check_local_workers
     from maskforge.core.paths import display_path
     from maskforge.learn.runs import load_run_model
 
-    _check_options(inputs, every, min_face, threshold, no_face, batch_size)
-    check_local_workers(workers)
+    if not inputs:
+        raise ValueError("Give at least one image, folder or video.")
+    opts = options
     echo = echo or (lambda _: None)
-    out = Path(out)
+    out = opts.out
     files = collect_inputs(inputs, out)
     if not files:
         raise ValueError(f"No images or videos found in {', '.join(map(str, inputs))}.")
-    _, ckpt, model, info, dev = load_run_model(run, checkpoint, device, echo)
+    _, ckpt, model, info, dev = load_run_model(opts.run, opts.checkpoint, opts.device, echo)
     out.mkdir(parents=True, exist_ok=True)
     state = {
         "inputs": [str(Path(i).resolve()) for i in inputs],
         "checkpoint": str(Path(ckpt).resolve()),
-        "options": [threshold, every, min_face, detector, no_face, annotate],
+        "options": [
+            opts.threshold,
+            opts.every,
+            opts.min_face,
+            opts.detector,
+            opts.no_face,
+            opts.annotate,
+        ],
     }
     writer = PredictionsWriter(out, list(info.classes), state)
     if writer.done:
         echo(f"Resuming: {len(writer.done)} of {len(files)} file(s) already done")
-    classify = make_classifier(model, info, dev, ckpt, threshold, batch_size, runtime, echo)
-    job = _Job(out, files, writer, classify, annotate, every)
-    finder_args = (detector, min_face, info.img_size, no_face, annotate)
-    job.run(finder_args, job.pool_size(workers))
+    classify = make_classifier(
+        model, info, dev, ckpt, opts.threshold, opts.batch_size, opts.runtime, echo
+    )
+    job = _Job(out, files, writer, classify, opts.annotate, opts.every)
+    finder_args = (opts.detector, opts.min_face, info.img_size, opts.no_face, opts.annotate)
+    job.run(finder_args, job.pool_size(opts.workers))
     echo(
         f"Wrote {display_path(job.summary.csv_path)}"
-        + (f" and annotated copies in {display_path(out)}" if annotate else "")
+        + (f" and annotated copies in {display_path(out)}" if opts.annotate else "")
     )
     return job.summary
-
-
-def _check_options(inputs, every, min_face, threshold, no_face, batch_size) -> None:
-    if not inputs:
-        raise ValueError("Give at least one image, folder or video.")
-    if every < 1 or min_face < 1 or batch_size < 1:
-        raise ValueError("--every, --min-face and --batch-size must be at least 1.")
-    if not 0 < threshold < 1:
-        raise ValueError(f"Invalid threshold {threshold}; it must be between 0 and 1.")
-    if no_face not in NO_FACE_CHOICES:
-        raise ValueError(f"Invalid no_face {no_face!r}; use {' or '.join(NO_FACE_CHOICES)}.")
 
 
 class _Job:

@@ -23,10 +23,10 @@ from maskforge.core.imageio import atomic_write_text
 from maskforge.core.parallel import check_local_workers
 from maskforge.core.paths import display_path
 from maskforge.dataset.manifest import read_manifest
-from maskforge.evaluate.figures import write_gradcam, write_plots
 from maskforge.evaluate.folders import folder_frame
 from maskforge.evaluate.inference import face_crops, predict_frame
 from maskforge.evaluate.markdown import render_markdown
+from maskforge.evaluate.report_figures import write_gradcam, write_plots
 from maskforge.evaluate.scoring import score_predictions, val_threshold, write_predictions
 from maskforge.learn.models import CheckpointInfo
 from maskforge.learn.runs import load_run_model, run_manifests_dir

@@ -15,7 +15,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from maskforge.core.imageio import ImageTooLargeError, UnreadableImageError, read_image
-from maskforge.learn.datasets import ManifestDataset
+from maskforge.learn.loaders import ManifestDataset
 from maskforge.learn.models import CheckpointInfo
 from maskforge.learn.transforms import eval_transform
 
@@ -106,7 +106,7 @@ def face_crops(
         default_workers,
         pool_map,
     )
-    from maskforge.synth.face_boxes import make_crop_finder
+    from maskforge.faces.boxes import make_crop_finder
 
     paths = [str(p) for p in frame["abspath"]]
     if workers is None:

@@ -19,9 +19,9 @@ from tqdm.auto import tqdm
 from maskforge.learn import distributed as dist_utils
 from maskforge.learn.cache import CachedImages, build_caches, cache_mean_std, train_cache_size
 from maskforge.learn.config import TrainConfig
-from maskforge.learn.datasets import TrainingData, make_loader
 from maskforge.learn.distributed import DistContext
 from maskforge.learn.features import extract_features, feature_batches
+from maskforge.learn.loaders import TrainingData, make_loader
 from maskforge.learn.logs import logger
 from maskforge.learn.loop import Batch
 from maskforge.learn.samplers import EpochSampler, ShardSampler

@@ -24,10 +24,10 @@ from maskforge.choices import DEFAULT_IMG_SIZE
 from maskforge.learn import distributed as dist_utils
 from maskforge.learn import runs
 from maskforge.learn.config import RESUME_OVERRIDES, TrainConfig, resume_config
-from maskforge.learn.datasets import TrainingData, default_workers, load_training_data
 from maskforge.learn.devices import amp_dtype_for, resolve_device
 from maskforge.learn.distributed import DistContext
 from maskforge.learn.inputs import TrainInputs
+from maskforge.learn.loaders import TrainingData, default_workers, load_training_data
 from maskforge.learn.logs import logger, logger_state, start_logging, stop_logging
 from maskforge.learn.loop import (
     EpochTotals,

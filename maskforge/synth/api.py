@@ -1,7 +1,7 @@
 """The public entry point for masking an image inside a user's own code: `mask_face`.
 
 `from maskforge import mask_face` loads it lazily. It runs the same sampler and compositor as
-`maskforge synthesize` (sampling.draw_look, render.apply_mask), one face at a time.
+`maskforge synthesize` (sampling.draws.FaceSampler, render.overlays.apply_mask), one face at a time.
 """
 
 from __future__ import annotations
@@ -9,11 +9,14 @@ from __future__ import annotations
 import numpy as np
 
 from maskforge.choices import DEFAULT_LANDMARKS, DEFAULT_RENDERER, RENDERERS
-from maskforge.synth import compose, geometry
-from maskforge.synth.faces import FaceFinder
-from maskforge.synth.render import apply_mask, mask_shape
-from maskforge.synth.sampling import FaceParams, draw_look
-from maskforge.synth.surface import mesh_from_68
+from maskforge.faces import geometry
+from maskforge.faces.cascade import FaceFinder
+from maskforge.synth.render import compose
+from maskforge.synth.render.overlays import apply_mask, mask_shape
+from maskforge.synth.render.surface import mesh_from_68
+from maskforge.synth.sampling.draws import FaceSampler
+from maskforge.synth.sampling.params import FaceParams
+from maskforge.synth.sampling.specs import parse_color
 
 _FINDERS: dict[str, FaceFinder] = {}
 
@@ -40,8 +43,8 @@ def mask_face(
     name or image path; wear: correct, nose_out or chin; renderer: "mesh" (laid on the 3D face)
     or "flat" (a 2D view warped by six anchors). The same seed gives the same image.
     """
-    from maskforge.synth import mesh
-    from maskforge.synth.templates import load_templates, parse_color, sample_color
+    from maskforge.faces import mesh
+    from maskforge.synth.render.templates import load_templates
 
     if renderer not in RENDERERS:
         raise ValueError(f"Invalid renderer {renderer!r}. Choose from: {', '.join(RENDERERS)}.")
@@ -63,9 +66,9 @@ def mask_face(
             faces = [(given.reshape(68, 2), None)]
     out = image
     for i, (lm, face_mesh) in enumerate(faces):
-        rng = np.random.default_rng([seed, i])
+        sampler = FaceSampler([seed, i])
         template = templates[mask_type]
-        rgb_color = parse_color(color) if color else sample_color(template, rng)
+        rgb_color = parse_color(color) if color else sampler.color(template)
         params = FaceParams(
             mask_type=mask_type,
             variant=(
@@ -80,11 +83,11 @@ def mask_face(
             negative=None,
             seed=seed,
         )
-        look = draw_look(rng, template, params, mask_shape(lm, template, params))
+        look = sampler.look(template, params, mask_shape(lm, template, params))
         posed = None
         if renderer == "mesh":
             posed = face_mesh if face_mesh is not None else mesh_from_68(lm)
         out = apply_mask(
-            out, lm, template, params, look, finish or compose.Finish(), rng, mesh=posed
+            out, lm, template, params, look, finish or compose.Finish(), sampler.grain, mesh=posed
         )
     return out

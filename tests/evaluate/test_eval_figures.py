@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from maskforge.evaluate.figures import _short, _thumb, cam_sample
+from maskforge.evaluate.report_figures import _short, _thumb, cam_sample
 
 # Rows 0, 1 and 7 are mistakes, rows 2-5 correct (two of each class), row 6 unreadable.
 OK = np.array([1, 1, 1, 1, 1, 1, 0, 1], bool)

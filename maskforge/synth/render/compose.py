@@ -11,7 +11,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from maskforge.synth import geometry
+from maskforge.faces import geometry
+from maskforge.synth.sampling.params import Grain
 
 # Typical skin chromaticity (r, g, b normalised to mean 1) under neutral light; a face's departure
 # from it estimates the colour cast of the light falling on it.
@@ -133,7 +134,7 @@ def finish_overlay(
     roi: tuple[int, int, int, int],
     landmarks: np.ndarray,
     finish: Finish,
-    rng: np.random.Generator,
+    grain: Grain,
     match_level: bool = True,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Match a warped overlay to the photo: light level and gradient, cast, grayscale, softness.
@@ -158,7 +159,7 @@ def finish_overlay(
     if grayscale:
         out = np.repeat((out @ np.array([0.299, 0.587, 0.114], np.float32))[..., None], 3, axis=2)
     if finish.grain > 0:
-        out = _match_softness(out, alpha, rgb, roi, finish.grain, rng, grayscale)
+        out = _match_softness(out, alpha, rgb, roi, finish.grain, grain, grayscale)
     if finish.feather > 0:
         sigma = max(0.5, 0.006 * face_width) * finish.feather
         # Erode first so feathering softens inward and never paints a halo outside the shape.
@@ -194,7 +195,7 @@ def _match_softness(
     rgb: np.ndarray,
     roi: tuple[int, int, int, int],
     strength: float,
-    rng: np.random.Generator,
+    grain: Grain,
     grayscale: bool,
 ) -> np.ndarray:
     """Blur and add noise so the overlay is no sharper or cleaner than the photo around it."""
@@ -214,7 +215,7 @@ def _match_softness(
     noise = min(noise, 0.04) * strength
     if noise > 1e-4:
         shape = out.shape[:2] + ((1,) if grayscale else (3,))
-        out = out + rng.normal(0.0, noise, size=shape).astype(np.float32)
+        out = out + grain.noise(noise, shape)
     return out
 
 

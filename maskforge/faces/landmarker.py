@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from maskforge.synth import mesh
+from maskforge.faces import mesh
 
 # The landmark model's input is 256 px square; the crop is the box grown by CROP_SCALE (the model
 # was trained on faces with a ~25% margin on each side).

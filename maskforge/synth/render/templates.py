@@ -1,4 +1,4 @@
-"""Mask templates and occluders (mask_templates/): loading, colours, and template-space recolouring.
+"""Mask templates and occluders (mask_templates/): loading, checking, template-space recolouring.
 
 Coordinates are template pixels, (x, y), x to the right and y down. Images are RGBA uint8
 (H, W, 4); tints are float32 (H, W) in 0..1 (1 = fabric that takes the user's colour/pattern).
@@ -10,7 +10,6 @@ import functools
 import importlib.util
 import json
 import math
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,57 +17,23 @@ import cv2
 import numpy as np
 
 from maskforge.choices import OCCLUDER_KINDS, VARIANTS
-from maskforge.synth.patterns import PATTERNS, make_pattern
+from maskforge.synth.sampling.patterns import PATTERN_NAMES
+from maskforge.synth.sampling.specs import parse_color
 
 __all__ = [
     "ANCHOR_NAMES",
-    "NAMED_COLORS",
-    "PATTERNS",
     "VARIANTS",
     "MaskTemplate",
     "Occluder",
     "TemplateVariant",
     "default_root",
-    "describe_templates",
-    "format_color",
     "load_occluders",
     "load_templates",
-    "make_pattern",
-    "parse_color",
     "render_appearance",
-    "sample_color",
-    "write_template_sheet",
 ]
 
 ANCHOR_NAMES = ("nose", "cheek_left", "cheek_right", "jaw_left", "jaw_right", "chin")
 TEMPLATES_FILE = "templates.json"
-
-# Names accepted by --color; values are what a mask of that name looks like, not pure primaries.
-NAMED_COLORS: dict[str, str] = {
-    "white": "#f2f3f1",
-    "offwhite": "#e9e5da",
-    "black": "#26272a",
-    "gray": "#8c8f94",
-    "grey": "#8c8f94",
-    "darkgray": "#4a4c50",
-    "lightblue": "#a8d4ec",
-    "blue": "#3f6fb5",
-    "navy": "#283a5e",
-    "skyblue": "#7cc0e8",
-    "teal": "#2f8c8a",
-    "lightgreen": "#a9dcc0",
-    "green": "#4f8a4b",
-    "olive": "#6b6e3c",
-    "pink": "#f2b8c8",
-    "red": "#b8323a",
-    "maroon": "#6e2430",
-    "purple": "#6c4c94",
-    "lavender": "#c3b4e0",
-    "yellow": "#ecd36a",
-    "orange": "#e48a3c",
-    "beige": "#d8c4a4",
-    "brown": "#6e4e36",
-}
 
 # Saturation (max - min of RGB, 0..1) above which an untinted template pixel is an accent.
 ACCENT_MIN_SATURATION = 0.25
@@ -76,8 +41,6 @@ ACCENT_MIN_SATURATION = 0.25
 # Shrunk views are kept at quarter-octave steps, so a run resizes each view a few times instead of
 # once per face (the resize was ~0.7 ms of the ~7 ms a face's compositing costs).
 SHRINK_STEP = 2**0.25
-
-_HEX = re.compile(r"#([0-9a-fA-F]{6}|[0-9a-fA-F]{3})")
 
 
 @dataclass(frozen=True)
@@ -117,7 +80,7 @@ class TemplateVariant:
 @dataclass(frozen=True)
 class MaskTemplate:
     """A mask type: its palette, its front/left/right views (keys of `variants`) and the prints
-    it typically comes in (`patterns`: PATTERNS names or "none" for plain, a name listed twice
+    it typically comes in (`patterns`: PATTERN_NAMES names or "none" for plain, a name listed twice
     twice as common; empty when the type has no typical prints)."""
 
     name: str
@@ -165,15 +128,16 @@ def default_root() -> Path:
 
 def load_templates(root: Path | None = None) -> dict[str, MaskTemplate]:
     """All templates in root/templates.json (default: default_root()), cached; arrays read-only."""
-    return _load(_resolve(root))[0]
+    return _load(template_folder(root))[0]
 
 
 def load_occluders(root: Path | None = None) -> dict[str, Occluder]:
     """All occluders in root/templates.json (default: default_root()), cached; arrays read-only."""
-    return _load(_resolve(root))[1]
+    return _load(template_folder(root))[1]
 
 
-def _resolve(root: Path | None) -> Path:
+def template_folder(root: Path | None = None) -> Path:
+    """The template folder in use: root, or the installed mask_templates."""
     return (Path(root) if root is not None else default_root()).resolve()
 
 
@@ -222,10 +186,10 @@ def _parse_template(root: Path, name: str, entry: dict) -> MaskTemplate:
     default = parse_color(entry["default_color"])
     colors = tuple(parse_color(c) for c in entry.get("colors", [])) or (default,)
     patterns = tuple(str(p) for p in entry.get("patterns", []))
-    unknown = sorted(set(patterns) - set(PATTERNS) - {"none"})
+    unknown = sorted(set(patterns) - set(PATTERN_NAMES) - {"none"})
     if unknown:
         raise ValueError(
-            f"template {name!r}: unknown pattern(s) {unknown}; use {', '.join(PATTERNS)}, none"
+            f"template {name!r}: unknown pattern(s) {unknown}; use {', '.join(PATTERN_NAMES)}, none"
         )
     return MaskTemplate(
         name=name,
@@ -292,35 +256,6 @@ def _full_tint(rgba: np.ndarray) -> np.ndarray:
     tint = (rgba[..., 3] > 0).astype(np.float32)
     tint.setflags(write=False)
     return tint
-
-
-def parse_color(spec: str) -> tuple[int, int, int]:
-    """A colour name from NAMED_COLORS (case, spaces, '-' and '_' ignored), '#rrggbb' or '#rgb'."""
-    text = str(spec).strip()
-    key = re.sub(r"[\s_-]+", "", text.lower())
-    if key in NAMED_COLORS:
-        text = NAMED_COLORS[key]
-    if _HEX.fullmatch(text):
-        digits = text[1:]
-        if len(digits) == 3:
-            digits = "".join(c * 2 for c in digits)
-        return tuple(int(digits[i : i + 2], 16) for i in (0, 2, 4))  # type: ignore[return-value]
-    raise ValueError(
-        f"Invalid colour {spec!r}. Use #rrggbb, #rgb or one of: {', '.join(NAMED_COLORS)}."
-    )
-
-
-def format_color(rgb: tuple[int, int, int]) -> str:
-    """'#rrggbb' for an RGB triple (the form recorded in synthesis.csv)."""
-    return "#{:02x}{:02x}{:02x}".format(*(int(c) for c in rgb))
-
-
-def sample_color(template: MaskTemplate, rng: np.random.Generator) -> tuple[int, int, int]:
-    """A colour from the template's realistic palette with small brightness/hue jitter."""
-    base = np.asarray(template.colors[int(rng.integers(len(template.colors)))], np.float64)
-    # Same dye looks a little different between batches, brands and washes.
-    jittered = base * rng.normal(1.0, 0.035) + rng.normal(0.0, 3.0, size=3)
-    return tuple(int(v) for v in np.clip(np.rint(jittered), 0, 255))  # type: ignore[return-value]
 
 
 def render_appearance(
@@ -390,153 +325,3 @@ def _shade(color: np.ndarray, shade: np.ndarray) -> np.ndarray:
     dark = color * np.minimum(shade, 1.0)
     lift = np.clip(shade - 1.0, 0.0, 1.0)
     return dark + (1.0 - dark) * lift * 0.6
-
-
-# -- listing and contact sheet ---------------------------------------------------------------------
-
-
-def describe_templates(root: Path | None = None) -> list[dict]:
-    """One dict per template and occluder: name, kind, description, variants, image paths.
-
-    kind is "mask" for templates, else the occluder's kind; `images` maps variant -> Path
-    (occluders have one view, "front"). Loads (and so validates) everything first.
-    """
-    folder = _resolve(root)
-    templates, occluders = _load(folder)
-    meta = json.loads((folder / TEMPLATES_FILE).read_text(encoding="utf-8"))
-    rows = []
-    for name, t in templates.items():
-        entry = meta["templates"][name]["variants"]
-        rows.append(
-            {
-                "name": name,
-                "kind": "mask",
-                "description": t.description,
-                "default_color": format_color(t.default_color),
-                "variants": list(t.variants),
-                "images": {k: folder / entry[k]["image"] for k in t.variants},
-            }
-        )
-    for name, o in occluders.items():
-        rows.append(
-            {
-                "name": name,
-                "kind": o.kind,
-                "description": f"{o.kind} occluder (hard negative)",
-                "default_color": format_color(o.default_color),
-                "variants": ["front"],
-                "images": {"front": folder / meta["occluders"][name]["image"]},
-            }
-        )
-    return rows
-
-
-_CELL = (300, 230)  # width, height of one sheet cell in pixels
-_SMALL_WIDTH = 60  # a mask's width on a 150 px face crop
-
-
-def write_template_sheet(
-    path: Path, root: Path | None = None, anchors: bool = True, seed: int = 0
-) -> Path:
-    """A PNG contact sheet of every template (front/left/right, a palette colour, a pattern,
-    and the front at face-crop size) and every occluder; anchors drawn as dots when asked."""
-    from maskforge.core.imageio import write_image
-
-    path = Path(path)
-    if path.suffix.lower() != ".png":
-        raise ValueError(f"Invalid sheet file {str(path)!r}: the contact sheet is written as .png")
-    templates = load_templates(root)
-    occluders = load_occluders(root)
-    rng = np.random.default_rng(seed)
-    rows = []
-    for name, t in templates.items():
-        cells = []
-        for key in ("front", "left", "right"):
-            v = t.variants[key]
-            cells.append(_cell(v.rgba, f"{name} {key}", v.anchors if anchors else None))
-        front = t.variants["front"]
-        color = sample_color(t, rng)
-        cells.append(_cell(render_appearance(front, color, None), f"colour {format_color(color)}"))
-        # A print the type typically comes in, where it has some; else any pattern.
-        prints = [p for p in t.patterns if p != "none"] or list(PATTERNS)
-        pattern_name = prints[int(rng.integers(len(prints)))]
-        pattern = make_pattern(pattern_name, front.rgba.shape[:2], rng, color)
-        cells.append(_cell(render_appearance(front, color, pattern, 0.85), pattern_name))
-        cells.append(_small_cell(t))
-        rows.append(np.hstack(cells))
-    if occluders:
-        cells = []
-        for name, o in occluders.items():
-            color = o.default_color if o.kind == "hand" else None
-            label = f"{name} ({o.kind})"
-            cells.append(
-                _cell(render_appearance(o, color, None), label, o.mouth[None] if anchors else None)
-            )
-        width = rows[0].shape[1] if rows else len(cells) * _CELL[0]
-        for i in range(0, len(cells), width // _CELL[0]):
-            row = np.hstack(cells[i : i + width // _CELL[0]])
-            pad = np.full((row.shape[0], width - row.shape[1], 3), 255, np.uint8)
-            rows.append(np.hstack([row, pad]))
-    write_image(path, np.vstack(rows))
-    return path
-
-
-def _backdrop(h: int, w: int) -> np.ndarray:
-    """A light checkerboard that shows where the template is transparent."""
-    y, x = np.mgrid[0:h, 0:w]
-    return np.where(((x // 12 + y // 12) % 2)[..., None] == 0, 222, 236).astype(np.float32) * (
-        np.ones(3, np.float32)
-    )
-
-
-def _composite(rgba: np.ndarray, backdrop: np.ndarray) -> np.ndarray:
-    a = rgba[..., 3:4].astype(np.float32) / 255.0
-    return np.rint(rgba[..., :3] * a + backdrop * (1.0 - a)).astype(np.uint8)
-
-
-def _cell(rgba: np.ndarray, label: str, points: np.ndarray | None = None) -> np.ndarray:
-    cw, ch = _CELL
-    h, w = rgba.shape[:2]
-    scale = min((cw - 10) / w, (ch - 30) / h)
-    size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    small = cv2.resize(rgba, size, interpolation=cv2.INTER_AREA)
-    cell = np.full((ch, cw, 3), 255, np.uint8)
-    x0, y0 = (cw - size[0]) // 2, 22
-    cell[y0 : y0 + size[1], x0 : x0 + size[0]] = _composite(small, _backdrop(size[1], size[0]))
-    if points is not None:
-        for i, (px, py) in enumerate(points):
-            centre = (int(round(x0 + px * scale)), int(round(y0 + py * scale)))
-            cv2.circle(cell, centre, 3, (0, 170, 0) if i == 0 else (220, 0, 0), -1, cv2.LINE_AA)
-    cv2.putText(cell, label, (5, 15), cv2.FONT_HERSHEY_SIMPLEX, 0.42, (0, 0, 0), 1, cv2.LINE_AA)
-    return cell
-
-
-def _small_cell(t: MaskTemplate) -> np.ndarray:
-    """The three variants at the size they have on a 150 px face, shown 1:1 and 2x."""
-    cw, ch = _CELL
-    cell = np.full((ch, cw, 3), 255, np.uint8)
-    x = 8
-    for key in ("front", "left", "right"):
-        rgba = t.variants[key].rgba
-        h, w = rgba.shape[:2]
-        size = (_SMALL_WIDTH, max(1, round(h * _SMALL_WIDTH / w)))
-        small = cv2.resize(rgba, size, interpolation=cv2.INTER_AREA)
-        img = _composite(small, _backdrop(size[1], size[0]))
-        cell[30 : 30 + size[1], x : x + size[0]] = img
-        big = cv2.resize(img, (size[0] * 2 // 1, size[1] * 2), interpolation=cv2.INTER_NEAREST)
-        if key == "front":
-            top = 30 + size[1] + 12
-            big = big[: ch - top]  # a covering that hangs below the chin is cut at the cell
-            cell[top : top + big.shape[0], 8 : 8 + big.shape[1]] = big
-        x += size[0] + 12
-    cv2.putText(
-        cell,
-        f"{_SMALL_WIDTH} px (face scale)",
-        (5, 15),
-        cv2.FONT_HERSHEY_SIMPLEX,
-        0.42,
-        (0, 0, 0),
-        1,
-        cv2.LINE_AA,
-    )
-    return cell

@@ -1,7 +1,7 @@
 """Composite one face: a mask, or a hard-negative occluder, warped onto a photo and blended.
 
 Deterministic functions of (image, landmarks, template or occluder, parameters): every choice is
-drawn beforehand by the sampler (sampling.py: FaceParams, MaskLook, OccluderParams). The
+drawn beforehand by the sampler (sampling/params.py: FaceParams, MaskLook, OccluderParams). The
 generator they take supplies only the photo-matched grain (compose.finish_overlay), whose size
 and strength depend on the photo's pixels; it is drawn last. Images are RGB uint8 (H, W, 3);
 landmarks (68, 2) float, x, y in pixels of the image.
@@ -12,8 +12,9 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from maskforge.synth import compose, geometry
-from maskforge.synth.sampling import FaceParams, MaskLook, OccluderParams
+from maskforge.faces import geometry
+from maskforge.synth.render import compose
+from maskforge.synth.sampling.params import FaceParams, Grain, MaskLook, OccluderParams
 
 MAX_SKIN_SATURATION = 110  # of 255 (OpenCV HSV)
 # Standard deviation of a hard negative's offset from the mouth, in face widths.
@@ -49,33 +50,34 @@ def apply_mask(
     params: FaceParams,
     look: MaskLook,
     finish: compose.Finish,
-    rng: np.random.Generator,
+    grain: Grain,
     return_alpha: bool = False,
     mesh: np.ndarray | None = None,
 ):
     """The photo with a mask warped onto the face of `landmarks` (RGB uint8, same size).
 
     template: a templates.MaskTemplate; params say variant, colour, pattern weight and wear;
-    look holds the pattern's texture and the accent colour (sampling.draw_look); rng: the grain.
+    look holds the pattern's texture and the accent colour (sampling.draws.draw_look); grain:
+    the face's grain (sampling.params.Grain).
     With return_alpha, also the mask's coverage (H, W) float32 0..1 in photo pixels.
     mesh: the face's posed mesh (468+, 3) px: the mask is laid on it in 3D (mesh_render.py)
     instead of warped flat.
     """
-    from maskforge.synth.templates import recolour_accents, render_appearance
+    from maskforge.synth.render.templates import recolour_accents, render_appearance
 
     variant, matrix = mask_placement(landmarks, template, params)
     if mesh is not None:
-        from maskforge.synth.mesh_render import apply_mask_mesh
+        from maskforge.synth.render.mesh_render import apply_mask_mesh
 
         out, full = apply_mask_mesh(
-            rgb, mesh, landmarks, template, params, look, variant, finish, rng
+            rgb, mesh, landmarks, template, params, look, variant, finish, grain
         )
         return (out, full) if return_alpha else out
     appearance = render_appearance(variant, params.color, look.texture, params.pattern_weight)
     if look.accent is not None:
         appearance = recolour_accents(appearance, variant.tint, look.accent)
     over, alpha, roi = compose.warp_overlay(appearance, matrix, rgb.shape, variant.anchors)
-    over, alpha = compose.finish_overlay(over, alpha, rgb, roi, landmarks, finish, rng)
+    over, alpha = compose.finish_overlay(over, alpha, rgb, roi, landmarks, finish, grain)
     out = compose.blend(rgb, over, alpha, roi)
     if not return_alpha:
         return out
@@ -91,13 +93,14 @@ def apply_occluder(
     occluder,
     params: OccluderParams,
     finish: compose.Finish,
-    rng: np.random.Generator,
+    grain: Grain,
 ) -> np.ndarray:
     """The photo with a non-mask occluder (hand, object, scarf) over the mouth (hard negative).
 
-    occluder: a templates.Occluder; params from sampling.draw_occluder; rng: the grain.
+    occluder: a templates.Occluder; params from sampling.draws.draw_occluder; grain: the face's
+    grain.
     """
-    from maskforge.synth.templates import TemplateVariant, render_appearance
+    from maskforge.synth.render.templates import TemplateVariant, render_appearance
 
     anchors = geometry.face_anchors(landmarks)
     face_width = float(np.linalg.norm(anchors[2] - anchors[1]))
@@ -123,7 +126,7 @@ def apply_occluder(
     over, alpha, roi = compose.warp_overlay(appearance, matrix, rgb.shape, corners)
     # A hand, tinted with the face's own skin, is already at the face's light level.
     over, alpha = compose.finish_overlay(
-        over, alpha, rgb, roi, landmarks, finish, rng, match_level=occluder.kind != "hand"
+        over, alpha, rgb, roi, landmarks, finish, grain, match_level=occluder.kind != "hand"
     )
     return compose.blend(rgb, over, alpha, roi)
 

@@ -14,9 +14,10 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from maskforge.synth import compose, geometry
-from maskforge.synth.render import skin_colour
-from maskforge.synth.sampling import NearHandParams
+from maskforge.faces import geometry
+from maskforge.synth.render import compose
+from maskforge.synth.render.overlays import skin_colour
+from maskforge.synth.sampling.params import Grain, NearHandParams
 
 Overlay = tuple[np.ndarray, np.ndarray, tuple[int, int, int, int]]
 # How far each try pushes the hand outward, and for at most how many tries (face widths).
@@ -100,15 +101,15 @@ def near_hand_overlay(
     mask_alpha: np.ndarray,
     frame: tuple[int, int, int, int],
     finish: compose.Finish,
-    rng: np.random.Generator,
+    grain: Grain,
 ) -> Overlay | None:
     """The hand as (rgb float 0..1, alpha, roi) for compose.blend, or None when it cannot be
     placed off the face or would cover less than MIN_HAND_SHARE of `frame`.
 
     occluder: a templates.Occluder of kind hand; mask_alpha: the mask's coverage (H, W) 0..1 in
-    photo pixels; rng: the grain (drawn only when a hand is added).
+    photo pixels; grain: the face's grain (drawn from only when a hand is added).
     """
-    from maskforge.synth.templates import render_appearance
+    from maskforge.synth.render.templates import render_appearance
 
     forbidden = keep_out(landmarks, mask_alpha)
     matrix = place(landmarks, occluder, params, forbidden)
@@ -126,7 +127,7 @@ def near_hand_overlay(
     if float(inside.sum()) < MIN_HAND_SHARE * (fx1 - fx0) * (fy1 - fy0):
         return None
     over, alpha = compose.finish_overlay(
-        over, alpha, rgb, roi, landmarks, finish, rng, match_level=False
+        over, alpha, rgb, roi, landmarks, finish, grain, match_level=False
     )
     # The placement already clears the zone; this cut only trims a feathered fringe.
     alpha = alpha * ~forbidden[y0:y1, x0:x1]
@@ -141,7 +142,7 @@ def _turn(direction: np.ndarray, degrees: float, towards: np.ndarray) -> np.ndar
 
 def _sprite(occluder, mirrored: bool):
     """(rgba, the sprite as a TemplateVariant for render_appearance), mirrored if asked."""
-    from maskforge.synth.templates import TemplateVariant
+    from maskforge.synth.render.templates import TemplateVariant
 
     rgba, tint = occluder.rgba, occluder.tint
     if mirrored:

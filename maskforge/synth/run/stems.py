@@ -12,7 +12,7 @@ With `--masks-per-face N`, the k-th mask draw (k >= 1) of a photo writes under t
 another stem).
 
 A rerun that resumes into an output folder gets the stems the folder's recorded photos use
-(`RecordedStems`, built by synth.journal): a photo added to the input since must keep clear of
+(`RecordedStems`, built by run.journal): a photo added to the input since must keep clear of
 them, or it would overwrite a recorded photo's files (a_jpg.jpg added beside a.jpg and a.png,
 whose outputs are a_jpg_0.jpg and a_png_0.jpg).
 """
@@ -98,7 +98,7 @@ def per_face_prefixes(stem: str, draws: int) -> list[str]:
 
 class RecordedStems:
     """The stems an output folder's recorded photos wrote under (lowercase, folder-prefixed),
-    as containers of strings (synth.journal keeps them as 8-byte hashes): what a new photo's
+    as containers of strings (run.journal keeps them as 8-byte hashes): what a new photo's
     stem must keep clear of when a run resumes."""
 
     def __init__(self, stems: Container[str], prefixes: Container[str], draws: int = 1):

@@ -27,9 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from maskforge.core.imageio import atomic_text_stream
-from maskforge.synth.sampling import stable_hash
-from maskforge.synth.stems import RecordedStems, per_face_prefixes, recorded_stem
-from maskforge.synth.table import (
+from maskforge.synth.run.records import (
     CSV_COLUMNS,
     CSV_NAME,
     JOURNAL,
@@ -38,6 +36,8 @@ from maskforge.synth.table import (
     OVERWRITE_RUN_FILE,
     RUN_FILE,
 )
+from maskforge.synth.run.stems import RecordedStems, per_face_prefixes, recorded_stem
+from maskforge.synth.sampling.specs import stable_hash
 
 # Keys of run.json that must match for a rerun to resume into the same folder.
 RESUME_KEYS = ("input", "options", "detector", "boxes")

@@ -2,7 +2,7 @@
 surface's normals under the light read from the face's own skin, with loops to the ears and a
 soft contact shadow on the skin along its edges.
 
-Deterministic functions of (image, posed mesh, template, parameters), like render.py: the
+Deterministic functions of (image, posed mesh, template, parameters), like overlays.py: the
 generator supplies only the photo-matched grain. Images are RGB uint8; meshes (468+, 3) px, x
 right, y down, z away from the camera.
 """
@@ -14,9 +14,10 @@ from functools import lru_cache
 import cv2
 import numpy as np
 
-from maskforge.synth import compose, mesh, surface
-from maskforge.synth.raster import rasterize
-from maskforge.synth.sampling import FaceParams, MaskLook
+from maskforge.faces import mesh
+from maskforge.synth.render import compose, surface
+from maskforge.synth.render.raster import rasterize
+from maskforge.synth.sampling.params import FaceParams, Grain, MaskLook
 
 # The rasteriser works on at most this many pixels along the mask's longer side; texture
 # coordinates and shading are smooth, so they are upsampled, and the outline comes from the
@@ -193,13 +194,13 @@ def apply_mask_mesh(
     look: MaskLook,
     variant,
     finish: compose.Finish,
-    rng: np.random.Generator,
+    grain: Grain,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(photo with the mask drawn on the face's mesh (RGB uint8), the mask's coverage (H, W)).
 
     variant: the front view at the size look.texture was drawn for (render.mask_placement).
     """
-    from maskforge.synth.templates import recolour_accents, render_appearance
+    from maskforge.synth.render.templates import recolour_accents, render_appearance
 
     surf = _surface(template, params.wear)
     full = template.variants["front"].rgba.shape
@@ -233,7 +234,7 @@ def apply_mask_mesh(
     alpha_all = alpha + loops * (1 - alpha)
     colour = colour / np.maximum(alpha_all, 1e-4)[..., None]
     plain = compose.Finish(light=0.0, cast=finish.cast, feather=finish.feather, grain=finish.grain)
-    over, alpha_all = compose.finish_overlay(colour, alpha_all, rgb, roi, landmarks, plain, rng)
+    over, alpha_all = compose.finish_overlay(colour, alpha_all, rgb, roi, landmarks, plain, grain)
     base = _contact_shadow(rgb, alpha, roi, face_width, finish.light)
     out = compose.blend(base, over, alpha_all, roi)
     coverage = np.zeros(rgb.shape[:2], np.float32)

@@ -20,9 +20,9 @@ from PIL import Image, ImageDraw, ImageFont
 
 from maskforge.choices import FRAMINGS
 from maskforge.core.imageio import ImageTooLargeError, UnreadableImageError, read_image, write_image
-from maskforge.synth.faces import STAGES
-from maskforge.synth.geometry import WEAR_STYLES
-from maskforge.synth.table import (
+from maskforge.faces.cascade import STAGES
+from maskforge.faces.geometry import WEAR_STYLES
+from maskforge.synth.run.records import (
     CSV_COLUMNS,
     JOURNAL,
     LATER_COLUMNS,
@@ -30,7 +30,8 @@ from maskforge.synth.table import (
     STATUSES,
     read_synthesis_table,
 )
-from maskforge.synth.table import CSV_NAME as SYNTHESIS_CSV
+from maskforge.synth.run.records import CSV_NAME as SYNTHESIS_CSV
+from maskforge.synth.sampling.draws import sample_rows
 
 # Columns of synthesis.csv that a sheet reads (docs/formats.md); the others are not needed, and
 # those added later (framing, near_hand) read as empty where an older run did not write them.
@@ -199,8 +200,7 @@ def select_rows(table: pd.DataFrame, count: int, seed: int, filters: Filters) ->
         raise ValueError(_no_match_message(table, filters))
     face = pd.to_numeric(matched["face"], errors="coerce").fillna(-1)
     ordered = matched.assign(_face=face).sort_values(["input", "_face"], kind="stable")
-    rng = np.random.default_rng(seed)
-    picked = rng.permutation(len(ordered))[:count]
+    picked = sample_rows(seed, len(ordered), count)
     rows = ordered.iloc[picked].drop(columns="_face").reset_index(drop=True)
     return Selection(rows=rows, matched=len(matched), total=len(table))
 

@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from maskforge import __version__
-from maskforge.choices import ENGINES  # noqa: F401 - re-exported
+from maskforge.choices import DEFAULT_DETECTOR, DETECTORS, ENGINES
 from maskforge.core.imageio import (
     IMAGE_EXTENSIONS,
     atomic_write_text,
@@ -44,7 +44,7 @@ from maskforge.core.imageio import (
 )
 from maskforge.core.parallel import check_local_workers, pool_map, usable_cores
 from maskforge.core.paths import printable
-from maskforge.synth.journal import (
+from maskforge.synth.run.journal import (
     DoneSet,
     check_resume,
     finalize,
@@ -53,15 +53,15 @@ from maskforge.synth.journal import (
     remove_stale_temporaries,
     rows_text,
 )
-from maskforge.synth.pipeline import SynthesisOptions, Synthesizer
-from maskforge.synth.stems import folder_stems
-from maskforge.synth.table import (
+from maskforge.synth.run.pipeline import SynthesisOptions, Synthesizer
+from maskforge.synth.run.records import (
     CSV_COLUMNS,
     JOURNAL,
     OVERWRITE_JOURNAL,
     OVERWRITE_RUN_FILE,
     RUN_FILE,
 )
+from maskforge.synth.run.stems import folder_stems
 
 TASKS_PER_JOB = 8  # photos per pool job or Ray block
 # How many names a warning lists (unmatched --boxes rows, unreadable folders).
@@ -272,40 +272,74 @@ def _identity(folder: Path) -> tuple[int, int] | None:
 # -- driver ----------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class RunOptions:
+    """How a synthesize run is carried out, as against what it draws (SynthesisOptions).
+
+    detector: a choices.DETECTORS cascade; landmarks_model / cnn_model: dlib model files (None:
+    $MASKFORGE_LANDMARKS_MODEL / $MASKFORGE_CNN_MODEL, else the installed package's); boxes: a
+    CSV of the user's own faces. workers: processes or Ray actors (None: the usable cores, or
+    all CPUs of the Ray cluster at `address`; 1 with the local engine runs in this process).
+    limit: stop after this many new photos (for trials). progress: a tqdm bar (None: only on a
+    terminal). engine: "local" or "ray" (Ray Data; `address` of a running cluster, or None to
+    start one on this machine).
+    """
+
+    detector: str = DEFAULT_DETECTOR
+    landmarks_model: Path | None = None
+    cnn_model: Path | None = None
+    boxes: Path | None = None
+    workers: int | None = None
+    overwrite: bool = False
+    limit: int | None = None
+    progress: bool | None = None
+    engine: str = "local"
+    address: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.detector not in DETECTORS:
+            raise ValueError(
+                f"Invalid detector {self.detector!r}. Only {', '.join(DETECTORS)} are supported."
+            )
+        if self.engine not in ENGINES:
+            raise ValueError(f"Invalid engine {self.engine!r}. Choose from: {', '.join(ENGINES)}.")
+        if self.address and self.engine != "ray":
+            raise ValueError(f"--address {self.address} needs --engine ray.")
+        for name in ("workers", "limit"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValueError(f"Invalid {name} {value!r}: must be at least 1.")
+
+    @property
+    def detector_args(self) -> dict:
+        """The keyword arguments of Synthesizer that say how faces are found."""
+        return dict(
+            detector=self.detector,
+            landmarks_model=self.landmarks_model,
+            cnn_model=self.cnn_model,
+        )
+
+
 def run_synthesis(
     raw: Path,
     out: Path,
     options: SynthesisOptions,
-    detector: str = "cascade",
-    landmarks_model: Path | None = None,
-    cnn_model: Path | None = None,
-    boxes: Path | None = None,
-    workers: int | None = None,
-    overwrite: bool = False,
-    limit: int | None = None,
-    progress: bool | None = None,
-    engine: str = "local",
-    address: str | None = None,
+    run: RunOptions = RunOptions(),
 ) -> RunSummary:
     """Synthesize every photo under raw into out (see docs/formats.md); resumable.
 
-    workers: processes or Ray actors (default: all cores, or all CPUs of the Ray cluster at
-    `address`; 1 with the local engine runs in this process). limit: stop after this many new
-    photos (for trials). progress: tqdm bar (None: only on a terminal). engine: "local" or
-    "ray" (Ray Data; `address` of a running cluster, or None to start one on this machine).
+    options: what is drawn and written; run: how (detector, workers, engine, resume, limit).
     """
-    if engine not in ENGINES:
-        raise ValueError(f"Invalid engine {engine!r}. Choose from: {', '.join(ENGINES)}.")
-    if address and engine != "ray":
-        raise ValueError(f"--address {address} needs --engine ray.")
+    engine, workers, address = run.engine, run.workers, run.address
     if engine == "ray":
         from maskforge.core.ray_engine import import_ray
 
         import_ray()  # the install hint before any work
     raw, out = Path(raw), Path(out)
     check_folders(raw, out)
+    boxes, limit, overwrite = run.boxes, run.limit, run.overwrite
     given_faces = read_boxes(boxes) if boxes else {}
-    detector_args = dict(detector=detector, landmarks_model=landmarks_model, cnn_model=cnn_model)
+    detector_args = run.detector_args
     if engine == "local" or not address:
         check_local_workers(workers)  # a cluster's Ray actors may be many more
         workers = workers or usable_cores()
@@ -317,7 +351,7 @@ def run_synthesis(
         "maskforge_version": __version__,
         "input": str(raw.resolve()),
         "options": options.describe(),
-        "detector": detector,
+        "detector": run.detector,
         "boxes": str(Path(boxes).resolve()) if boxes else None,
     }
     summary = _survey(raw, given_faces)  # before out/ is touched: refuses an empty input
@@ -343,7 +377,7 @@ def run_synthesis(
             else:
                 results = _pool_results(todo, out, options, detector_args, workers)
             total = total if limit is None else min(total, limit)
-            _record(results, out / journal_name, summary, total, progress)
+            _record(results, out / journal_name, summary, total, run.progress)
             # An interrupted --overwrite run leaves the old synthesis.csv as it was; rerunning
             # it with --overwrite resumes from its own journal.
             if not (overwrite and summary.interrupted):
