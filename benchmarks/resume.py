@@ -19,27 +19,18 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import platform
-import resource
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+import harness
 
-from maskforge.synth.table import CSV_COLUMNS, CSV_NAME, JOURNAL  # noqa: E402
+sys.path.insert(0, str(harness.REPO))
+
+from maskforge.synth.run.records import CSV_COLUMNS, CSV_NAME, JOURNAL  # noqa: E402
 
 MASK_TYPES = ("surgical", "cloth", "n95")
 WEARS = ("correct", "nose_out", "chin")
-
-
-def peak_rss_mb() -> float:
-    """This process's peak resident set size in MiB (ru_maxrss: KiB on Linux, bytes on macOS)."""
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / (1 << 20) if sys.platform == "darwin" else peak / 1024
 
 
 def journal_rows(n: int):
@@ -96,16 +87,15 @@ def make_journal(out: Path, rows: int) -> int:
 
 def child(out: Path) -> dict:
     """Resume then finalize in this (fresh) process; the measurements as a dict."""
-    from maskforge.synth import journal
+    from maskforge.synth.run import journal
 
-    import_mb = peak_rss_mb()
-    t0 = time.perf_counter()
-    done = journal.load_done(out, draws=1)  # as a rerun does: with the recorded stems
-    journal.remove_stale_temporaries(out)
-    hits = sum(f"batch000/person{i % 997:03d}_{i:07d}.jpg" in done for i in range(1000))
-    t1 = time.perf_counter()
-    journal.finalize(out)
-    t2 = time.perf_counter()
+    import_mb = harness.peak_rss_mib()
+    with harness.Timer() as resume:
+        done = journal.load_done(out, draws=1)  # as a rerun does: with the recorded stems
+        journal.remove_stale_temporaries(out)
+        hits = sum(f"batch000/person{i % 997:03d}_{i:07d}.jpg" in done for i in range(1000))
+    with harness.Timer() as finalize:
+        journal.finalize(out)
     with open(out / CSV_NAME, "rb") as fh:
         final_rows = sum(1 for _ in fh) - 1
     return {
@@ -113,36 +103,28 @@ def child(out: Path) -> dict:
         "membership_hits": hits,
         "final_rows": final_rows,
         "import_mb": round(import_mb, 1),
-        "peak_rss_mb": round(peak_rss_mb(), 1),
-        "resume_s": round(t1 - t0, 3),
-        "finalize_s": round(t2 - t1, 3),
+        "peak_rss_mb": round(harness.peak_rss_mib(), 1),
+        "resume_s": round(resume.seconds, 3),
+        "finalize_s": round(finalize.seconds, 3),
     }
 
 
 def bench(rows: int, work: Path) -> dict:
     out = work / f"out_{rows}"
-    t0 = time.perf_counter()
-    size = make_journal(out, rows)
-    made_s = time.perf_counter() - t0
-    proc = subprocess.run(
-        [sys.executable, __file__, "--child", str(out)],
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    result = {
+    with harness.Timer() as made:
+        size = make_journal(out, rows)
+    return {
         "rows": rows,
         "journal_mb": round(size / (1 << 20), 1),
-        "generate_s": round(made_s, 1),
+        "generate_s": round(made.seconds, 1),
+        **harness.run_json([sys.executable, __file__, "--child", str(out)], "resume child"),
     }
-    result.update(json.loads(proc.stdout.strip().splitlines()[-1]))
-    return result
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = harness.parser(__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, nargs="+", default=[10_000, 1_000_000])
-    parser.add_argument("--json", type=Path, help="also write the results here")
+    harness.add_json_option(parser, None)
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -153,18 +135,14 @@ def main() -> None:
         for rows in args.rows:
             results.append(bench(rows, Path(tmp)))
             print(json.dumps(results[-1]), flush=True)
-    report = {
-        "python": platform.python_version(),
-        "machine": platform.machine(),
-        "results": results,
-    }
+    report = {**harness.environment("python", "machine"), "results": results}
     if len(results) > 1:
         report["peak_rss_ratio_largest_to_smallest"] = round(
             results[-1]["peak_rss_mb"] / results[0]["peak_rss_mb"], 3
         )
     print(json.dumps(report, indent=2))
     if args.json:
-        args.json.write_text(json.dumps(report, indent=2) + "\n")
+        harness.write_json(args.json, report, quiet=True)
 
 
 if __name__ == "__main__":

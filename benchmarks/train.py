@@ -22,27 +22,25 @@ Numbers are images/s (higher is better); ratios are maskforge / naive.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import sys
 import tempfile
-import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
+import harness
 import numpy as np
 import torch
 
 from maskforge.learn.cache import CachedImages, build_caches, train_cache_size
-from maskforge.learn.datasets import default_workers, make_loader
 from maskforge.learn.devices import amp_dtype_for, autocast
+from maskforge.learn.loaders import default_workers, make_loader
 from maskforge.learn.loop import make_loss, train_one_epoch, validate_epoch
 from maskforge.learn.models import build_model, head_module, headless
 from maskforge.learn.samplers import EpochSampler, ShardSampler
 from maskforge.learn.transforms import to_model_input, train_transform
 
-REPO = Path(__file__).resolve().parents[1]
-FACES = Path(os.environ.get("MASKFORGE_SHARED_FACES", REPO.parent / "shared" / "faces"))
+FACES = Path(os.environ.get("MASKFORGE_SHARED_FACES", harness.FACES))
 MEAN, STD = [0.55, 0.47, 0.43], [0.28, 0.26, 0.25]
 
 
@@ -59,57 +57,39 @@ def new_model(arch: str, device: torch.device, channels_last: bool) -> torch.nn.
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
-def step_rate(args, device: torch.device, ours: bool) -> float:
-    """Images/s of forward + backward + SGD step on one in-memory batch."""
+def trainer(args, device: torch.device, ours: bool) -> Callable[[Iterable], dict]:
+    """A training epoch over the batches it is given, of a fresh model: maskforge's (uint8
+    batches normalised on the device; on CUDA AMP and channels_last) or plain fp32."""
     amp = amp_dtype_for(device, True) if ours else None
     channels_last = ours and device.type == "cuda"
     model = new_model(args.arch, device, channels_last).train()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
     scaler = torch.amp.GradScaler(device.type, enabled=amp == torch.float16)
+
+    def prepare(x: torch.Tensor) -> torch.Tensor:
+        return to_model_input(x, *_stats(device), channels_last=channels_last) if ours else x
+
+    options = dict(loss_fn=make_loss(1), prepare=prepare, amp_dtype=amp, scaler=scaler)
+    return lambda batches: train_one_epoch(model, batches, optimizer, device, **options)
+
+
+def step_rate(args, device: torch.device, ours: bool) -> float:
+    """Images/s of forward + backward + SGD step on one in-memory batch."""
+    epoch = trainer(args, device, ours)
     gen = torch.Generator().manual_seed(0)
     size, n = args.img_size, args.batch_size
     u8 = torch.randint(0, 256, (n, size, size, 3), dtype=torch.uint8, generator=gen).to(device)
     floats = to_model_input(u8, *_stats(device))  # the naive input: float32 NCHW contiguous
     targets = torch.randint(0, 2, (n,), generator=gen).to(device)
-    weights = torch.ones(n, device=device)
-    if ours:
-        batch = [(u8, targets, weights)]
-
-        def prepare(x: torch.Tensor) -> torch.Tensor:
-            return to_model_input(x, *_stats(device), channels_last=channels_last)
-    else:
-        batch = [(floats, targets, weights)]
-
-        def prepare(x: torch.Tensor) -> torch.Tensor:
-            return x
-
-    loss_fn = make_loss(1)
+    batch = [(u8 if ours else floats, targets, torch.ones(n, device=device))]
     for _ in range(args.warmup):
-        train_one_epoch(
-            model,
-            batch,
-            optimizer,
-            device,
-            loss_fn=loss_fn,
-            prepare=prepare,
-            amp_dtype=amp,
-            scaler=scaler,
-        )
+        epoch(batch)
     sync(device)
-    start = time.perf_counter()
-    for _ in range(args.batches):
-        train_one_epoch(
-            model,
-            batch,
-            optimizer,
-            device,
-            loss_fn=loss_fn,
-            prepare=prepare,
-            amp_dtype=amp,
-            scaler=scaler,
-        )
-    sync(device)
-    return args.batches * n / (time.perf_counter() - start)
+    with harness.Timer() as timer:
+        for _ in range(args.batches):
+            epoch(batch)
+        sync(device)
+    return args.batches * n / timer.seconds
 
 
 def _stats(device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -119,13 +99,19 @@ def _stats(device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     )
 
 
-def timed_batches(loader, count: int, warmup: int, clock: dict):
-    """Yield `warmup` + `count` batches, cycling the loader; clock["start"] is set after warmup."""
+def image_cache(photos: list[str], size: int, args, workdir: Path):
+    """The photos decoded once, resized to `size`, in maskforge's image cache under workdir."""
+    options = dict(workers=max(2, args.workers), name="benchmark", progress=False)
+    return build_caches(photos, [size], workdir / "cache", **options)[size]
+
+
+def timed_batches(loader, count: int, warmup: int, clock: harness.Timer):
+    """Yield `warmup` + `count` batches, cycling the loader; clock restarts after warmup."""
     produced = 0
     while True:
         for batch in loader:
             if produced == warmup:
-                clock["start"] = time.perf_counter()
+                clock.restart()
             if produced == warmup + count:
                 return
             produced += 1
@@ -153,37 +139,17 @@ def loop_rate(
     import torchvision.transforms as T
     from torchvision.datasets import ImageFolder
 
-    amp = amp_dtype_for(device, True) if ours else None
-    channels_last = ours and device.type == "cuda"
-    model = new_model(args.arch, device, channels_last).train()
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
-    scaler = torch.amp.GradScaler(device.type, enabled=amp == torch.float16)
+    epoch = trainer(args, device, ours)
     pin = device.type == "cuda"
-    cache_seconds = 0.0
+    cache_time = harness.Timer()  # 0 seconds for the naive loader
     if ours:
-        start = time.perf_counter()
-        cache = build_caches(
-            photos,
-            [train_cache_size(args.img_size)],
-            workdir / "cache",
-            workers=max(2, args.workers),
-            name="benchmark",
-            progress=False,
-        )
-        cache_seconds = time.perf_counter() - start
-        dataset = CachedImages(
-            cache[train_cache_size(args.img_size)],
-            labels,
-            transform=train_transform(args.img_size),
-            seed=0,
-        )
+        with cache_time:
+            cache = image_cache(photos, train_cache_size(args.img_size), args, workdir)
+        dataset = CachedImages(cache, labels, transform=train_transform(args.img_size), seed=0)
         sampler = EpochSampler(len(dataset), shuffle=True, seed=0)
         loader = make_loader(
             dataset, sampler, args.batch_size, drop_last=True, workers=args.workers, pin_memory=pin
         )
-
-        def prepare(x: torch.Tensor) -> torch.Tensor:
-            return to_model_input(x, *_stats(device), channels_last=channels_last)
     else:
         transform = T.Compose(
             [
@@ -206,24 +172,10 @@ def loop_rate(
             persistent_workers=args.workers > 0,
             generator=torch.Generator().manual_seed(0),
         )
-
-        def prepare(x: torch.Tensor) -> torch.Tensor:
-            return x
-
-    clock: dict = {}
-    batches = timed_batches(loader, args.batches, args.warmup, clock)
-    train_one_epoch(
-        model,
-        batches,
-        optimizer,
-        device,
-        loss_fn=make_loss(1),
-        prepare=prepare,
-        amp_dtype=amp,
-        scaler=scaler,
-    )
+    clock = harness.Timer()
+    epoch(timed_batches(loader, args.batches, args.warmup, clock))
     sync(device)
-    return args.batches * args.batch_size / (time.perf_counter() - clock["start"]), cache_seconds
+    return args.batches * args.batch_size / clock.elapsed(), cache_time.seconds
 
 
 def frozen_rates(
@@ -233,15 +185,7 @@ def frozen_rates(
     amp = amp_dtype_for(device, True)
     channels_last = device.type == "cuda"
     model = new_model(args.arch, device, channels_last).eval()
-    cache = build_caches(
-        photos,
-        [args.img_size],
-        workdir / "cache",
-        workers=max(2, args.workers),
-        name="benchmark",
-        progress=False,
-    )[args.img_size]
-    dataset = CachedImages(cache, labels)
+    dataset = CachedImages(image_cache(photos, args.img_size, args, workdir), labels)
     loader = make_loader(
         dataset,
         ShardSampler(len(dataset)),
@@ -251,27 +195,27 @@ def frozen_rates(
         pin_memory=device.type == "cuda",
     )
     sync(device)
-    start = time.perf_counter()
-    parts = []
-    with torch.no_grad(), headless(model):
-        for inputs, _, _ in loader:
-            x = to_model_input(inputs.to(device), *_stats(device), channels_last=channels_last)
-            with autocast(device, amp):
-                parts.append(model(x).float())
-    features = torch.cat(parts)
-    sync(device)
-    extract = len(features) / (time.perf_counter() - start)
+    with harness.Timer() as timer:
+        parts = []
+        with torch.no_grad(), headless(model):
+            for inputs, _, _ in loader:
+                x = to_model_input(inputs.to(device), *_stats(device), channels_last=channels_last)
+                with autocast(device, amp):
+                    parts.append(model(x).float())
+        features = torch.cat(parts)
+        sync(device)
+    extract = len(features) / timer.seconds
     head = head_module(model).train()
     optimizer = torch.optim.SGD(head.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
     targets = torch.from_numpy(labels)
     weights = torch.ones(len(labels))
     order = torch.randperm(len(features), generator=torch.Generator().manual_seed(0))
     batches = [(features[i], targets[i], weights[i]) for i in order.split(args.batch_size)]
-    start = time.perf_counter()
-    train_one_epoch(head, batches, optimizer, device, loss_fn=make_loss(1))
-    validate_epoch(head, batches, device, loss_fn=make_loss(1))
-    sync(device)
-    head_epoch = len(features) / (time.perf_counter() - start)
+    with harness.Timer() as timer:
+        train_one_epoch(head, batches, optimizer, device, loss_fn=make_loss(1))
+        validate_epoch(head, batches, device, loss_fn=make_loss(1))
+        sync(device)
+    head_epoch = len(features) / timer.seconds
     return {"extract_images_per_s": extract, "head_epoch_images_per_s": head_epoch}
 
 
@@ -296,9 +240,7 @@ def image_folder(photos: list[str], labels: np.ndarray, root: Path) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = harness.parser(__doc__)
     parser.add_argument(
         "--device",
         choices=["auto", "cpu", "cuda"],
@@ -329,7 +271,7 @@ def main() -> None:
     parser.add_argument(
         "--epochs", type=int, default=10, help="epochs for the frozen-backbone total"
     )
-    parser.add_argument("--json", type=Path, default=REPO / "benchmarks" / "results" / "train.json")
+    harness.add_json_option(parser, "train")
     cli = parser.parse_args()
 
     devices = (
@@ -344,9 +286,8 @@ def main() -> None:
     results = {
         "arch": cli.arch,
         "img_size": cli.img_size,
-        "python": platform.python_version(),
+        **harness.environment("python", "cpu_count"),
         "torch": str(torch.__version__),
-        "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "devices": {},
     }
@@ -409,12 +350,11 @@ def main() -> None:
 
     print()
     print(f"{cli.arch} at {cli.img_size}x{cli.img_size}, images/s")
-    print(f"{'device':<6} {'measure':<32} {'maskforge':>10} {'baseline':>10} {'ratio':>7}")
-    for name, what, ours, base in rows:
-        print(f"{name:<6} {what:<32} {ours:>10.1f} {base:>10.1f} {ours / base:>6.2f}x")
-    cli.json.parent.mkdir(parents=True, exist_ok=True)
-    cli.json.write_text(json.dumps(results, indent=2) + "\n")
-    print(f"\nwrote {cli.json}")
+    table = [(name, what, ours, base, f"{ours / base:.2f}x") for name, what, ours, base in rows]
+    rates = [("maskforge", ">10.1f"), ("baseline", ">10.1f"), ("ratio", ">7")]
+    harness.print_table(table, [("device", "<6"), ("measure", "<32"), *rates])
+    print()
+    harness.write_json(cli.json, results)
 
 
 if __name__ == "__main__":
