@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_render import params
 
 from maskforge.core.imageio import read_image
 from maskforge.faces import geometry
@@ -33,14 +32,20 @@ def faces(unmasked_dir: Path):
     return out
 
 
-def render(rgb, face, finish=NO_GRAIN, mesh=None, **kw):
-    """(masked photo, coverage) with the mesh renderer, seed 0."""
-    p = params(**{"color": (200, 200, 200), **kw})
-    template = load_templates()[p.mask_type]
-    rng = np.random.default_rng(0)
-    look = draw_look(rng, template, p, mask_shape(face.landmarks, template, p))
-    posed = face.mesh if mesh is None else mesh
-    return apply_mask(rgb, face.landmarks, template, p, look, finish, Grain(rng), True, posed)
+@pytest.fixture
+def render(face_params):
+    """render(rgb, face, finish=NO_GRAIN, mesh=None, **params): (masked photo, coverage) with
+    the mesh renderer, seed 0."""
+
+    def draw(rgb, face, finish=NO_GRAIN, mesh=None, **kw):
+        p = face_params(**{"color": (200, 200, 200), **kw})
+        template = load_templates()[p.mask_type]
+        rng = np.random.default_rng(0)
+        look = draw_look(rng, template, p, mask_shape(face.landmarks, template, p))
+        posed = face.mesh if mesh is None else mesh
+        return apply_mask(rgb, face.landmarks, template, p, look, finish, Grain(rng), True, posed)
+
+    return draw
 
 
 def at(alpha: np.ndarray, point) -> float:
@@ -48,7 +53,7 @@ def at(alpha: np.ndarray, point) -> float:
     return float(alpha[y, x])
 
 
-def test_correct_wear_covers_nose_bridge_to_below_chin(faces) -> None:
+def test_correct_wear_covers_nose_bridge_to_below_chin(faces, render) -> None:
     for rgb, face in faces:
         _, alpha = render(rgb, face)
         lm = face.landmarks
@@ -59,7 +64,7 @@ def test_correct_wear_covers_nose_bridge_to_below_chin(faces) -> None:
             assert at(alpha, eye) < 0.05
 
 
-def test_nose_out_leaves_the_nose_tip_uncovered(faces) -> None:
+def test_nose_out_leaves_the_nose_tip_uncovered(faces, render) -> None:
     for rgb, face in faces:
         _, alpha = render(rgb, face, wear="nose_out")
         lm = face.landmarks
@@ -83,7 +88,7 @@ def test_shading_varies_across_the_mask(faces) -> None:
     assert shade[left].mean() > shade[right].mean() + 0.1
 
 
-def test_mask_follows_the_light_on_the_face(faces) -> None:
+def test_mask_follows_the_light_on_the_face(faces, render) -> None:
     """The same face lit from the image's left (a gradient the test applies) gives a mask
     brighter on its left half than on its right, more so than under the photo's own light."""
     for rgb, face in faces:
@@ -105,7 +110,7 @@ def test_mask_follows_the_light_on_the_face(faces) -> None:
         assert ratios[1] > ratios[0] * 1.05, ratios
 
 
-def test_contact_shadow_darkens_skin_above_the_mask(faces) -> None:
+def test_contact_shadow_darkens_skin_above_the_mask(faces, render) -> None:
     rgb, face = faces[0]
     out, alpha = render(rgb, face)
     flat_light, _ = render(rgb, face, finish=compose.Finish(grain=0.0, light=0.0))
@@ -120,7 +125,7 @@ def test_contact_shadow_darkens_skin_above_the_mask(faces) -> None:
     assert shadowed < plain - 2.0
 
 
-def test_turned_head_keeps_the_mask_on_the_face(unmasked_dir: Path) -> None:
+def test_turned_head_keeps_the_mask_on_the_face(unmasked_dir: Path, render) -> None:
     finder = FaceFinder("cascade", landmarks="mediapipe")
     for name in ("7.jpg", "augmented_image_144.jpg"):
         rgb = read_image(unmasked_dir / name)
@@ -140,14 +145,14 @@ def test_turned_head_keeps_the_mask_on_the_face(unmasked_dir: Path) -> None:
             assert covered_x.min() > lm[0:5, 0].min() - slack, name
 
 
-def test_same_seed_same_pixels(faces) -> None:
+def test_same_seed_same_pixels(faces, render) -> None:
     rgb, face = faces[1]
     a, _ = render(rgb, face, finish=compose.Finish(), pattern="stripes")
     b, _ = render(rgb, face, finish=compose.Finish(), pattern="stripes")
     assert np.array_equal(a, b)
 
 
-def test_mesh_renderer_works_from_68_points(faces) -> None:
+def test_mesh_renderer_works_from_68_points(faces, render) -> None:
     rgb, face = faces[2]
     posed = surface.mesh_from_68(face.landmarks)
     _, alpha = render(rgb, face, mesh=posed)

@@ -27,7 +27,7 @@ from maskforge.cli import cli
 from maskforge.synth.run.pipeline import Synthesizer
 from maskforge.synth.run.records import CSV_NAME, JOURNAL, LOCK_FILE
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 ONE_WORKER = ("--workers", "1", "--mask-type", "surgical")
 N_PHOTOS = 6
 

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
-from test_render import photo_faces
 
 from maskforge import mask_face
 
@@ -14,8 +11,8 @@ PHOTO = "0_0_caiguoqing_0146.jpg"  # frontal, well lit: HOG finds the face
 
 
 @pytest.fixture(scope="module")
-def faces(unmasked_dir: Path) -> list[tuple[np.ndarray, object]]:
-    return photo_faces(unmasked_dir, [PHOTO])
+def faces(photo_faces) -> list[tuple[np.ndarray, object]]:
+    return photo_faces([PHOTO])
 
 
 def test_public_mask_face_is_deterministic(faces):

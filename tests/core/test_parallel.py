@@ -143,7 +143,7 @@ def test_pool_workers_end_when_their_parent_is_killed(tmp_path):
         "for pid in pool_map(pid_worker, (), range(10**6), workers=2):\n"
         "    print(pid, flush=True)\n"
     )
-    tests = os.path.dirname(os.path.abspath(__file__))
+    tests = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # crashing_worker.py
     proc = subprocess.Popen(
         [sys.executable, "-c", script, tests], stdout=subprocess.PIPE, text=True
     )

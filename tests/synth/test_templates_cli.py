@@ -11,7 +11,7 @@ from maskforge.cli import cli
 from maskforge.core.imageio import read_image
 from maskforge.synth.render.templates import load_occluders, load_templates
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 TEMPLATE_DIR = REPO / "mask_templates"
 
 

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import shutil
 from itertools import combinations
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pandas as pd
 import pytest
 
 import maskforge.core.parallel as parallel
 import maskforge.dataset.duplicates as duplicates
-from maskforge.core.imageio import decode_image, encode_image, read_image, write_image
+from maskforge.core.imageio import read_image
 from maskforge.dataset.duplicates import (
     find_duplicates,
     hash_images,
@@ -23,28 +21,13 @@ from maskforge.dataset.duplicates import (
 )
 
 
-def copies_of(photo: Path, folder: Path) -> list[Path]:
-    """An exact copy, a half-size JPEG q=60, a 1.5x PNG and a q=30 recompression of photo."""
-    folder.mkdir(parents=True, exist_ok=True)
-    image = read_image(photo)
-    exact = folder / "exact.jpg"
-    shutil.copyfile(photo, exact)
-    small = folder / "small.jpg"
-    write_image(small, cv2.resize(image, None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA), 60)
-    big = folder / "big.png"
-    write_image(big, cv2.resize(image, None, fx=1.5, fy=1.5, interpolation=cv2.INTER_CUBIC))
-    recompressed = folder / "recompressed.jpg"
-    recompressed.write_bytes(encode_image(decode_image(photo.read_bytes()), ".jpg", 30))
-    return [exact, small, big, recompressed]
-
-
 @pytest.fixture(scope="module")
 def faces(portraits_dir) -> list[Path]:
     """12 of the shipped portraits: real photos of 12 different people."""
     return sorted(portraits_dir.glob("*.jpg"))[:12]
 
 
-def test_resized_and_recompressed_copies_hash_close(tmp_path, faces):
+def test_resized_and_recompressed_copies_hash_close(tmp_path, faces, copies_of):
     original = phash_bits(read_image(faces[0]))
     for copy in copies_of(faces[0], tmp_path):
         distance = (original ^ phash_bits(read_image(copy))).bit_count()
@@ -87,7 +70,7 @@ def test_merged_groups_are_transitive_and_named_by_smallest():
     assert list(merged_groups(groups, np.zeros((0, 2), dtype=np.int64))) == groups
 
 
-def test_find_duplicates_merges_copies_and_reports_them(tmp_path, faces):
+def test_find_duplicates_merges_copies_and_reports_them(tmp_path, faces, copies_of):
     copies = copies_of(faces[0], tmp_path / "copies")
     (tmp_path / "broken.jpg").write_bytes(b"not an image")
     # The recompressed copy is labelled differently: a labelling mistake to report.

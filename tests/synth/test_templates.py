@@ -23,7 +23,7 @@ from maskforge.synth.sampling.draws import sample_color
 from maskforge.synth.sampling.patterns import make_pattern
 from maskforge.synth.sampling.specs import NAMED_COLORS, format_color, parse_color
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 TEMPLATE_DIR = REPO / "mask_templates"
 EXPECTED = ("surgical", "n95", "n95_valve", "kn95", "cloth", "gas", "gaiter", "bandana", "sports")
 # Coverings that hang well below the chin instead of tucking under it.

@@ -3,11 +3,8 @@ generator, --size per framing, and pairs that keep one framing on real photos.""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
-from test_render import photo_faces
 
 from maskforge.faces import geometry
 from maskforge.synth.render import framing
@@ -124,8 +121,8 @@ def test_closeup_draw_order_is_pinned():
 
 
 @pytest.fixture(scope="module")
-def photos(unmasked_dir: Path):
-    return photo_faces(unmasked_dir)
+def photos(photo_faces):
+    return photo_faces()
 
 
 def _synth(name: str, **options):

@@ -5,11 +5,9 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 
-from maskforge.core.imageio import read_image, write_image
 from maskforge.dataset.sources import (
     ITEM_COLUMNS,
     Source,
@@ -19,78 +17,15 @@ from maskforge.dataset.sources import (
     synthesis_items,
 )
 
-SYNTHESIS_COLUMNS = [
-    "input", "face", "status", "reason", "label", "output", "original", "negative",
-    "negative_kind", "group", "detector", "box", "yaw", "variant", "mask_type", "color",
-    "pattern", "wear", "seed",
-]  # fmt: skip
-MASK_TYPES = ("surgical", "cloth", "n95")
-
-
-def fake_masked(face: np.ndarray, color: tuple[int, int, int]) -> np.ndarray:
-    """A stand-in for a synthetic masked face: the lower half painted in the mask colour."""
-    out = face.copy()
-    out[face.shape[0] // 2 :] = color
-    return out
-
-
-def make_synthesis_folder(
-    out: Path,
-    photos: list[Path],
-    negatives_every: int = 2,
-    incorrect_every: int = 4,
-    failures: int = 2,
-) -> pd.DataFrame:
-    """Write a synthesize-like output folder for `photos` (one face each) and return its table.
-
-    Photo i yields out/masked|incorrect/p/<stem>_0.jpg (incorrect for every incorrect_every-th),
-    out/unmasked/p/<stem>_0.jpg and, for every negatives_every-th, a hard negative; mask types
-    cycle through MASK_TYPES. `failures` extra rows with status no_face yield nothing.
-    """
-    rows = []
-    for i, photo in enumerate(photos):
-        stem, rel_in = photo.stem, f"p/{photo.name}"
-        label = (
-            "incorrect"
-            if incorrect_every and i % incorrect_every == incorrect_every - 1
-            else "masked"
-        )
-        mask_type = MASK_TYPES[i % len(MASK_TYPES)]
-        original = f"unmasked/p/{stem}_0.jpg"
-        output = f"{label}/p/{stem}_0.jpg"
-        (out / original).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(photo, out / original)
-        face = read_image(photo)
-        write_image(out / output, fake_masked(face, (40 * (i % 5), 120, 200)))
-        negative = ""
-        if negatives_every and i % negatives_every == 0:
-            negative = f"unmasked/p/{stem}_0_neg.jpg"
-            write_image(out / negative, fake_masked(face, (210, 170, 140)))
-        rows.append(
-            {
-                "input": rel_in, "face": "0", "status": "ok", "reason": "", "label": label,
-                "output": output, "original": original, "negative": negative,
-                "negative_kind": "hand" if negative else "", "group": rel_in, "detector": "hog",
-                "box": "0 0 10 10", "yaw": "0.0", "variant": "front", "mask_type": mask_type,
-                "color": "#a8d4ec", "pattern": "",
-                "wear": "correct" if label == "masked" else "nose_out", "seed": str(i),
-            }
-        )  # fmt: skip
-    for j in range(failures):
-        row = dict.fromkeys(SYNTHESIS_COLUMNS, "")
-        row.update(input=f"bad/{j}.jpg", status="no_face", reason="No face found.")
-        rows.append(row)
-    table = pd.DataFrame(rows, columns=SYNTHESIS_COLUMNS)
-    table.to_csv(out / "synthesis.csv", index=False)
-    return table
-
 
 @pytest.fixture(scope="module")
 def photos(unmasked_dir) -> list[Path]:
     return sorted(unmasked_dir.glob("*.jpg"))[:8]
 
 
-def test_synthesis_folder_yields_output_original_and_negative(tmp_path, photos):
+def test_synthesis_folder_yields_output_original_and_negative(
+    tmp_path, photos, make_synthesis_folder, synthesis_mask_types
+):
     table = make_synthesis_folder(tmp_path / "out", photos, negatives_every=2, incorrect_every=4)
     collected = collect_sources([Source("out", tmp_path / "out")])
     items = collected.items
@@ -107,7 +42,7 @@ def test_synthesis_folder_yields_output_original_and_negative(tmp_path, photos):
     assert items["group"].nunique() == 8
     # Mask type and wear describe the synthetic image only.
     outputs = items[items["kind"] == "output"].sort_values("abspath")
-    assert set(outputs["mask_type"]) == set(MASK_TYPES)
+    assert set(outputs["mask_type"]) == set(synthesis_mask_types)
     assert set(items.loc[items["kind"] != "output", "mask_type"]) == {""}
     assert set(items.loc[items["kind"] != "output", "wear"]) == {""}
     assert set(outputs.loc[outputs["label"] == "incorrect", "wear"]) == {"nose_out"}
@@ -194,7 +129,7 @@ def test_flat_folder_is_one_class_named_after_it(tmp_path, photos):
     assert set(items["source"]) == {"masked_real"}
 
 
-def test_several_sources_are_tagged(tmp_path, photos):
+def test_several_sources_are_tagged(tmp_path, photos, make_synthesis_folder):
     make_synthesis_folder(tmp_path / "out", photos[:4], negatives_every=0, incorrect_every=0)
     _tree(tmp_path / "real", photos[4:], {"masked": 2, "unmasked": 1})
     collected = collect_sources(

@@ -10,8 +10,6 @@ import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
-from test_duplicates import copies_of
-from test_sources import make_synthesis_folder
 
 from maskforge.cli import cli
 from maskforge.core.workspace import load_state, remember
@@ -27,7 +25,7 @@ def photos(unmasked_dir) -> list[Path]:
 
 
 @pytest.fixture
-def out(tmp_path, photos) -> Path:
+def out(tmp_path, photos, make_synthesis_folder) -> Path:
     """tmp/out: a synthesize-like folder over 24 real photos (24 groups, 60 images)."""
     make_synthesis_folder(tmp_path / "out", photos, negatives_every=2, incorrect_every=4)
     return tmp_path / "out"
@@ -90,7 +88,9 @@ def test_same_seed_identical_files_different_seed_different(tmp_path, out):
     assert not (tmp_path / "a" / "stats.json").exists()
 
 
-def test_near_duplicate_photos_land_in_one_split(tmp_path, photos):
+def test_near_duplicate_photos_land_in_one_split(
+    tmp_path, photos, copies_of, make_synthesis_folder
+):
     # Inputs 0-3 are the same photo: a copy, a half-size JPEG, a 1.5x PNG, a recompression.
     raw = tmp_path / "raw"
     copies = copies_of(photos[0], raw / "copies")
@@ -147,7 +147,9 @@ def test_cli_chains_from_the_last_synthesize(tmp_path, out, monkeypatch):
     )
 
 
-def test_cli_several_sources_class_map_and_weights(tmp_path, photos, masked_real_dir, monkeypatch):
+def test_cli_several_sources_class_map_and_weights(
+    tmp_path, photos, masked_real_dir, monkeypatch, make_synthesis_folder
+):
     monkeypatch.chdir(tmp_path)
     make_synthesis_folder(tmp_path / "out", photos[:12], negatives_every=0, incorrect_every=0)
     real = tmp_path / "photos"
@@ -254,7 +256,9 @@ def test_cli_missing_and_unreadable_files(tmp_path, out, monkeypatch):
     assert "2 missing, 1 unreadable:" in report and "file is empty (0 bytes)" in report
 
 
-def test_cli_reports_near_duplicates_with_different_labels(tmp_path, photos, monkeypatch):
+def test_cli_reports_near_duplicates_with_different_labels(
+    tmp_path, photos, monkeypatch, copies_of
+):
     monkeypatch.chdir(tmp_path)
     for folder, chosen in [("with_mask", photos[:8]), ("without_mask", photos[8:16])]:
         (tmp_path / "data" / folder).mkdir(parents=True)

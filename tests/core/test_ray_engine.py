@@ -27,7 +27,7 @@ from maskforge.dataset.manifest import write_manifest
 
 # Ray Data's own DataContext touches its deprecated settings when it copies itself.
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:ray")
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 # Ten photos: 8 + 2 tasks per Ray block with one actor, so a kill can land between blocks.
 N_PHOTOS = 10
 SYNTH_ARGS = ("--seed", "3", "--mask-type", "surgical", "--wear", "random")

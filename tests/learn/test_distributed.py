@@ -20,7 +20,7 @@ from maskforge.core.imageio import write_image
 from maskforge.learn.distributed import DistContext, gather_strided, weights_digest
 from maskforge.learn.models import build_model, read_checkpoint
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def two_class_set(root: Path, n_train: int, n_val: int, rng: np.random.Generator) -> None:

@@ -3,76 +3,25 @@ hard negatives; the compositor draws nothing but its grain."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-from maskforge.core.imageio import read_image
 from maskforge.faces import geometry
-from maskforge.faces.cascade import FaceFinder
 from maskforge.synth.render import compose
 from maskforge.synth.render.overlays import apply_mask, apply_occluder, mask_shape
 from maskforge.synth.render.templates import load_occluders, load_templates
 from maskforge.synth.sampling.draws import draw_look, draw_occluder
-from maskforge.synth.sampling.params import FaceParams, Grain
-
-# Frontal, well-lit photos from ../shared/faces/unmasked where HOG finds the face.
-PHOTOS = ("0_0_caiguoqing_0146.jpg", "120.jpg", "125.jpg")
-
-
-def photo_faces(folder: Path, names=PHOTOS) -> list[tuple[np.ndarray, object]]:
-    """(RGB image, its first plausible cascade face) per photo (test_pipeline, test_api too)."""
-    finder = FaceFinder("cascade")
-    out = []
-    for name in names:
-        rgb = read_image(folder / name)
-        found = [f for f in finder.find(rgb) if f.plausible()]
-        assert found, name
-        out.append((rgb, found[0]))
-    return out
+from maskforge.synth.sampling.params import Grain
 
 
 @pytest.fixture(scope="module")
-def faces(unmasked_dir: Path) -> list[tuple[np.ndarray, object]]:
-    return photo_faces(unmasked_dir)
+def faces(photo_faces) -> list[tuple[np.ndarray, object]]:
+    return photo_faces()
 
 
-def params(**kw) -> FaceParams:
-    base = dict(
-        mask_type="surgical",
-        variant="front",
-        color=(120, 170, 210),
-        pattern=None,
-        pattern_weight=0.7,
-        wear="correct",
-        negative=None,
-        seed=0,
-    )
-    return FaceParams(**{**base, **kw})
-
-
-def masked(rgb, face, finish=None, rng=None, **kw):
-    """apply_mask after the sampler's draw_look, both from one generator (seed 0)."""
-    p = params(**kw)
-    template = load_templates()[p.mask_type]
-    rng = rng or np.random.default_rng(0)
-    look = draw_look(rng, template, p, mask_shape(face.landmarks, template, p))
-    return apply_mask(
-        rgb,
-        face.landmarks,
-        template,
-        p,
-        look,
-        finish or compose.Finish(),
-        Grain(rng),
-        return_alpha=True,
-    )
-
-
-def test_changes_lie_in_the_lower_face(faces):
+def test_changes_lie_in_the_lower_face(faces, mask_on):
     for rgb, face in faces:
-        out, alpha = masked(rgb, face)
+        out, alpha = mask_on(rgb, face)
         changed = np.abs(out.astype(int) - rgb.astype(int)).sum(axis=2) > 30
         ys, xs = np.nonzero(changed)
         assert len(ys) > 0.08 * rgb.shape[0] * rgb.shape[1]
@@ -103,9 +52,9 @@ def _alpha_at(alpha, point):
     "wear, nose_covered, mouth_covered",
     [("correct", True, True), ("nose_out", False, True), ("chin", False, False)],
 )
-def test_wear_styles(faces, wear, nose_covered, mouth_covered):
+def test_wear_styles(faces, wear, nose_covered, mouth_covered, mask_on):
     for rgb, face in faces:
-        _, alpha = masked(rgb, face, wear=wear)
+        _, alpha = mask_on(rgb, face, wear=wear)
         lm = face.landmarks
         nose_tip = _alpha_at(alpha, lm[30])
         mouth = _alpha_at(alpha, lm[62:67].mean(axis=0))
@@ -114,10 +63,10 @@ def test_wear_styles(faces, wear, nose_covered, mouth_covered):
         assert _alpha_at(alpha, lm[8] - [0, 0.1 * geometry.interocular(lm)]) > 0.9  # chin covered
 
 
-def test_colour_changes_only_mask_pixels(faces):
+def test_colour_changes_only_mask_pixels(faces, mask_on):
     rgb, face = faces[0]
-    blue, alpha = masked(rgb, face, color=(40, 60, 200))
-    red, _ = masked(rgb, face, color=(200, 40, 40))
+    blue, alpha = mask_on(rgb, face, color=(40, 60, 200))
+    red, _ = mask_on(rgb, face, color=(200, 40, 40))
     diff = np.abs(blue.astype(int) - red.astype(int)).sum(axis=2)
     assert (diff[alpha > 0.5] > 40).mean() > 0.9
     assert (diff[alpha == 0] == 0).all()
@@ -127,28 +76,28 @@ def test_colour_changes_only_mask_pixels(faces):
     assert red[core][:, 0].mean() > red[core][:, 2].mean() + 50
 
 
-def test_pattern_changes_fabric_only(faces):
+def test_pattern_changes_fabric_only(faces, mask_on):
     rgb, face = faces[0]
-    plain, alpha = masked(rgb, face)
-    striped, _ = masked(rgb, face, pattern="stripes")
+    plain, alpha = mask_on(rgb, face)
+    striped, _ = mask_on(rgb, face, pattern="stripes")
     diff = np.abs(plain.astype(int) - striped.astype(int)).sum(axis=2)
     assert (diff[alpha > 0.99] > 20).mean() > 0.2
     assert (diff[alpha == 0] == 0).all()
 
 
-def test_grayscale_photo_gets_a_gray_mask(faces):
+def test_grayscale_photo_gets_a_gray_mask(faces, mask_on):
     rgb, face = faces[1]
     gray = np.repeat(rgb.mean(axis=2, keepdims=True).astype(np.uint8), 3, axis=2)
-    out, alpha = masked(gray, face, color=(40, 60, 200))
+    out, alpha = mask_on(gray, face, color=(40, 60, 200))
     core = out[alpha > 0.5].astype(int)
     assert np.abs(core[:, 0] - core[:, 2]).max() <= 2
 
 
-def test_light_follows_the_photo(faces):
+def test_light_follows_the_photo(faces, mask_on):
     rgb, face = faces[1]
     dark = (rgb.astype(np.float32) * 0.35).astype(np.uint8)
-    bright, alpha = masked(rgb, face, color=(230, 230, 230))
-    dim, _ = masked(dark, face, color=(230, 230, 230))
+    bright, alpha = mask_on(rgb, face, color=(230, 230, 230))
+    dim, _ = mask_on(dark, face, color=(230, 230, 230))
     core = alpha > 0.99
     assert dim[core].mean() < 0.75 * bright[core].mean()
 
@@ -172,12 +121,12 @@ def test_scarves_vary_in_colour_and_stay_on_the_lower_face(faces):
     assert spread > 60, means
 
 
-def test_without_grain_the_generator_is_not_touched(faces):
+def test_without_grain_the_generator_is_not_touched(faces, face_params):
     # Every choice comes from the sampler: with the grain off, the compositor draws nothing,
     # so any generator gives the same image and is left as it was.
     rgb, face = faces[0]
     template = load_templates()["gas"]
-    p = params(mask_type="gas")
+    p = face_params(mask_type="gas")
     look = draw_look(np.random.default_rng(0), template, p, mask_shape(face.landmarks, template, p))
     assert look.texture is None and look.accent is not None
     no_grain = compose.Finish(grain=0.0)
@@ -198,10 +147,10 @@ def test_without_grain_the_generator_is_not_touched(faces):
     np.testing.assert_array_equal(a, b)
 
 
-def test_accent_colour_recolours_the_cartridges_only(faces):
+def test_accent_colour_recolours_the_cartridges_only(faces, face_params):
     rgb, face = faces[0]
     template = load_templates()["gas"]
-    p = params(mask_type="gas")
+    p = face_params(mask_type="gas")
     shape = mask_shape(face.landmarks, template, p)
     no_grain = compose.Finish(grain=0.0)
     looks = [draw_look(np.random.default_rng(s), template, p, shape) for s in range(12)]

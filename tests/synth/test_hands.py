@@ -3,12 +3,9 @@ mouth, on both images of the pair, the label unchanged (real photos)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import cv2
 import numpy as np
 import pytest
-from test_render import masked, photo_faces
 
 from maskforge.synth.render import compose, hands
 from maskforge.synth.render.templates import load_occluders
@@ -21,8 +18,8 @@ ROOMY = ("120.jpg", "125.jpg")
 
 
 @pytest.fixture(scope="module")
-def faces(unmasked_dir: Path):
-    return photo_faces(unmasked_dir, ROOMY)
+def faces(photo_faces):
+    return photo_faces(ROOMY)
 
 
 def _mouth(shape, landmarks) -> np.ndarray:
@@ -31,11 +28,11 @@ def _mouth(shape, landmarks) -> np.ndarray:
     return region.astype(bool)
 
 
-def test_near_hands_stay_off_the_mask_and_the_mouth(faces):
+def test_near_hands_stay_off_the_mask_and_the_mouth(faces, mask_on):
     hand_sprites = sorted(n for n, o in load_occluders().items() if o.kind == "hand")
     placed = 0
     for rgb, face in faces:
-        out, alpha = masked(rgb, face)
+        out, alpha = mask_on(rgb, face)
         mouth = _mouth(rgb.shape, face.landmarks)
         whole = (0, 0, rgb.shape[1], rgb.shape[0])
         for spot in NEAR_SPOTS:

@@ -11,8 +11,6 @@ import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
-from test_render import params as face_params
-from test_render import photo_faces
 
 from maskforge.cli import cli
 from maskforge.faces import geometry
@@ -39,11 +37,11 @@ PHOTOS = (
 
 
 @pytest.fixture(scope="module")
-def faces(unmasked_dir: Path) -> list[tuple[np.ndarray, object]]:
-    return photo_faces(unmasked_dir, PHOTOS)
+def faces(photo_faces) -> list[tuple[np.ndarray, object]]:
+    return photo_faces(PHOTOS)
 
 
-def masked(rgb: np.ndarray, landmarks: np.ndarray, mask_type: str, **kw):
+def masked(face_params, rgb: np.ndarray, landmarks: np.ndarray, mask_type: str, **kw):
     """(output, alpha) of one covering, with the variant the pipeline would choose."""
     template = load_templates()[mask_type]
     variant = geometry.choose_variant(geometry.estimate_yaw(landmarks))
@@ -88,10 +86,10 @@ def _eyes_untouched(out: np.ndarray, rgb: np.ndarray, lm: np.ndarray) -> None:
 
 
 @pytest.mark.parametrize("mask_type", COVERINGS)
-def test_coverings_cover_nose_mouth_and_chin_and_stay_off_the_eyes(faces, mask_type):
+def test_coverings_cover_nose_mouth_and_chin_and_stay_off_the_eyes(faces, mask_type, face_params):
     for photo, face in faces:
         rgb, lm = padded(photo, face)  # some tight crops cut the chin off
-        out, alpha = masked(rgb, lm, mask_type)
+        out, alpha = masked(face_params, rgb, lm, mask_type)
         iod = geometry.interocular(lm)
         # The nose bridge: the nose anchor (landmark 29) and a third of the way up to 28. Past
         # ~55 degrees of yaw the nose line is the face's silhouette, where the side view's top
@@ -108,12 +106,16 @@ def test_coverings_cover_nose_mouth_and_chin_and_stay_off_the_eyes(faces, mask_t
         _eyes_untouched(out, rgb, lm)
 
 
-def test_gaiter_rides_up_to_landmark_28_over_the_bridge(faces):
+def test_gaiter_rides_up_to_landmark_28_over_the_bridge(faces, face_params):
     # Pulled up over the nose, a gaiter covers more of the bridge than a surgical mask does.
     gaiter, surgical = [], []
     for rgb, face in faces:
-        gaiter.append(_at(masked(rgb, face.landmarks, "gaiter")[1], face.landmarks[28]))
-        surgical.append(_at(masked(rgb, face.landmarks, "surgical")[1], face.landmarks[28]))
+        gaiter.append(
+            _at(masked(face_params, rgb, face.landmarks, "gaiter")[1], face.landmarks[28])
+        )
+        surgical.append(
+            _at(masked(face_params, rgb, face.landmarks, "surgical")[1], face.landmarks[28])
+        )
     assert np.mean(gaiter) > 0.6 and np.mean(gaiter) > np.mean(surgical) + 0.4, (gaiter, surgical)
 
 
@@ -134,10 +136,10 @@ def _coverage_below_chin(alpha: np.ndarray, lm: np.ndarray):
     return float(depth.max()), width, side[depth > depth.max() - 0.03].mean() / jaw
 
 
-def test_bandana_triangle_hangs_below_the_chin_to_a_point(faces):
+def test_bandana_triangle_hangs_below_the_chin_to_a_point(faces, face_params):
     for rgb, face in faces:
         canvas, lm = padded(rgb, face)
-        _, alpha = masked(canvas, lm, "bandana")
+        _, alpha = masked(face_params, canvas, lm, "bandana")
         reach, width, tip_side = _coverage_below_chin(alpha, lm)
         # The point lies well below landmark 8 (drawn 0.68 nose-to-chin lengths below it)...
         assert reach > 0.35, reach
@@ -148,10 +150,10 @@ def test_bandana_triangle_hangs_below_the_chin_to_a_point(faces):
         assert width(0.85 * reach) < 0.45 * width(0.1), (width(0.85 * reach), width(0.1))
 
 
-def test_gaiter_hangs_over_the_neck_as_wide_as_the_jaw(faces):
+def test_gaiter_hangs_over_the_neck_as_wide_as_the_jaw(faces, face_params):
     for rgb, face in faces:
         canvas, lm = padded(rgb, face)
-        _, alpha = masked(canvas, lm, "gaiter")
+        _, alpha = masked(face_params, canvas, lm, "gaiter")
         reach, width, _ = _coverage_below_chin(alpha, lm)
         assert reach > 0.5, reach  # drawn 0.78 below the chin, down to the collar
         # A tube over the neck: below the chin it stays about as wide as the jaw.
@@ -159,10 +161,10 @@ def test_gaiter_hangs_over_the_neck_as_wide_as_the_jaw(faces):
             assert width(depth) > 0.9, (depth, width(depth))
 
 
-def test_sports_mask_tucks_under_the_chin_only(faces):
+def test_sports_mask_tucks_under_the_chin_only(faces, face_params):
     for rgb, face in faces:
         canvas, lm = padded(rgb, face)
-        reach, _, _ = _coverage_below_chin(masked(canvas, lm, "sports")[1], lm)
+        reach, _, _ = _coverage_below_chin(masked(face_params, canvas, lm, "sports")[1], lm)
         assert 0.0 < reach < 0.35, reach
 
 
@@ -207,7 +209,7 @@ def test_unknown_print_in_the_metadata_is_named(tmp_path):
 
     root = tmp_path / "tpl"
     shutil.copytree(
-        Path(__file__).resolve().parents[1] / "mask_templates",
+        Path(__file__).resolve().parents[2] / "mask_templates",
         root,
         ignore=shutil.ignore_patterns("*.py", "__pycache__"),
     )
