@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
 
 from maskforge import choices
 from maskforge.commands.options import (
+    batch_size_option,
     checkpoint_option,
+    choice_option,
     command,
     device_option,
+    file_option,
+    flag_option,
+    folder_option,
+    int_option,
     run_argument,
     section,
     seed_option,
+    threshold_option,
     workers_option,
 )
 
@@ -22,14 +27,14 @@ from maskforge.commands.options import (
 @run_argument
 @section(
     "Data",
-    click.option(
+    file_option(
         "--manifest",
-        type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        exists=True,
         help="Manifest CSV to evaluate on.  [default: the run's own test manifest]",
     ),
-    click.option(
+    folder_option(
         "--folder",
-        type=click.Path(exists=True, file_okay=False, path_type=Path),
+        exists=True,
         help="Evaluate a folder of photos instead: all of one class with --label, or with one "
         "subfolder per class (named like the model's classes).",
     ),
@@ -41,9 +46,8 @@ from maskforge.commands.options import (
         "masked_real=masked --label unmasked=unmasked). Without it, subfolders named like the "
         "classes are used.",
     ),
-    click.option(
+    flag_option(
         "--crop-faces",
-        is_flag=True,
         help="Detect the largest face in each --folder/--manifest image and classify its crop "
         "(the same crop synthesize writes); use for whole photos. Images without a face are "
         "left out.",
@@ -52,15 +56,13 @@ from maskforge.commands.options import (
 @section(
     "Model and threshold",
     checkpoint_option("evaluate"),
-    click.option(
-        "--threshold",
-        type=click.FloatRange(0, 1, min_open=True, max_open=True),
-        help="Operating threshold on p(positive class) for two-class models; used for the "
-        "confusion matrix, subgroups and galleries.  [default: 0.5]",
+    threshold_option(
+        "Operating threshold on p(positive class) for two-class models; used for the "
+        "confusion matrix, subgroups and galleries.  [default: 0.5]"
     ),
-    click.option(
+    choice_option(
         "--threshold-rule",
-        type=click.Choice(choices.THRESHOLD_RULES),
+        among=choices.THRESHOLD_RULES,
         default=choices.DEFAULT_THRESHOLD_RULE,
         help="How the threshold reported beside the operating one is chosen on the run's val "
         "manifest: youden = max sensitivity + specificity - 1, f1 = max F1 of the positive "
@@ -69,21 +71,17 @@ from maskforge.commands.options import (
 )
 @section(
     "Report",
-    click.option(
-        "--out",
-        type=click.Path(file_okay=False, path_type=Path),
-        help="Report folder.  [default: RUN/eval-<manifest or folder name>]",
-    ),
-    click.option(
+    folder_option("--out", help="Report folder.  [default: RUN/eval-<manifest or folder name>]"),
+    int_option(
         "--cam",
-        type=click.IntRange(min=0),
+        low=0,
         default=8,
         help="Grad-CAM overlays to draw (half the most confident mistakes, half correct); "
         "0 = none.",
     ),
-    click.option(
+    int_option(
         "--bootstrap",
-        type=click.IntRange(min=0),
+        low=0,
         default=1000,
         help="Bootstrap resamples for the 95% confidence intervals; 0 = no intervals.",
     ),
@@ -92,12 +90,7 @@ from maskforge.commands.options import (
 @section(
     "Hardware",
     device_option,
-    click.option(
-        "--batch-size",
-        type=click.IntRange(min=1),
-        default=64,
-        help="Images per forward pass.",
-    ),
+    batch_size_option("Images per forward pass.", default=64),
     workers_option(
         "DataLoader worker processes reading images (0 = in the main process; at most 4 per core).",
         low=0,

@@ -2,45 +2,50 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
 
 from maskforge import choices
-from maskforge.commands.options import checkpoint_option, command, run_argument, seed_option
+from maskforge.commands.options import (
+    checkpoint_option,
+    choice_option,
+    command,
+    file_option,
+    float_option,
+    int_option,
+    run_argument,
+    seed_option,
+)
 
 
 @command("export")
 @run_argument
-@click.option(
+@choice_option(
     "--format",
     "fmt",
-    type=click.Choice(choices.EXPORT_FORMATS),
+    among=choices.EXPORT_FORMATS,
     default=choices.DEFAULT_EXPORT_FORMAT,
     help="onnx (runs with onnxruntime, OpenCV DNN, TensorRT, ...) or torchscript "
     "(torch.jit.load, no maskforge needed).",
 )
-@click.option(
+@file_option(
     "--out",
-    type=click.Path(dir_okay=False, path_type=Path),
     help="Output file.  [default: RUN/export/model.onnx or RUN/export/model.torchscript.pt]",
 )
 @checkpoint_option("export")
-@click.option(
+@int_option(
     "--verify",
-    type=click.IntRange(min=1),
     default=8,
     help="Images (from the run's test manifest) on which the exported model must match PyTorch.",
 )
-@click.option(
+@float_option(
     "--atol",
-    type=click.FloatRange(min=0),
+    high=None,
     default=1e-4,
     help="Largest allowed absolute difference of the probabilities; above it nothing is written.",
 )
-@click.option(
+@int_option(
     "--opset",
-    type=click.IntRange(min=9),
+    low=9,
     default=17,
     help="ONNX opset version (ignored for torchscript).",
 )

@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import click
 from click.formatting import measure_table
@@ -99,6 +100,53 @@ def check_png(ctx: click.Context, param: click.Parameter, value: Path | None) ->
     return value
 
 
+# --- one declaration per kind of value, so that a kind is declared and checked alike in every
+# command: the commands give the flag, its bounds, default and help
+
+FOLDER = click.Path(file_okay=False, path_type=Path)
+FILE = click.Path(dir_okay=False, path_type=Path)
+
+
+def choice_option(*decls: str, among: tuple[str, ...], **attrs: Any) -> Decorator:
+    """One name of a maskforge.choices vocabulary (`among`), so that every list the CLI offers
+    is the library's (tests/commands/test_cli_choices.py holds them to it)."""
+    return click.option(*decls, type=click.Choice(among), **attrs)
+
+
+def int_option(*decls: str, low: int = 1, high: int | None = None, **attrs: Any) -> Decorator:
+    """A whole number from low to high (None: no bound), checked by click before the command
+    runs; low is 1 unless given, as most are counts."""
+    return click.option(*decls, type=click.IntRange(low, high), **attrs)
+
+
+def float_option(*decls: str, low: float = 0, high: float | None = 1, **attrs: Any) -> Decorator:
+    """A number from low to high (None: no bound), checked by click before the command runs;
+    0..1 unless given, as most are fractions."""
+    return click.option(*decls, type=click.FloatRange(low, high), **attrs)
+
+
+def flag_option(*decls: str, help: str) -> Decorator:
+    """An on/off switch, off unless given (--help shows no default for it)."""
+    return click.option(*decls, is_flag=True, help=help)
+
+
+def switch_option(decls: str, help: str) -> Decorator:
+    """A `--thing/--no-thing` switch, on unless --no-thing is given (what most runs want)."""
+    return click.option(decls, default=True, help=help)
+
+
+def folder_option(*decls: str, exists: bool = False, **attrs: Any) -> Decorator:
+    """A folder as a Path (click refuses a file there); with exists, one that must be there."""
+    kind = click.Path(exists=True, file_okay=False, path_type=Path) if exists else FOLDER
+    return click.option(*decls, type=kind, **attrs)
+
+
+def file_option(*decls: str, exists: bool = False, **attrs: Any) -> Decorator:
+    """A file as a Path (click refuses a folder there); with exists, one that must be there."""
+    kind = click.Path(exists=True, dir_okay=False, path_type=Path) if exists else FILE
+    return click.option(*decls, type=kind, **attrs)
+
+
 # --- options of several commands
 
 
@@ -134,6 +182,32 @@ def detector_option(help: str, default: str = choices.DEFAULT_DETECTOR) -> Decor
         default=default,
         help=help,
     )
+
+
+def min_face_option(help: str, default: int = choices.MIN_FACE) -> Decorator:
+    """--min-face: faces smaller than this many pixels are set aside (reported, not used)."""
+    return int_option("--min-face", default=default, help=help)
+
+
+def batch_size_option(help: str, default: int) -> Decorator:
+    """--batch-size: images (or face crops) per step or forward pass."""
+    return int_option("--batch-size", default=default, help=help)
+
+
+def threshold_option(help: str, **attrs: Any) -> Decorator:
+    """--threshold: the operating point on p(positive class) of a two-class model, in (0, 1)."""
+    kind = click.FloatRange(0, 1, min_open=True, max_open=True)
+    return click.option("--threshold", type=kind, help=help, **attrs)
+
+
+def stats_size_option(help: str) -> Decorator:
+    """--size of split and stats: the side images are resized to before their mean/std."""
+    return int_option("--size", high=4096, default=choices.STATS_SIZE, help=help)
+
+
+def sheet_option(help: str, **attrs: Any) -> Decorator:
+    """--sheet: the .png file a contact sheet is written to (checked by check_png)."""
+    return file_option("--sheet", callback=check_png, help=help, **attrs)
 
 
 def _check_engine(ctx: click.Context, param: click.Parameter, value: str) -> str:

@@ -8,12 +8,19 @@ import click
 
 from maskforge import choices
 from maskforge.commands.options import (
+    batch_size_option,
     checkpoint_option,
+    choice_option,
     command,
     detector_option,
     device_option,
+    folder_option,
+    int_option,
+    min_face_option,
     run_option,
     section,
+    switch_option,
+    threshold_option,
     workers_option,
 )
 
@@ -24,12 +31,10 @@ from maskforge.commands.options import (
     "Model",
     run_option,
     checkpoint_option("use"),
-    click.option(
-        "--threshold",
-        type=click.FloatRange(0, 1, min_open=True, max_open=True),
-        default=0.5,
-        help="Two-class models: predict the positive class (e.g. masked) when its probability "
+    threshold_option(
+        "Two-class models: predict the positive class (e.g. masked) when its probability "
         "is at least this (`maskforge eval` reports one chosen on the val set).",
+        default=0.5,
     ),
     device_option,
 )
@@ -42,16 +47,14 @@ from maskforge.commands.options import (
         "stage only.",
         default=choices.DEFAULT_FIND_DETECTOR,
     ),
-    click.option(
-        "--min-face",
-        type=click.IntRange(min=1),
-        default=24,
-        help="Faces whose box is smaller than this many pixels are reported as too_small, not "
+    min_face_option(
+        "Faces whose box is smaller than this many pixels are reported as too_small, not "
         "classified.",
+        default=24,
     ),
-    click.option(
+    choice_option(
         "--no-face",
-        type=click.Choice(choices.NO_FACE_CHOICES),
+        among=choices.NO_FACE_CHOICES,
         default=choices.DEFAULT_NO_FACE,
         help="An image or frame where no face is found: skip it (status no_face), or classify "
         "the whole image (status whole_image; for photos that are already face crops, where "
@@ -60,21 +63,18 @@ from maskforge.commands.options import (
 )
 @section(
     "Output",
-    click.option(
+    folder_option(
         "--out",
-        type=click.Path(file_okay=False, path_type=Path),
         default=Path("annotated"),
         help="Folder for predictions.csv and the annotated images/videos.",
     ),
-    click.option(
+    int_option(
         "--every",
-        type=click.IntRange(min=1),
         default=1,
         help="Videos: classify every k-th frame (the annotated video holds those frames).",
     ),
-    click.option(
+    switch_option(
         "--annotate/--no-annotate",
-        default=True,
         help="Write annotated copies beside predictions.csv (--no-annotate: only the CSV, "
         "faster on large folders).",
     ),
@@ -86,15 +86,10 @@ from maskforge.commands.options import (
         "core). [default: one per core (at most 8); none for fewer than 16 photos]",
         low=0,
     ),
-    click.option(
-        "--batch-size",
-        type=click.IntRange(min=1),
-        default=choices.PREDICT_BATCH,
-        help="Face crops classified per forward pass.",
-    ),
-    click.option(
+    batch_size_option("Face crops classified per forward pass.", default=choices.PREDICT_BATCH),
+    choice_option(
         "--runtime",
-        type=click.Choice(choices.PREDICT_RUNTIMES),
+        among=choices.PREDICT_RUNTIMES,
         default=choices.DEFAULT_PREDICT_RUNTIME,
         help="The classifier's runtime: auto = ONNX Runtime on CPU where installed (faster "
         "there; exported once and checked against PyTorch), else torch.",

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
 from maskforge import choices
 from maskforge.commands.options import (
-    check_png,
+    Decorator,
     command,
+    flag_option,
+    int_option,
     recalled,
     section,
     seed_option,
+    sheet_option,
 )
 
 
@@ -44,21 +48,25 @@ class NameList(click.ParamType):
         return names
 
 
+def names_option(
+    flag: str, name: str, what: str, among: tuple[str, ...] | None = None, **attrs: Any
+) -> Decorator:
+    """Which rows: --flag a,b,c, names of one kind (`what`), checked against `among` when given
+    (where 'all' is every one of them); the command gets them as a tuple `name`."""
+    return click.option(flag, name, type=NameList(what, among), **attrs)
+
+
 @command("preview")
 @click.argument("out", required=False, type=click.Path(path_type=Path))
 @section(
     "The sheet",
-    click.option(
-        "--sheet",
-        type=click.Path(dir_okay=False, path_type=Path),
+    sheet_option(
+        "PNG file to write the contact sheet to (replaced if it exists).",
         default=Path("preview.png"),
-        callback=check_png,
-        help="PNG file to write the contact sheet to (replaced if it exists).",
     ),
-    click.option(
+    int_option(
         "--count",
         "-n",
-        type=click.IntRange(min=1),
         default=choices.PREVIEW_COUNT,
         help="Number of tiles: rows of synthesis.csv drawn at random (all if fewer match).",
     ),
@@ -66,71 +74,69 @@ class NameList(click.ParamType):
 )
 @section(
     "Which rows",
-    click.option(
+    names_option(
         "--mask-type",
         "mask_types",
-        type=NameList("mask type"),
+        "mask type",
         help="Only these templates, e.g. 'surgical,kn95' (see `maskforge templates`). "
         "[default: any]",
     ),
-    click.option(
+    names_option(
         "--wear",
         "wears",
-        type=NameList("wear style", choices.WEAR_STYLES),
+        "wear style",
+        choices.WEAR_STYLES,
         help="Only these wear styles: correct, nose_out, chin (comma-separated). [default: any]",
     ),
-    click.option(
+    names_option(
         "--detector",
         "detectors",
-        type=NameList("detector", choices.STAGES),
+        "detector",
+        choices.STAGES,
         help="Only faces found by these detector stages: hog, mtcnn, hog_pad, cnn, boxes. "
         "[default: any]",
     ),
-    click.option(
+    names_option(
         "--status",
         "statuses",
-        type=NameList("status", choices.STATUSES),
+        "status",
+        choices.STATUSES,
         default="ok",
         help="Rows with these statuses (comma-separated, or 'all'). Rows that are not ok show "
         "the input photo, the rejected face's box in red, and the reason.",
     ),
-    click.option(
+    names_option(
         "--framing",
         "framings",
-        type=NameList("framing", choices.FRAMINGS),
+        "framing",
+        choices.FRAMINGS,
         help="Only outputs cut this way: crop, closeup, wide, full (comma-separated). "
         "[default: any]",
     ),
-    click.option(
+    flag_option(
         "--hands-near-mask",
-        is_flag=True,
         help="Only masked outputs with a hand raised near the mask (synthesize --hands-near-mask).",
     ),
-    click.option(
+    flag_option(
         "--negatives",
-        is_flag=True,
         help="Show the hard negatives (hand, object, scarf over the mouth) instead of the "
         "masked outputs; only rows that have one.",
     ),
 )
 @section(
     "Layout",
-    click.option(
+    flag_option(
         "--side-by-side",
-        is_flag=True,
         help="Show each face as an unmasked original | output pair (tiles twice as wide).",
     ),
-    click.option(
+    int_option(
         "--tile",
-        type=click.IntRange(min=16, max=1024),
+        low=16,
+        high=1024,
         default=choices.PREVIEW_TILE,
         help="Side of each image in pixels (shrunk with area interpolation).",
     ),
-    click.option(
-        "--columns",
-        type=click.IntRange(min=1, max=100),
-        help="Tiles per row. [default: 8, or 4 with --side-by-side]",
-    ),
+    int_option("--columns", high=100, help="Tiles per row. [default: 8, or 4 with --side-by-side]"),
 )
 def preview_command(
     out,

@@ -10,10 +10,16 @@ from maskforge import choices
 from maskforge.commands.options import (
     DEFAULT_WORKERS_TEXT,
     Parsed,
+    choice_option,
     command,
+    flag_option,
+    folder_option,
+    int_option,
     recalled,
     section,
     seed_option,
+    stats_size_option,
+    switch_option,
     workers_option,
 )
 
@@ -36,24 +42,23 @@ SOURCE = Parsed("[NAME=]FOLDER", "maskforge.dataset.sources:parse_source")
         help="Fractions of images for train,val,test (summing to 1). Two numbers (0.8,0.2) "
         "mean no test split: test.csv is then written with a header only.",
     ),
-    click.option(
+    folder_option(
         "--out",
         "out_dir",
-        type=click.Path(file_okay=False, path_type=Path),
         default=Path("manifests"),
         help="Folder for train.csv, val.csv, test.csv, stats.json and split_report.md.",
     ),
     seed_option("Seed of every random choice."),
-    click.option(
+    choice_option(
         "--stratify",
-        type=click.Choice(choices.EXTRA_STRATA),
+        among=choices.EXTRA_STRATA,
         multiple=True,
         help="Also keep the proportions of this column in every split (repeatable); splits "
         "are always stratified by class.",
     ),
-    click.option(
+    choice_option(
         "--balance",
-        type=click.Choice(choices.BALANCE_MODES),
+        among=choices.BALANCE_MODES,
         default=choices.DEFAULT_BALANCE,
         help="Per split: undersample (drop images of larger classes at random), oversample "
         "(repeat rows of smaller classes), weights (fill the weight column), or none. Images "
@@ -69,37 +74,30 @@ SOURCE = Parsed("[NAME=]FOLDER", "maskforge.dataset.sources:parse_source")
         "folder of photos without class subfolders is one class named after the folder. "
         "[default: names as found]",
     ),
-    click.option(
+    int_option(
         "--dup-threshold",
-        type=click.IntRange(0, 64),
+        low=0,
+        high=64,
         default=choices.DUP_THRESHOLD,
         help="Photos whose perceptual hashes (64-bit phash) differ in at most this many bits "
         "are near-duplicates and join one group (never split apart).",
     ),
-    click.option(
+    switch_option(
         "--dedup/--no-dedup",
-        default=True,
         help="Search near-duplicates (reads every original/photo once).",
     ),
-    click.option(
+    flag_option(
         "--drop-missing",
-        is_flag=True,
         help="Leave out (and report) images that are missing or unreadable instead of stopping.",
     ),
 )
 @section(
     "Statistics",
-    click.option(
+    switch_option(
         "--stats/--no-stats",
-        default=True,
         help="Compute the train split's per-channel mean/std into stats.json.",
     ),
-    click.option(
-        "--size",
-        type=click.IntRange(1, 4096),
-        default=choices.STATS_SIZE,
-        help="Images are resized to SIZE x SIZE before computing stats (as in training).",
-    ),
+    stats_size_option("Images are resized to SIZE x SIZE before computing stats (as in training)."),
     workers_option("Processes for hashing and stats.", high=256, show_default=DEFAULT_WORKERS_TEXT),
 )
 def split_command(sources, out_dir, dedup, stratify, workers, class_map, **options) -> None:

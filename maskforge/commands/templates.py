@@ -6,24 +6,24 @@ from pathlib import Path
 
 import click
 
-from maskforge.commands.options import check_png, command, seed_option
+from maskforge.commands.options import (
+    command,
+    folder_option,
+    seed_option,
+    sheet_option,
+    switch_option,
+)
 
 
 @command("templates")
-@click.option(
+@folder_option(
     "--root",
-    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    exists=True,
     help="Template folder holding templates.json.  [default: the installed mask_templates]",
 )
-@click.option(
-    "--sheet",
-    type=click.Path(dir_okay=False, path_type=Path),
-    callback=check_png,
-    help="Also write a PNG contact sheet of every template, variant and occluder here.",
-)
-@click.option(
+@sheet_option("Also write a PNG contact sheet of every template, variant and occluder here.")
+@switch_option(
     "--anchors/--no-anchors",
-    default=True,
     help="Mark the anchor points (nose green, others red; occluders: mouth) on the sheet.",
 )
 @seed_option("Seed for the sample colours and patterns shown on the sheet.")

