@@ -8,10 +8,12 @@ import click
 
 from maskforge import __version__
 from maskforge.commands.errors import USER_ERRORS, UserError
+from maskforge.core.outputs import storage_message
 
 
 class MaskforgeGroup(click.Group):
-    """A group that turns user-input exceptions into one-line errors (tracebacks with --debug)."""
+    """A group that turns user-input exceptions and storage faults (a full or read-only disk,
+    core.outputs) into one-line errors, exit code 2 (tracebacks with --debug)."""
 
     def invoke(self, ctx: click.Context):
         try:
@@ -21,13 +23,15 @@ class MaskforgeGroup(click.Group):
         except KeyboardInterrupt:
             click.echo("\nInterrupted. Rerun the same command to resume.", err=True)
             sys.exit(130)
-        except USER_ERRORS as exc:
-            if ctx.obj and ctx.obj.get("debug"):
-                raise
-            raise UserError(_one_line(exc)) from None
         except Exception as exc:  # noqa: BLE001 - last resort: never show a bare traceback
             if ctx.obj and ctx.obj.get("debug"):
                 raise
+            # A full or read-only disk is the user's to fix, as bad input is (exit code 2).
+            storage = storage_message(exc)
+            if storage is not None:
+                raise UserError(storage) from None
+            if isinstance(exc, USER_ERRORS):
+                raise UserError(_one_line(exc)) from None
             click.echo(
                 f"Error: unexpected {type(exc).__name__}: {_one_line(exc)} "
                 "(rerun with --debug for the traceback)",

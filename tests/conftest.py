@@ -3,7 +3,14 @@ absent, with a count at the end of the run) and made images."""
 
 from __future__ import annotations
 
+import fcntl
+import functools
 import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -70,6 +77,114 @@ def _own_working_folder(tmp_path_factory, monkeypatch) -> None:
 def rng() -> np.random.Generator:
     """A seeded generator for test-made images."""
     return np.random.default_rng(1234)
+
+
+@pytest.fixture
+def fifo() -> Iterator[Callable[[Path], Path]]:
+    """fifo(path) makes a real named pipe at path (a FIFO with a photo's or a video's name),
+    which maskforge must never open. A watcher opens each pipe's write end whenever something
+    has it open for reading: that frees a reader blocked in open(), so a regression fails the
+    test at teardown instead of hanging it."""
+    import threading
+
+    made: list[Path] = []
+    opened: set[Path] = set()
+    stop = threading.Event()
+
+    def watch() -> None:
+        while not stop.wait(0.05):
+            for path in list(made):
+                try:  # succeeds only while a reader has the pipe open
+                    fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK)
+                except OSError:
+                    continue
+                opened.add(path)
+                os.close(fd)
+
+    def make(path: Path) -> Path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        os.mkfifo(path)
+        made.append(path)
+        return path
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    yield make
+    stop.set()
+    watcher.join(5)
+    if opened:
+        pytest.fail(f"opened a FIFO (it blocks until a writer comes): {sorted(map(str, opened))}")
+
+
+@contextmanager
+def _holding(lock: Path) -> Iterator[Path]:
+    """Hold an flock on the file lock (created) as a running maskforge command does."""
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        os.write(fd, b"maskforge test, pid 4242 on testhost, started now\n")
+        yield lock
+    finally:
+        os.close(fd)
+
+
+@pytest.fixture
+def hold_lock() -> Callable[[Path], AbstractContextManager[Path]]:
+    """hold_lock(path): a context in which this process holds the flock a maskforge command
+    takes on path (flock conflicts between two opens of one file, even in one process)."""
+    return _holding
+
+
+@functools.cache
+def _namespaces_work() -> bool:
+    """True where `unshare` can make a user and mount namespace and mount in it."""
+    if not shutil.which("unshare"):
+        return False
+    probe = "d=$(mktemp -d) && mount -t tmpfs -o size=64k tmpfs $d && umount $d && rmdir $d"
+    try:
+        done = subprocess.run(
+            ["unshare", "--user", "--map-root-user", "--mount", "sh", "-c", probe],
+            capture_output=True,
+            timeout=30,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return done.returncode == 0
+
+
+# The shell functions in_namespace's scripts get: `read_only DIR` (a bind mount remounted
+# read-only: tests run as root, whom chmod does not stop) and `small_disk DIR SIZE` (a tmpfs
+# that fills up), then $MF runs this checkout's maskforge.
+_FAULTS = """set -u
+read_only() { mount --bind "$1" "$1" && mount -o remount,bind,ro "$1"; }
+small_disk() { mount -t tmpfs -o size="$2" tmpfs "$1"; }
+"""
+
+
+@pytest.fixture
+def in_namespace() -> Callable[..., subprocess.CompletedProcess]:
+    """in_namespace(script, **env): run a bash script in a new user and mount namespace (its
+    mounts end with it), with the variables env and the functions of _FAULTS. Skips where
+    namespaces cannot be made."""
+    if not _namespaces_work():
+        pytest.skip("cannot mount in a user namespace here")
+
+    def run(script: str, **env: Path | str) -> subprocess.CompletedProcess:
+        variables = {
+            "MF": f"{sys.executable} -m maskforge",
+            "PYTHONPATH": str(REPO),
+            **{k: str(v) for k, v in env.items()},
+        }
+        return subprocess.run(
+            ["unshare", "--user", "--map-root-user", "--mount", "bash", "-c", _FAULTS + script],
+            env={**os.environ, **variables},
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+
+    return run
 
 
 def pytest_collection_modifyitems(config, items) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import errno
 import io
 import os
 import secrets
@@ -18,6 +17,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from maskforge.choices import MAX_FILE_BYTES, MAX_PIXELS
+from maskforge.core.paths import file_kind
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp"})
 # The Pillow decoders those extensions imply, and the only ones we let Pillow try (MPO is the
@@ -202,16 +202,7 @@ def _check_regular(st: os.stat_result, max_bytes: int) -> None:
     if stat.S_ISDIR(st.st_mode):
         raise UnreadableImageError("is a directory")
     if not stat.S_ISREG(st.st_mode):
-        kind = (
-            "a FIFO"
-            if stat.S_ISFIFO(st.st_mode)
-            else "a device"
-            if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode)
-            else "a socket"
-            if stat.S_ISSOCK(st.st_mode)
-            else "special"
-        )
-        raise UnreadableImageError(f"not a regular file ({kind})")
+        raise UnreadableImageError(f"not a regular file ({file_kind(st.st_mode)})")
     if st.st_size > max_bytes:
         raise ImageTooLargeError(f"file is {_mib(st.st_size)}, over the limit of {_mib(max_bytes)}")
 
@@ -230,18 +221,6 @@ def encode_image(rgb: np.ndarray, suffix: str = ".jpg", quality: int = 95) -> by
     if not ok:
         raise OSError(f"OpenCV could not encode a {rgb.shape} image as {suffix}")
     return buf.tobytes()
-
-
-# Write errors that are the storage's, not one file's: out of space, read-only, no permission.
-# Every later write fails the same way, so a batch stops on them instead of going on.
-STORAGE_ERRNOS = frozenset(
-    {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG}
-)
-
-
-def is_storage_fault(exc: BaseException) -> bool:
-    """True for an OSError that says the place written to is full, read-only or not ours."""
-    return isinstance(exc, OSError) and exc.errno in STORAGE_ERRNOS
 
 
 def temporary_file(folder: Path) -> tuple[int, str]:
@@ -263,8 +242,13 @@ def temporary_file(folder: Path) -> tuple[int, str]:
 def _replacing(path: Path, mode: str, sync: bool) -> Iterator[IO]:
     """A file opened in `mode` on a temporary name beside path, renamed onto path when the
     block ends (flushed and fsynced first with sync). If the block raises, the temporary file
-    is removed and path left as it was; an OSError that names no file then names path."""
-    fd, tmp = temporary_file(path.parent)  # the mode open() gives, not mkstemp's 0600
+    is removed and path left as it was; an OSError that names no file (or the temporary
+    file's name, which means nothing to the user) then names path."""
+    try:
+        fd, tmp = temporary_file(path.parent)  # the mode open() gives, not mkstemp's 0600
+    except OSError as exc:
+        exc.filename = str(path)
+        raise
     text = {} if "b" in mode else {"encoding": "utf-8", "newline": ""}
     try:
         with os.fdopen(fd, mode, **text) as fh:

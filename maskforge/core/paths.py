@@ -1,10 +1,12 @@
-"""Paths as the user would type them, for messages and summaries; names that fit the file
-system and CSVs (printable, fit_name)."""
+"""Paths as the user would type them, for messages, summaries and CSV rows (row_path); names
+that fit the file system and CSVs (printable, fit_name); what kind of file a path is, from
+os.stat alone (not_regular)."""
 
 from __future__ import annotations
 
 import hashlib
 import os
+import stat
 from pathlib import Path
 
 from maskforge.choices import MAX_NAME_BYTES
@@ -23,6 +25,51 @@ def display_path(path: Path | str, folder_slash: bool = False) -> str:
     elif folder_slash and path.is_dir():
         text += "/"
     return text
+
+
+def row_path(path: Path | str, csv_folder: Path | str) -> str:
+    """path as a CSV row gives it: relative to csv_folder, with `/`, and never resolved
+    through a link, so a row names the file as the user gave it or as it was found under the
+    folder they gave (a symlink's own name, not its target). The `..` steps are counted from
+    where csv_folder really is, so the row opens the same file from there."""
+    target = os.path.abspath(path)  # `.` and `..` folded, links left as they are
+    return Path(os.path.relpath(target, os.path.realpath(csv_folder))).as_posix()
+
+
+def file_kind(mode: int) -> str:
+    """What an st_mode is, in words: "a regular file", "a directory", "a FIFO", "a device",
+    "a socket" or "a special file"."""
+    if stat.S_ISREG(mode):
+        return "a regular file"
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "a special file"
+
+
+def not_regular(path: Path | str) -> str:
+    """Why path (links followed) is not a regular file to read, in words, or "" when it is one.
+
+    From os.stat alone: nothing is opened, so a FIFO, a device or a socket with a photo's or a
+    video's name is told apart without blocking ("not a regular file (a FIFO)"). A missing file
+    or a dangling link gives "file not found", a folder "is a directory".
+    """
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return "file not found"
+    except OSError as exc:
+        return f"cannot read file: {exc.strerror or exc}"
+    if stat.S_ISREG(mode):
+        return ""
+    if stat.S_ISDIR(mode):
+        return "is a directory"
+    return f"not a regular file ({file_kind(mode)})"
 
 
 def printable(text: str) -> str:

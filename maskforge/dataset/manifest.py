@@ -6,6 +6,7 @@ import hashlib
 import os
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from maskforge.core.imageio import atomic_write_text
@@ -39,7 +40,7 @@ def read_manifest(path: Path) -> pd.DataFrame:
     Raises FileNotFoundError or ValueError with a one-line reason for a bad manifest.
     """
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():  # a FIFO or a folder: read_string_csv says what it is
         raise FileNotFoundError(f"Manifest not found: {path}")
     df = read_string_csv(path, "Manifest ")
     missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
@@ -50,19 +51,34 @@ def read_manifest(path: Path) -> pd.DataFrame:
         )
     if df.empty:
         raise ValueError(f"Manifest {path} has no rows.")
-    if (df["path"] == "").any() or (df["label"] == "").any():
-        bad = int(((df["path"] == "") | (df["label"] == "")).sum())
-        raise ValueError(f"Manifest {path} has {bad} row(s) with an empty path or label.")
+    for col in REQUIRED_COLUMNS:
+        empty = (df[col].str.strip() == "").to_numpy()
+        if empty.any():
+            raise ValueError(
+                f"Manifest {path} row {int(np.argmax(empty)) + 2} has an empty {col}; every row "
+                "needs a path and a label."
+            )
     for col in MANIFEST_COLUMNS:
         if col not in df.columns:
             df[col] = df["path"] if col == "group" else ("1.0" if col == "weight" else "")
-    try:
-        df["weight"] = df["weight"].replace("", "1.0").astype(float)
-    except ValueError:
-        raise ValueError(f"Manifest {path} has a non-numeric weight.") from None
+    df["weight"] = _weights(df["weight"], path)
     base = path.resolve().parent
     df["abspath"] = [os.path.normpath(base / p) for p in df["path"]]
     return df
+
+
+def _weights(cells: pd.Series, path: Path) -> pd.Series:
+    """The weight column as float64 ('' is 1.0); ValueError naming the first row whose weight
+    is not a finite number >= 0."""
+    text = cells.str.strip().replace("", "1.0")
+    weights = pd.to_numeric(text, errors="coerce").astype(np.float64)
+    bad = ~(np.isfinite(weights.to_numpy()) & (weights.to_numpy() >= 0))
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise ValueError(
+            f"Manifest {path} row {i + 2}: weight {cells.iloc[i]!r} is not a finite number >= 0."
+        )
+    return weights
 
 
 def write_manifest(df: pd.DataFrame, path: Path) -> None:
@@ -80,13 +96,15 @@ def write_manifest(df: pd.DataFrame, path: Path) -> None:
 
 
 def missing_files(paths) -> list[str]:
-    """The paths (in the given order, each once) that are not existing files."""
+    """The paths (in the given order, each once) where there is no file: nothing (a dangling
+    link too) or a folder. A FIFO, device or socket is there: it is left to the reader, which
+    refuses it unopened and records why (core.paths.not_regular)."""
     seen: set[str] = set()
     missing = []
     for p in map(str, paths):
         if p not in seen:
             seen.add(p)
-            if not os.path.isfile(p):
+            if not os.path.exists(p) or os.path.isdir(p):
                 missing.append(p)
     return missing
 

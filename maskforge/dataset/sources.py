@@ -198,7 +198,9 @@ def collect_folders(source: Source) -> tuple[pd.DataFrame, list[str]]:
     root = source.root.resolve()
     notes: list[str] = []
     subdirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-    loose = sorted(p for p in root.iterdir() if p.is_file() and not p.name.startswith("."))
+    # Not is_file(): a FIFO or a dangling link named like a photo is listed (as iter_image_files
+    # lists them in class folders), so that split reports it instead of dropping it unsaid.
+    loose = sorted(p for p in root.iterdir() if not p.is_dir() and not p.name.startswith("."))
     rows = []
     classes_with_images = 0
     for sub in subdirs:

@@ -20,6 +20,8 @@ import pandas as pd
 
 from maskforge.choices import BALANCE_MODES, EXTRA_STRATA, SPLITS
 from maskforge.core.imageio import atomic_write_text
+from maskforge.core.outputs import output_folder
+from maskforge.core.paths import not_regular
 from maskforge.dataset.duplicates import find_duplicates
 from maskforge.dataset.manifest import (
     MANIFEST_COLUMNS,
@@ -141,9 +143,10 @@ def strata_keys(items: pd.DataFrame, stratify: Sequence[str] = ()) -> pd.Series:
         raise ValueError(
             f"Invalid stratify column {unknown[0]!r}. Only {', '.join(EXTRA_STRATA)} are supported."
         )
-    key = items["label"].astype(str)
+    # fillna first: under pandas 3 astype(str) keeps a missing cell as NaN (no stratum at all).
+    key = items["label"].fillna("").astype(str)
     for col in stratify:
-        key = key + "|" + items[col].astype(str)
+        key = key + "|" + items[col].fillna("").astype(str)
     return key
 
 
@@ -348,6 +351,16 @@ def _drop_missing(items: pd.DataFrame, sources, drop: bool) -> tuple[pd.DataFram
     return pd.concat(kept), missing
 
 
+def _drop_special(items: pd.DataFrame, drop: bool) -> tuple[pd.DataFrame, list[tuple[str, str]]]:
+    """Items whose file is a FIFO, device or socket (told by stat, never opened: a FIFO would
+    block its reader) are unreadable, whether or not split reads the images: ValueError unless
+    drop, else left out and returned as (path, reason)."""
+    bad = [(p, why) for p in items["abspath"].unique() if (why := not_regular(p))]
+    if bad and not drop:
+        raise ValueError(unreadable_message(bad, items["abspath"].nunique(), "the sources"))
+    return items[~items["abspath"].isin({p for p, _ in bad})], bad
+
+
 def run_split(
     sources: Sequence[Source],
     out_dir: Path,
@@ -369,14 +382,27 @@ def run_split(
     if not sources:
         raise ValueError("No source folder given.")
     _check_out_dir(out_dir, sources)
+    # Held from here to the end: a second command on out_dir is refused before it writes.
+    with output_folder(out_dir, "split"):
+        return _split_into(out_dir, sources, options, ratios, progress)
+
+
+def _split_into(
+    out_dir: Path,
+    sources: Sequence[Source],
+    options: SplitOptions,
+    ratios: tuple[float, float, float],
+    progress: bool | None,
+) -> SplitResult:
+    """run_split's work once out_dir is held: collect, split, balance, write."""
     split_ss, balance_ss = np.random.SeedSequence(options.seed).spawn(2)
 
     collected: Collected = collect_sources(list(sources), options.class_map)
     items, missing = _drop_missing(collected.items, sources, options.drop_missing)
+    items, unreadable = _drop_special(items, options.drop_missing)
     strata_keys(items, options.stratify)  # validate names before the slow part
 
     duplicates = None
-    unreadable: list[tuple[str, str]] = []
     if options.dup_threshold is not None:
         groups, duplicates = find_duplicates(
             items, options.dup_threshold, workers=options.workers, progress=progress
@@ -416,7 +442,6 @@ def run_split(
             unreadable.extend(stats.unreadable)
             frame = frame[~frame["abspath"].isin({p for p, _ in stats.unreadable})]
 
-    out_dir.mkdir(parents=True, exist_ok=True)
     files, manifests = [], {}
     for name in SPLITS:
         rows = frame.loc[frame["split"] == name, ["abspath", *MANIFEST_COLUMNS[1:]]]

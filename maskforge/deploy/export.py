@@ -10,6 +10,7 @@ and in a `<name>.json` file beside it.
 from __future__ import annotations
 
 import importlib.util
+import io
 import json
 import os
 import warnings
@@ -24,6 +25,7 @@ from torch import nn
 from maskforge import __version__
 from maskforge.choices import EXPORT_FORMATS
 from maskforge.core.imageio import atomic_write_text
+from maskforge.core.outputs import output_folder
 from maskforge.learn.models import CheckpointInfo, probabilities
 
 FORMATS = EXPORT_FORMATS
@@ -160,7 +162,11 @@ def _export_torchscript(wrapper: nn.Module, example: torch.Tensor, path: Path, m
         _ignore_head_width_branch()
         # No check_trace: export_run compares the saved file with PyTorch on real images anyway.
         traced = torch.jit.trace(wrapper, example, check_trace=False)
-        torch.jit.save(traced, str(path), _extra_files={"maskforge.json": json.dumps(meta)})
+        buffer = io.BytesIO()
+        torch.jit.save(traced, buffer, _extra_files={"maskforge.json": json.dumps(meta)})
+    # Written here, not by torch's C++ writer: a full disk is then an OSError that says so.
+    with open(path, "wb") as fh:
+        fh.write(buffer.getbuffer())
     return "torch.jit.trace (TorchScript is deprecated upstream in favour of torch.export)"
 
 
@@ -237,43 +243,44 @@ def export_run(
     echo = echo or (lambda _: None)
     run_dir, ckpt, model, info, _ = load_run_model(run, checkpoint, "cpu", echo)
     path = Path(out) if out is not None else run_dir / "export" / f"model{SUFFIX[fmt]}"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    wrapper = ExportWrapper(model, info.mean, info.std).eval()
-    gen = torch.Generator().manual_seed(seed)
-    example = torch.rand(2, 3, info.img_size, info.img_size, generator=gen)
-    try:
-        if fmt == "onnx":
-            exporter = export_onnx(wrapper, example, tmp, opset)
-            meta = model_metadata(info, Path(display_path(ckpt)), fmt, exporter)
-            meta["opset"] = opset
-            _add_onnx_metadata(tmp, meta)
-        else:
-            meta = model_metadata(info, Path(display_path(ckpt)), fmt, "torch.jit.trace")
-            exporter = _export_torchscript(wrapper, example, tmp, meta)
-            meta["exporter"] = exporter
+    # Held to the end: a second command writing this file is refused before it writes.
+    with output_folder(path.parent, "export", file=path, lock_name=f".{path.name}.lock"):
+        tmp = path.with_name(f".{path.name}.tmp")
+        wrapper = ExportWrapper(model, info.mean, info.std).eval()
+        gen = torch.Generator().manual_seed(seed)
+        example = torch.rand(2, 3, info.img_size, info.img_size, generator=gen)
+        try:
+            if fmt == "onnx":
+                exporter = export_onnx(wrapper, example, tmp, opset)
+                meta = model_metadata(info, Path(display_path(ckpt)), fmt, exporter)
+                meta["opset"] = opset
+                _add_onnx_metadata(tmp, meta)
+            else:
+                meta = model_metadata(info, Path(display_path(ckpt)), fmt, "torch.jit.trace")
+                exporter = _export_torchscript(wrapper, example, tmp, meta)
+                meta["exporter"] = exporter
 
-        images, source = _verify_images(run_dir, info, verify, seed)
-        tf = eval_transform(info.img_size, info.mean, info.std)
-        with torch.inference_mode():
-            reference = probabilities(
-                model(torch.stack([tf(image=im)["image"] for im in images]))
-            ).numpy()
-        batch = np.stack([preprocess(im, info.img_size) for im in images])
-        got = run_exported(tmp, fmt, batch)
-        diff = float(np.abs(got - reference).max())
-        if not diff <= atol:
-            raise ValueError(
-                f"Exported model differs from PyTorch by {diff:.2e} (> --atol {atol:g}) on "
-                f"{source}; nothing written."
-            )
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    meta.update({"verified_on": source, "max_abs_diff": diff, "atol": atol})
-    meta_path = path.with_name(path.name + ".json")
-    atomic_write_text(meta_path, json.dumps(meta, indent=2) + "\n")
+            images, source = _verify_images(run_dir, info, verify, seed)
+            tf = eval_transform(info.img_size, info.mean, info.std)
+            with torch.inference_mode():
+                reference = probabilities(
+                    model(torch.stack([tf(image=im)["image"] for im in images]))
+                ).numpy()
+            batch = np.stack([preprocess(im, info.img_size) for im in images])
+            got = run_exported(tmp, fmt, batch)
+            diff = float(np.abs(got - reference).max())
+            if not diff <= atol:
+                raise ValueError(
+                    f"Exported model differs from PyTorch by {diff:.2e} (> --atol {atol:g}) on "
+                    f"{source}; nothing written."
+                )
+            os.replace(tmp, path)
+        finally:
+            if tmp.exists():
+                tmp.unlink()
+        meta.update({"verified_on": source, "max_abs_diff": diff, "atol": atol})
+        meta_path = path.with_name(path.name + ".json")
+        atomic_write_text(meta_path, json.dumps(meta, indent=2) + "\n")
     echo(f"Exported {display_path(path)} with {exporter}")
     return ExportResult(path, meta_path, exporter, len(images), source, diff, meta)
 

@@ -26,6 +26,8 @@ from maskforge.choices import (
     PREDICT_BATCH,
 )
 from maskforge.core.imageio import IMAGE_EXTENSIONS, write_image
+from maskforge.core.outputs import output_folder
+from maskforge.core.paths import not_regular, row_path
 from maskforge.deploy.annotate import CLASS_COLORS, SMALL_COLOR, annotate, class_color  # noqa: F401
 from maskforge.deploy.finding import Found, make_finder
 from maskforge.deploy.predictions import PredictionsWriter
@@ -142,9 +144,11 @@ def collect_inputs(inputs: Sequence[Path], out_dir: Path) -> list[tuple[Path, Pa
     """(file, output name relative to out_dir) for every image/video of the inputs, in order.
 
     Folders are searched recursively (hidden entries skipped); a folder's files are written
-    under out_dir/<folder name>/, single files directly in out_dir. predict never writes over or
-    inside what it reads: ValueError (naming both) for an out_dir that is an input folder, lies
-    inside one or holds an input, and for an annotated copy that would land on an input file.
+    under out_dir/<folder name as given>/ (a link's own name, not its target's), single files
+    directly in out_dir. An input that is not a folder is taken whatever it is (a FIFO too:
+    it is recorded unreadable, never opened). predict never writes over or inside what it
+    reads: ValueError (naming both) for an out_dir that is an input folder, lies inside one or
+    holds an input, and for an annotated copy that would land on an input file.
     """
     out_res = Path(out_dir).resolve()
     found: list[tuple[Path, Path]] = []
@@ -153,11 +157,12 @@ def collect_inputs(inputs: Sequence[Path], out_dir: Path) -> list[tuple[Path, Pa
         if not item.exists():
             raise FileNotFoundError(f"Input not found: {item}")
         _check_out(item, out_dir, out_res)
-        if item.is_file():
+        if not item.is_dir():
             found.append((item, Path(item.name)))
             continue
+        top = Path(os.path.abspath(item)).name  # `.` and `..` folded, a link's own name kept
         for path in _walk(item, out_res):
-            found.append((path, Path(item.resolve().name) / path.relative_to(item)))
+            found.append((path, Path(top) / path.relative_to(item)))
     sources = {path.resolve(): path for path, _ in found}
     for path, target in _targets(found):
         hit = sources.get((out_res / target).resolve())
@@ -272,29 +277,30 @@ def predict_inputs(
     files = collect_inputs(inputs, out)
     if not files:
         raise ValueError(f"No images or videos found in {', '.join(map(str, inputs))}.")
-    _, ckpt, model, info, dev = load_run_model(opts.run, opts.checkpoint, opts.device, echo)
-    out.mkdir(parents=True, exist_ok=True)
-    state = {
-        "inputs": [str(Path(i).resolve()) for i in inputs],
-        "checkpoint": str(Path(ckpt).resolve()),
-        "options": [
-            opts.threshold,
-            opts.every,
-            opts.min_face,
-            opts.detector,
-            opts.no_face,
-            opts.annotate,
-        ],
-    }
-    writer = PredictionsWriter(out, list(info.classes), state)
-    if writer.done:
-        echo(f"Resuming: {len(writer.done)} of {len(files)} file(s) already done")
-    classify = make_classifier(
-        model, info, dev, ckpt, opts.threshold, opts.batch_size, opts.runtime, echo
-    )
-    job = _Job(out, files, writer, classify, opts.annotate, opts.every)
-    finder_args = (opts.detector, opts.min_face, info.img_size, opts.no_face, opts.annotate)
-    job.run(finder_args, job.pool_size(opts.workers))
+    # Held from here to the end: a second command on out is refused before it writes.
+    with output_folder(out, "predict"):
+        _, ckpt, model, info, dev = load_run_model(opts.run, opts.checkpoint, opts.device, echo)
+        state = {
+            "inputs": [str(Path(i).resolve()) for i in inputs],
+            "checkpoint": str(Path(ckpt).resolve()),
+            "options": [
+                opts.threshold,
+                opts.every,
+                opts.min_face,
+                opts.detector,
+                opts.no_face,
+                opts.annotate,
+            ],
+        }
+        writer = PredictionsWriter(out, list(info.classes), state)
+        if writer.done:
+            echo(f"Resuming: {len(writer.done)} of {len(files)} file(s) already done")
+        classify = make_classifier(
+            model, info, dev, ckpt, opts.threshold, opts.batch_size, opts.runtime, echo
+        )
+        job = _Job(out, files, writer, classify, opts.annotate, opts.every)
+        finder_args = (opts.detector, opts.min_face, info.img_size, opts.no_face, opts.annotate)
+        job.run(finder_args, job.pool_size(opts.workers))
     echo(
         f"Wrote {display_path(job.summary.csv_path)}"
         + (f" and annotated copies in {display_path(out)}" if opts.annotate else "")
@@ -313,7 +319,6 @@ class _Job:
         self.classes = list(classify.info.classes)
         self.summary = PredictSummary(out_dir=out, csv_path=writer.path)
         self.summary.add(writer.kept)
-        self._base = out.resolve()
         self.total = len(files)
         self.todo = [(p, t) for p, t in _targets(files) if self.rel(p) not in writer.done]
         self.files_done = self.total - len(self.todo)
@@ -337,6 +342,8 @@ class _Job:
             if path.suffix.lower() not in VIDEO_EXTENSIONS:
                 frames += 1
                 continue
+            if not_regular(path):  # never opened: a FIFO would block OpenCV (and Ctrl-C)
+                continue
             cap = self._captures.setdefault(path, cv2.VideoCapture(str(path)))
             frames += max(0, int(cap.get(cv2.CAP_PROP_FRAME_COUNT))) if cap.isOpened() else 0
         if frames < MIN_POOL_PHOTOS:
@@ -348,7 +355,8 @@ class _Job:
         return default_workers()
 
     def rel(self, path: Path) -> str:
-        return Path(os.path.relpath(Path(path).resolve(), self._base)).as_posix()
+        """The file as a row names it: as given, relative to out (core.paths.row_path)."""
+        return row_path(path, self.out)
 
     def run(self, finder_args: tuple, workers: int) -> None:
         from tqdm import tqdm
@@ -391,6 +399,12 @@ class _Job:
                 yield ("image", path, target, None), str(path)
                 continue
             self.summary.videos += 1
+            # Checked with stat before OpenCV opens it: a FIFO, device or socket named like a
+            # video would block in open (deaf to Ctrl-C, in C code) until a writer came.
+            special = not_regular(path)
+            if special:
+                yield ("video_end", path, target, special), None
+                continue
             cap = self._captures.pop(path, None)
             cap = cv2.VideoCapture(str(path)) if cap is None else cap
             if not cap.isOpened():

@@ -9,6 +9,7 @@ folder of photos), `inference`, `scoring`, `figures` and `markdown`.
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ import pandas as pd
 from maskforge import __version__
 from maskforge.choices import DEFAULT_CHECKPOINT, DEFAULT_THRESHOLD_RULE, THRESHOLD_RULES
 from maskforge.core.imageio import atomic_write_text
+from maskforge.core.outputs import output_folder
 from maskforge.core.parallel import check_local_workers
 from maskforge.core.paths import display_path
 from maskforge.dataset.manifest import read_manifest
@@ -114,7 +116,8 @@ def evaluate_run(options: EvalOptions, echo: Echo = _quiet_echo) -> EvalResult:
     """Evaluate a run on a manifest (default: the run's test manifest) or a folder of photos.
 
     Says what it used and found through echo (kept in EvalResult.messages too); writes the
-    report folder named in the module docstring.
+    report folder named in the module docstring, held from before inference to the end
+    (core.outputs.output_folder: a second command on it is refused at once).
     """
     messages: list[str] = []
 
@@ -129,69 +132,70 @@ def evaluate_run(options: EvalOptions, echo: Echo = _quiet_echo) -> EvalResult:
     frame, name, description = _data(options, run_dir, manifests_dir, info.classes)
     say(f"Evaluating on {description}: {len(frame)} images")
     out_dir = Path(options.out) if options.out is not None else run_dir / f"eval-{name}"
-    boxes, faceless, failed = None, [], []
-    if options.crop_faces:
-        frame, boxes, faceless, failed = face_crops(frame, say)
+    # Held from here to the end: a second command on the report folder is refused at once.
+    with output_folder(out_dir, "eval"):
+        boxes, faceless, failed = None, [], []
+        if options.crop_faces:
+            frame, boxes, faceless, failed = face_crops(frame, say)
 
-    probs, errors = predict_frame(
-        model, info, frame, dev, options.batch_size, options.workers, boxes, "eval"
-    )
-    ok = np.array([not e for e in errors])
-    if not ok.any():
-        raise ValueError(f"None of the {len(frame)} images could be read; nothing to evaluate.")
-    if (~ok).any():
-        say(f"Skipped {int((~ok).sum())} unreadable image(s) (listed in predictions.csv)")
-
-    # The threshold chosen on validation data (binary only).
-    val_choice = None
-    if len(info.classes) == 2:
-        val_choice = val_threshold(
-            model,
-            info,
-            manifests_dir,
-            dev,
-            options.batch_size,
-            options.workers,
-            options.threshold_rule,
-            say,
+        probs, errors = predict_frame(
+            model, info, frame, dev, options.batch_size, options.workers, boxes, "eval"
         )
-    operating = 0.5 if options.threshold is None else float(options.threshold)
+        ok = np.array([not e for e in errors])
+        if not ok.any():
+            raise ValueError(f"None of the {len(frame)} images could be read; nothing to evaluate.")
+        if (~ok).any():
+            say(f"Skipped {int((~ok).sum())} unreadable image(s) (listed in predictions.csv)")
 
-    report = score_predictions(
-        frame, probs, ok, errors, info, operating, val_choice, options.bootstrap, options.seed
-    )
-    report.update(_provenance(run_dir, ckpt, info))
-    report["data"].update(
-        description=description,
-        name=name,
-        crop_faces=bool(options.crop_faces),
-        n_no_face=len(faceless),
-        n_detection_failed=len(failed),
-    )
-    report["no_face"] = faceless
-    report["detection_failed"] = failed
-    report["options"] = options.reported()
+        # The threshold chosen on validation data (binary only).
+        val_choice = None
+        if len(info.classes) == 2:
+            val_choice = val_threshold(
+                model,
+                info,
+                manifests_dir,
+                dev,
+                options.batch_size,
+                options.workers,
+                options.threshold_rule,
+                say,
+            )
+        operating = 0.5 if options.threshold is None else float(options.threshold)
 
-    out_dir.mkdir(parents=True, exist_ok=True)
-    # A rerun replaces the previous report; drop its Grad-CAM images so none are left over.
-    for stale in (out_dir / "gradcam").glob("*.jpg"):
-        stale.unlink()
-    write_predictions(
-        out_dir / "predictions.csv", frame, probs, errors, info, operating, val_choice, boxes
-    )
-    confusion = report["metrics"]["operating"]["confusion_matrix"]
-    files, report["mistakes"] = write_plots(
-        out_dir, frame, probs, ok, info, operating, val_choice, confusion, boxes
-    )
-    report["files"] = files
-    if options.cam > 0:
-        cam_files, report["gradcam"] = write_gradcam(
-            out_dir, model, info, frame, probs, ok, operating, options.cam, options.seed, boxes
+        report = score_predictions(
+            frame, probs, ok, errors, info, operating, val_choice, options.bootstrap, options.seed
         )
-        files.update(cam_files)
-    files["predictions"] = "predictions.csv"
-    _write_report(out_dir, report)
-    return EvalResult(out_dir=out_dir, report=report, messages=messages)
+        report.update(_provenance(run_dir, ckpt, info))
+        report["data"].update(
+            description=description,
+            name=name,
+            crop_faces=bool(options.crop_faces),
+            n_no_face=len(faceless),
+            n_detection_failed=len(failed),
+        )
+        report["no_face"] = faceless
+        report["detection_failed"] = failed
+        report["options"] = options.reported()
+
+        # A rerun replaces the previous report; drop its Grad-CAM images so none are left over.
+        for stale in (out_dir / "gradcam").glob("*.jpg"):
+            stale.unlink()
+        write_predictions(
+            out_dir / "predictions.csv", frame, probs, errors, info, operating, val_choice, boxes
+        )
+        confusion = report["metrics"]["operating"]["confusion_matrix"]
+        files, report["mistakes"] = write_plots(
+            out_dir, frame, probs, ok, info, operating, val_choice, confusion, boxes
+        )
+        report["files"] = files
+        if options.cam > 0:
+            cam_files, report["gradcam"] = write_gradcam(
+                out_dir, model, info, frame, probs, ok, operating, options.cam, options.seed, boxes
+            )
+            files.update(cam_files)
+        files["predictions"] = "predictions.csv"
+        _write_report(out_dir, report)
+        return EvalResult(out_dir=out_dir, report=report, messages=messages)
 
 
 def _data(
@@ -200,7 +204,7 @@ def _data(
     """The frame to evaluate, its name (for eval-<name>/) and a description of where it is from."""
     if options.folder is not None:
         frame, note = folder_frame(options.folder, options.label, classes)
-        name = Path(options.folder).resolve().name
+        name = Path(os.path.abspath(options.folder)).name  # as given: a link's own name
         description = f"folder {display_path(options.folder)} ({note})"
     else:
         manifest, how = options.manifest, "given"

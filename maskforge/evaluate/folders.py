@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -34,7 +35,7 @@ def folder_frame(
             raise ValueError(
                 f"Invalid label {cls!r}. The model's classes are {', '.join(classes)}."
             )
-    top = folder.resolve().name
+    top = Path(os.path.abspath(folder)).name  # as given: a link's own name, not its target's
     rows: list[tuple[Path, str, str]] = []
     if labels and not pairs:
         rows = [(p, labels[0], top) for p in iter_image_files(folder)]

@@ -253,7 +253,8 @@ def _resample_indices(
 ) -> list[np.ndarray]:
     if groups is None:
         return [rng.integers(0, n, size=n) for _ in range(n_boot)]
-    codes, uniques = pd.factorize(pd.Series(groups).astype(str))
+    # fillna first: a missing group would be NaN, which factorize leaves out of every group.
+    codes, uniques = pd.factorize(pd.Series(groups).fillna("").astype(str))
     members = [np.flatnonzero(codes == g) for g in range(len(uniques))]
     out = []
     for _ in range(n_boot):
@@ -401,7 +402,8 @@ def subgroup_table(
     for col in columns:
         if col not in frame.columns:
             continue
-        values = frame[col].astype(str).replace({"": "(none)", "nan": "(none)"}).to_numpy()
+        # fillna first: under pandas 3 astype(str) keeps a missing cell as NaN, not "nan".
+        values = frame[col].fillna("").astype(str).replace("", "(none)").to_numpy()
         for value in sorted(set(values)):
             sel = values == value
             m = classification_metrics(y[sel], p[sel], classes, threshold)

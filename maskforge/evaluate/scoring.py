@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import colorsys
 import json
-import os
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -20,7 +19,7 @@ import pandas as pd
 import torch
 
 from maskforge.core.imageio import atomic_write_text
-from maskforge.core.paths import display_path
+from maskforge.core.paths import display_path, row_path
 from maskforge.dataset.manifest import read_manifest
 from maskforge.evaluate.inference import predict_frame
 from maskforge.learn.models import CheckpointInfo
@@ -188,9 +187,8 @@ def write_predictions(path, frame, probs, errors, info, operating, val_choice, b
     correct (and pred_val_threshold with a val threshold); paths relative to the CSV's folder."""
     classes = info.classes
     out = frame.drop(columns=["abspath"]).copy()
-    # Paths relative to the CSV's own folder, as in every maskforge CSV.
-    base = Path(path).resolve().parent
-    out["path"] = [Path(os.path.relpath(p, base)).as_posix() for p in frame["abspath"]]
+    # Paths relative to the CSV's own folder, as in every maskforge CSV; as given (row_path).
+    out["path"] = [row_path(p, Path(path).parent) for p in frame["abspath"]]
     ok = np.array([not e for e in errors])
     out.insert(2, "status", np.where(ok, "ok", "unreadable"))
     out.insert(3, "reason", errors)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -71,15 +72,16 @@ def build_caches(
         return targets
     cache_dir.mkdir(parents=True, exist_ok=True)
     tmps, arrays = {}, {}
-    for s in todo:
-        fd, tmp = tempfile.mkstemp(dir=cache_dir, prefix=f".{targets[s].name}.", suffix=".tmp")
-        os.close(fd)
-        tmps[s] = Path(tmp)
-        arrays[s] = np.lib.format.open_memmap(
-            tmp, mode="w+", dtype=np.uint8, shape=(len(paths), s, s, 3)
-        )
     errors: list[tuple[str, str]] = []
     try:
+        for s in todo:
+            fd, tmp = tempfile.mkstemp(dir=cache_dir, prefix=f".{targets[s].name}.", suffix=".tmp")
+            os.close(fd)
+            tmps[s] = Path(tmp)
+            arrays[s] = np.lib.format.open_memmap(
+                tmps[s], mode="w+", dtype=np.uint8, shape=(len(paths), s, s, 3)
+            )
+            _reserve(tmps[s], cache_dir)
         bar = tqdm(
             total=len(paths),
             desc=f"caching {name}",
@@ -113,6 +115,20 @@ def build_caches(
         for tmp in tmps.values():
             tmp.unlink(missing_ok=True)
     return targets
+
+
+def _reserve(path: Path, cache_dir: Path) -> None:
+    """Allocate the disk space of a memory-mapped file now: a page written to a full disk
+    through a map kills the process (SIGBUS); here it is an OSError naming the cache folder."""
+    if not hasattr(os, "posix_fallocate"):  # macOS, Windows: no such call
+        return
+    with open(path, "r+b") as fh:
+        try:
+            os.posix_fallocate(fh.fileno(), 0, os.fstat(fh.fileno()).st_size)
+        except OSError as exc:
+            if exc.errno in (errno.EINVAL, errno.EOPNOTSUPP):
+                return  # a file system that cannot say: write as before
+            raise OSError(exc.errno, exc.strerror, str(cache_dir)) from None
 
 
 def cache_mean_std(cache_path: Path, chunk: int = 4096) -> tuple[list[float], list[float]]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from maskforge.core.imageio import read_image
+from maskforge.core.paths import not_regular
 from maskforge.dataset.manifest import class_order, file_sha256, read_manifest
 
 
@@ -90,11 +90,18 @@ def load_training_data(manifests: Path) -> TrainingData:
             f"(train classes: {', '.join(classes)})."
         )
     for name, frame in (("train.csv", train), ("val.csv", val)):
-        missing = [p for p in frame["abspath"] if not os.path.isfile(p)]
+        # From stat alone: a FIFO named like a photo is never opened (it would block).
+        bad = [(p, why) for p in frame["abspath"] if (why := not_regular(p))]
+        missing = [p for p, why in bad if why in ("file not found", "is a directory")]
         if missing:
             raise FileNotFoundError(
                 f"{len(missing)} image(s) listed in {manifests / name} are missing, "
                 f"e.g. {missing[0]}"
+            )
+        if bad:
+            raise ValueError(
+                f"{len(bad)} image(s) in {manifests / name} cannot be read, e.g. {bad[0][0]}: "
+                f"{bad[0][1]} (fix or remove them from the manifest)"
             )
         weights = frame["weight"].to_numpy()
         if not (np.isfinite(weights).all() and (weights >= 0).all() and weights.sum() > 0):

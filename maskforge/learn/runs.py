@@ -5,7 +5,8 @@ from __future__ import annotations
 import io
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
@@ -13,6 +14,7 @@ import torch
 
 from maskforge.choices import CHECKPOINTS as CHECKPOINT_CHOICES
 from maskforge.core.imageio import atomic_write_bytes, atomic_write_text
+from maskforge.core.outputs import output_folder
 from maskforge.core.paths import display_path
 from maskforge.learn.devices import resolve_device
 from maskforge.learn.models import CheckpointInfo, load_checkpoint
@@ -45,17 +47,26 @@ def new_run_dir(runs_root: Path, arch: str) -> Path:
     raise FileExistsError(f"Cannot create a new run folder under {runs_root}.")
 
 
-def claim_run_dir(path: Path) -> Path:
-    """Create the folder for a new run at path; an existing run there is an error."""
+@contextmanager
+def held_run_dir(
+    path: Path | None, runs_root: Path, arch: str, resume: bool = False
+) -> Iterator[Path]:
+    """The run folder, held for the block (core.outputs.output_folder: created, locked before
+    anything is written, so a second command on it is refused; its storage faults name it):
+    the run to resume, a new run's path (refused when a run is there), or when path is None a
+    new folder under runs_root."""
+    if path is None:
+        path = new_run_dir(runs_root, arch)
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise NotADirectoryError(f"--run {path} is a file, not a folder.")
-    if (path / "config.json").exists() or any(path.glob("*.pt")):
-        raise FileExistsError(
-            f"{path} already holds a run; continue it with --resume {path} or choose another --run."
-        )
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    with output_folder(path, "train"):
+        if not resume and ((path / "config.json").exists() or any(path.glob("*.pt"))):
+            raise FileExistsError(
+                f"{path} already holds a run; continue it with --resume {path} or choose "
+                "another --run."
+            )
+        yield path
 
 
 def read_run_config(run_dir: Path) -> dict:

@@ -11,6 +11,7 @@ import functools
 import math
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -85,42 +86,69 @@ def train(
 ) -> TrainResult:
     """Train a classifier on config.manifests into run_dir (new under runs_root when None).
 
-    resume=True continues run_dir from its last.pt (config from resume_config). Under torchrun
-    (WORLD_SIZE > 1) every process calls this; rank 0 writes the run folder. on_start(run_dir)
+    resume=True continues run_dir from its last.pt (config from resume_config). The run folder
+    is held for the whole run (runs.held_run_dir): another command on it is refused before
+    anything is written. Under torchrun (WORLD_SIZE > 1) every process calls this; rank 0 holds
+    and writes the run folder. on_start(run_dir)
     is called on rank 0 once the folder exists; on_step(epoch, step) after every training step.
     Raises TrainingInterrupted after saving last.pt when stopped by Ctrl-C or SIGTERM.
     """
     device = resolve_device(config.device)
     ctx = dist_utils.init_distributed(device.type)
     log_state = logger_state()
-    try:
-        if device.type == "cuda":
-            index = ctx.local_rank if ctx.enabled else torch.cuda.current_device()
-            device = torch.device("cuda", index)
-        data = load_training_data(Path(config.manifests))
-        if resume:
-            _check_resume_inputs(Path(run_dir), data)
-        config = replace(
-            config,
-            manifests=str(Path(config.manifests).resolve()),
-            cache_dir=str(Path(config.cache_dir).resolve()),
-            img_size=config.img_size or data.stats_size or DEFAULT_IMG_SIZE,
-        )
-        if ctx.is_main and not resume:
-            run_dir = (
-                runs.claim_run_dir(run_dir) if run_dir else runs.new_run_dir(runs_root, config.arch)
+    with ExitStack() as held:  # rank 0 holds the run folder until the last line is logged
+        try:
+            if device.type == "cuda":
+                index = ctx.local_rank if ctx.enabled else torch.cuda.current_device()
+                device = torch.device("cuda", index)
+            data = load_training_data(Path(config.manifests))
+            if resume:
+                _check_resume_inputs(Path(run_dir), data)
+            config = replace(
+                config,
+                manifests=str(Path(config.manifests).resolve()),
+                cache_dir=str(Path(config.cache_dir).resolve()),
+                img_size=config.img_size or data.stats_size or DEFAULT_IMG_SIZE,
             )
-        run_dir = Path(dist_utils.broadcast_object(ctx, str(run_dir)))
-        start_logging(run_dir, ctx)
-        if ctx.is_main and on_start is not None:
-            on_start(run_dir)
-        devices = [device] if device.type == "cuda" else []
-        # Training seeds torch's global generator (dropout, initialisation); the caller's is kept.
-        with torch.random.fork_rng(devices=devices, device_type="cuda"):
-            return _Run(config, data, run_dir, device, ctx, on_step).fit(resume)
-    finally:
-        stop_logging(log_state)
-        dist_utils.close(ctx)
+            run_dir = _hold_run_dir(ctx, held, run_dir, runs_root, config.arch, resume)
+            start_logging(run_dir, ctx)
+            if ctx.is_main and on_start is not None:
+                on_start(run_dir)
+            devices = [device] if device.type == "cuda" else []
+            # Training seeds torch's global generator (dropout, initialisation); the caller's
+            # is kept.
+            with torch.random.fork_rng(devices=devices, device_type="cuda"):
+                return _Run(config, data, run_dir, device, ctx, on_step).fit(resume)
+        finally:
+            stop_logging(log_state)
+            dist_utils.close(ctx)
+
+
+def _hold_run_dir(
+    ctx: DistContext,
+    held: ExitStack,
+    run_dir: Path | None,
+    runs_root: Path,
+    arch: str,
+    resume: bool,
+) -> Path:
+    """Rank 0 takes the run folder and holds it in `held` (runs.held_run_dir: a second command
+    on it is refused before anything is written); every rank gets its path, or raises rank 0's
+    error, so that no rank waits for a run that does not start."""
+    error = None
+    if ctx.is_main:
+        try:
+            run_dir = held.enter_context(runs.held_run_dir(run_dir, runs_root, arch, resume))
+        except Exception as exc:  # noqa: BLE001 - raised below, once every rank has heard
+            error = exc
+    path, message = dist_utils.broadcast_object(
+        ctx, (str(run_dir), None if error is None else str(error))
+    )
+    if error is not None:
+        raise error
+    if message is not None:
+        raise ValueError(message)
+    return Path(path)
 
 
 def _check_resume_inputs(run_dir: Path, data: TrainingData) -> None:

@@ -33,3 +33,30 @@ def test_synthesis_table_names_missing_columns(tmp_path):
     (tmp_path / "old.csv").write_text("input,status\na.jpg,ok\n")
     with pytest.raises(ValueError, match=r"lacks column\(s\) label, output \(see docs/formats.md"):
         read_synthesis_table(tmp_path / "old.csv", ("input", "label", "output"))
+
+
+def test_a_row_with_more_fields_than_the_header_is_named(tmp_path):
+    # pandas would take the first column as the index and shift every value left by one.
+    (tmp_path / "t.csv").write_text("image,left,top\na.jpg,1,2,3\nb.jpg,4,5\n")
+    with pytest.raises(ValueError, match=r"t\.csv is not a valid CSV: row 2 has 4 fields") as info:
+        read_string_csv(tmp_path / "t.csv")
+    assert "the header has 3" in str(info.value) and "\n" not in str(info.value)
+    (tmp_path / "later.csv").write_text("a,b\n1,2\n3,4,5\n")
+    with pytest.raises(ValueError, match=r"later\.csv is not a valid CSV: row 3 has 3 fields"):
+        read_string_csv(tmp_path / "later.csv")
+
+
+def test_short_rows_and_empty_cells_are_empty_strings(tmp_path):
+    (tmp_path / "t.csv").write_text("a,b,c\n1\n,,\n")
+    df = read_string_csv(tmp_path / "t.csv")
+    assert df.to_dict("records") == [{"a": "1", "b": "", "c": ""}, {"a": "", "b": "", "c": ""}]
+    assert not df.isna().any().any()
+
+
+def test_a_fifo_or_a_folder_is_refused_unopened(tmp_path, fifo):
+    pipe = fifo(tmp_path / "pipe.csv")
+    with pytest.raises(ValueError, match=r"pipe\.csv is not a regular file \(a FIFO\)"):
+        read_string_csv(pipe, "Manifest ")
+    (tmp_path / "dir.csv").mkdir()
+    with pytest.raises(ValueError, match=r"dir\.csv is a directory"):
+        read_string_csv(tmp_path / "dir.csv")

@@ -82,16 +82,37 @@ def test_optional_columns_are_filled(tmp_path):
         ("", "empty"),
         ("path,label\n", "no rows"),
         ("file,class\na.jpg,masked\n", "lacks column"),
-        ("path,label\n,masked\n", "empty path or label"),
-        ("path,label,weight\na.jpg,masked,heavy\n", "non-numeric weight"),
+        ("path,label\n,masked\n", r"m\.csv row 2 has an empty path"),
+        ("path,label\na.jpg,masked\n   ,masked\n", r"m\.csv row 3 has an empty path"),
+        ("path,label\na.jpg,masked\nb.jpg,\n", r"m\.csv row 3 has an empty label"),
+        ("path,label,weight\na.jpg,masked,1\nb.jpg,masked,inf\n", r"row 3: weight 'inf' is not"),
+        ("path,label,weight\na.jpg,masked,nan\n", r"m\.csv row 2: weight 'nan' is not a fin"),
+        ("path,label,weight\na.jpg,masked,-2\n", r"m\.csv row 2: weight '-2' is not a finite"),
+        ("path,label,weight\na.jpg,masked,heavy\n", r"m\.csv row 2: weight 'heavy' is not a"),
+        ("path,label\na.jpg,masked,7\n", r"m\.csv is not a valid CSV: row 2 has 3 fields"),
     ],
 )
 def test_malformed_manifests_raise_one_line_errors(tmp_path, text, message):
     (tmp_path / "m.csv").write_text(text)
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(ValueError, match=message) as info:
         read_manifest(tmp_path / "m.csv")
+    assert "\n" not in str(info.value)
+
+
+def test_special_files_are_left_to_the_reader_not_called_missing(tmp_path, fifo):
+    # A FIFO is there, but no image: the reader refuses it with its reason (never opening it).
+    fifo(tmp_path / "cam.jpg")
+    (tmp_path / "dev.jpg").symlink_to("/dev/null")
+    (tmp_path / "dangling.jpg").symlink_to("gone.jpg")
+    paths = [tmp_path / n for n in ["cam.jpg", "dev.jpg", "dangling.jpg"]]
+    assert missing_files(paths) == [str(tmp_path / "dangling.jpg")]
 
 
 def test_missing_manifest(tmp_path):
     with pytest.raises(FileNotFoundError, match="not found"):
         read_manifest(tmp_path / "nope.csv")
+
+
+def test_a_fifo_manifest_is_named_as_one_unopened(tmp_path, fifo):
+    with pytest.raises(ValueError, match=r"^Manifest .*m\.csv is not a regular file \(a FIFO\)"):
+        read_manifest(fifo(tmp_path / "m.csv"))

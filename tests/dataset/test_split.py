@@ -234,3 +234,12 @@ def test_unknown_balance_and_stratify():
         balance_splits(items.assign(split="train"), "smote", np.random.default_rng(0))
     with pytest.raises(ValueError, match="Invalid stratify column 'color'"):
         _split(items, stratify=("color",))
+
+
+def test_strata_keys_take_missing_cells_as_empty(tmp_path):
+    # Items read the pandas way (empty cells are NaN): under pandas 3 astype(str) keeps NaN,
+    # which factorize would put in no stratum at all.
+    (tmp_path / "items.csv").write_text("label,mask_type\nmasked,cloth\nunmasked,\nmasked,\n")
+    items = pd.read_csv(tmp_path / "items.csv")
+    keys = strata_keys(items, ("mask_type",))
+    assert list(keys) == ["masked|cloth", "unmasked|", "masked|"]

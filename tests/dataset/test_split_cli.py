@@ -296,3 +296,72 @@ def test_cli_single_class_folder_warns(tmp_path, photos, monkeypatch):
     assert result.exit_code == 0, result.output
     assert "Warning: only one class (unmasked); a classifier needs two" in result.output
     assert "Wrote manifests/: train 4, val 1, test 1 images" in result.output
+
+
+# --- one command at a time on an output folder; a read-only one ---------------------------------
+
+
+def _one_error(output: str) -> str:
+    """The one `Error:` line of a command's output (and no traceback)."""
+    assert "Traceback" not in output, output
+    (line,) = [line for line in output.splitlines() if line.startswith("Error")]
+    return line
+
+
+def test_split_into_a_folder_another_command_holds_is_refused(tmp_path, out, hold_lock):
+    manifests = tmp_path / "manifests"
+    with hold_lock(manifests / ".maskforge.lock"):
+        args = ["split", str(out), "--out", str(manifests), "--workers", "1", "--no-stats"]
+        result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 2, result.output
+    line = _one_error(result.output)
+    assert str(manifests) in line and "in use by another maskforge command" in line
+    assert [p.name for p in manifests.iterdir()] == [".maskforge.lock"]  # nothing written
+
+
+def test_split_into_a_read_only_folder_is_a_one_line_error(tmp_path, out, in_namespace):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    script = 'read_only "$RO" || exit 99\n$MF split "$SRC" --out "$RO/m" --workers 1 --no-stats'
+    done = in_namespace(script, RO=ro, SRC=out)
+    assert done.returncode == 2, done.stdout + done.stderr
+    line = _one_error(done.stdout + done.stderr)
+    assert line.startswith(f"Error: Cannot write to {ro / 'm'}") and "Read-only" in line
+
+
+@pytest.mark.parametrize("reading", [[], ["--no-dedup", "--no-stats"]])
+def test_cli_a_fifo_among_the_photos_is_unreadable_not_missing_and_never_opened(
+    tmp_path, photos, monkeypatch, fifo, reading
+):
+    # Whether or not split reads the photos (hashing, stats), a FIFO named like one is told
+    # apart by stat alone: it is unreadable (with its reason), not missing, and never opened.
+    monkeypatch.chdir(tmp_path)
+    for k, photo in enumerate(photos[:12]):
+        label = ("masked", "unmasked")[k % 2]
+        (tmp_path / "src" / label).mkdir(parents=True, exist_ok=True)
+        shutil.copy(photo, tmp_path / "src" / label / photo.name)
+    fifo(tmp_path / "src/masked/cam.jpg")
+    args = ["split", "src", "--ratios", "0.5,0.5", "--workers", "1", *reading]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 2
+    assert "Error: 1 of 13 images in" in result.output
+    assert "src/masked/cam.jpg: not a regular file (a FIFO)" in result.output
+    result = CliRunner().invoke(cli, [*args, "--drop-missing"])
+    assert result.exit_code == 0, result.output
+    assert "Left out: 0 missing, 1 unreadable images" in result.output
+    rows = pd.concat(_read_all(tmp_path / "manifests").values())
+    assert len(rows) == 12 and "cam.jpg" not in set(rows["abspath"].map(lambda p: Path(p).name))
+    report = (tmp_path / "manifests" / "split_report.md").read_text()
+    assert "not a regular file (a FIFO)" in report
+
+
+def test_cli_a_fifo_in_a_flat_folder_is_unreadable_not_ignored(tmp_path, photos, monkeypatch, fifo):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "flat").mkdir()
+    for photo in photos[:4]:
+        shutil.copy(photo, tmp_path / "flat" / photo.name)
+    fifo(tmp_path / "flat/pipe.png")
+    result = CliRunner().invoke(cli, ["split", "flat", "--ratios", "0.5,0.5", "--workers", "1"])
+    assert result.exit_code == 2
+    assert "1 of 5 images in the sources cannot be read" in result.output
+    assert "flat/pipe.png: not a regular file (a FIFO)" in result.output

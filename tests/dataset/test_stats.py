@@ -160,3 +160,26 @@ def test_stats_cli_missing_files_and_drop_missing(tmp_path, monkeypatch):
     assert result.exit_code == 0
     assert "Left out: 1 missing, 0 unreadable images" in result.output
     assert "1 images at 112x112" in result.output
+
+
+def test_stats_json_into_a_read_only_folder_is_a_one_line_error(tmp_path, in_namespace):
+    manifest = _manifest(tmp_path, [_constant(tmp_path / f"{i}.png", (i, 0, 0)) for i in range(2)])
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    script = 'read_only "$RO" || exit 99\n$MF stats "$MANIFEST" --workers 1 --json "$RO/s.json"'
+    done = in_namespace(script, RO=ro, MANIFEST=manifest)
+    output = done.stdout + done.stderr
+    assert done.returncode == 2, output
+    (line,) = [line for line in output.splitlines() if line.startswith("Error")]
+    assert line.startswith(f"Error: Cannot write to {ro / 's.json'}: Read-only file system")
+    assert "Traceback" not in output and not list(ro.iterdir())
+
+
+def test_a_fifo_in_the_manifest_is_unreadable_not_missing(tmp_path, unmasked_dir, fifo):
+    photos = sorted(unmasked_dir.glob("*.jpg"))[:3]
+    manifest = _manifest(tmp_path, [*photos, fifo(tmp_path / "cam.jpg")])
+    with pytest.raises(ValueError, match=r"1 of 4 images .* cannot be read .*cam\.jpg: not a reg"):
+        manifest_stats(manifest, size=8)
+    stats, _ = manifest_stats(manifest, size=8, drop_missing=True)
+    assert stats.count == 3
+    assert stats.unreadable == ((str(tmp_path / "cam.jpg"), "not a regular file (a FIFO)"),)

@@ -146,7 +146,7 @@ def test_export_refuses_a_model_that_does_not_match(tmp_path, monkeypatch):
     assert result.exit_code == 2
     assert "Exported model differs from PyTorch by 1.00e-02" in result.output
     assert "nothing written" in result.output
-    assert not list((run / "export").iterdir())  # no file, no temporary left behind
+    assert not (run / "export").exists()  # no file, no temporary, not even the folder made
 
 
 def test_export_help_and_bad_format():
@@ -163,3 +163,52 @@ def test_preprocess_is_the_eval_resize(rng):
     image = rng.integers(0, 256, (90, 60, 3), dtype=np.uint8)
     tf = eval_transform(32, [0.0] * 3, [1.0] * 3)  # identity normalisation: just /255
     np.testing.assert_allclose(preprocess(image, 32), tf(image=image)["image"].numpy(), atol=1e-6)
+
+
+# --- one command at a time on an exported file; a read-only or full disk -------------------------
+
+
+def _one_error(output: str) -> str:
+    """The one `Error:` line of a command's output (and no traceback)."""
+    assert "Traceback" not in output, output
+    (line,) = [line for line in output.splitlines() if line.startswith("Error")]
+    return line
+
+
+def test_export_to_a_file_another_command_writes_is_refused(tmp_path, hold_lock):
+    run = make_run(tmp_path, "resnet18", ["unmasked", "masked"])
+    out = tmp_path / "exported" / "model.onnx"
+    with hold_lock(out.parent / ".model.onnx.lock"):
+        result = CliRunner().invoke(cli, ["export", str(run), "--out", str(out)])
+    assert result.exit_code == 2, result.output
+    line = _one_error(result.output)
+    assert str(out) in line and "in use by another maskforge command" in line
+    assert [p.name for p in out.parent.iterdir()] == [".model.onnx.lock"]  # nothing written
+
+
+def test_export_to_a_read_only_folder_or_a_full_disk_is_a_one_line_error(tmp_path, in_namespace):
+    run = make_run(tmp_path, "resnet18", ["unmasked", "masked"])
+    (tmp_path / "ro").mkdir()
+    (tmp_path / "disk").mkdir()
+    (tmp_path / "disk" / "kept.txt").write_text("here before\n")
+    script = """
+    read_only "$RO" || exit 99
+    $MF export "$RUN" --out "$RO/model.onnx" > "$LOGS/ro" 2>&1; echo $? > "$LOGS/ro.code"
+    small_disk "$DISK" 256k || exit 99
+    echo "here before" > "$DISK/kept.txt"
+    $MF export "$RUN" --format torchscript --out "$DISK/model.pt" > "$LOGS/full" 2>&1
+    echo $? > "$LOGS/full.code"; ls -A "$DISK" > "$LOGS/full.files"
+    """
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    done = in_namespace(script, RUN=run, RO=tmp_path / "ro", DISK=tmp_path / "disk", LOGS=logs)
+    assert done.returncode == 0, done.stderr
+    for name, target, why in (
+        ("ro", tmp_path / "ro" / "model.onnx", "Read-only file system"),
+        ("full", tmp_path / "disk" / "model.pt", "No space left on device"),
+    ):
+        output = (logs / name).read_text()
+        assert (logs / f"{name}.code").read_text().strip() == "2", output
+        line = _one_error(output)
+        assert line.startswith(f"Error: Cannot write to {target}") and why in line, line
+    assert (logs / "full.files").read_text().split() == ["kept.txt"]  # no cut file left

@@ -442,3 +442,100 @@ def test_a_video_is_opened_once(fake_faces, run, tmp_path, rng, monkeypatch):
     monkeypatch.setattr(predict_module.cv2, "VideoCapture", counted)
     summary = predict_inputs([video], PredictOptions(out=tmp_path / "out", run=run, annotate=False))
     assert summary.frames == 5 and opened == [str(video)]
+
+
+# --- one command at a time on an output folder; a read-only one ---------------------------------
+
+
+def _one_error(output: str) -> str:
+    """The one `Error:` line of a command's output (and no traceback)."""
+    assert "Traceback" not in output, output
+    (line,) = [line for line in output.splitlines() if line.startswith("Error")]
+    return line
+
+
+def test_predict_into_a_folder_another_command_holds_is_refused(
+    fake_faces, run, tmp_path, rng, hold_lock
+):
+    write_image(tmp_path / "photos/a.png", _photo(rng))
+    out = tmp_path / "annotated"
+    with hold_lock(out / ".maskforge.lock"):
+        args = ["predict", str(tmp_path / "photos"), "--run", str(run), "--out", str(out)]
+        result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 2, result.output
+    line = _one_error(result.output)
+    assert str(out) in line and "in use by another maskforge command" in line
+    assert [p.name for p in out.iterdir()] == [".maskforge.lock"]  # nothing written
+
+
+def test_predict_into_a_read_only_folder_is_a_one_line_error(run, tmp_path, rng, in_namespace):
+    write_image(tmp_path / "photos/a.png", _photo(rng))
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    script = 'read_only "$RO" || exit 99\n$MF predict "$PHOTOS" --run "$RUN" --out "$RO/annotated"'
+    done = in_namespace(script, RO=ro, PHOTOS=tmp_path / "photos", RUN=run)
+    assert done.returncode == 2, done.stdout + done.stderr
+    line = _one_error(done.stdout + done.stderr)
+    assert line.startswith(f"Error: Cannot write to {ro / 'annotated'}") and "Read-only" in line
+
+
+def test_a_fifo_named_like_a_video_or_photo_is_recorded_unopened(run, tmp_path, unmasked_dir, fifo):
+    # A named pipe blocks whoever opens it until a writer comes: predict used to hang in
+    # OpenCV (counting a video's frames), deaf to Ctrl-C, before even the photos beside it.
+    import shutil
+    import subprocess
+    import sys
+
+    photos = tmp_path / "in"
+    names = [p.name for p in sorted(iter_image_files(unmasked_dir))[:2]]
+    for name in names:
+        shutil.copy(unmasked_dir / name, _mkdir(photos) / name)
+    fifo(photos / "cam.mp4")
+    fifo(photos / "pipe.jpg")
+    lone = fifo(tmp_path / "lone.mp4")  # a FIFO given as an input of its own
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "maskforge", "predict", str(photos), str(lone)]
+    try:
+        done = subprocess.run(
+            [*command, "--run", str(run), "--out", str(out), "--min-face", "10"],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail("predict hung on a FIFO")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "3 unreadable" in done.stdout
+    df = pd.read_csv(out / "predictions.csv", dtype=str, keep_default_na=False)
+    unreadable = df[df["status"] == "unreadable"]
+    assert dict(zip(unreadable["file"], unreadable["reason"], strict=True)) == {
+        "../in/cam.mp4": "not a regular file (a FIFO)",
+        "../in/pipe.jpg": "not a regular file (a FIFO)",
+        "../lone.mp4": "not a regular file (a FIFO)",
+    }
+    assert set(df.loc[df["status"] != "unreadable", "file"]) == {f"../in/{n}" for n in names}
+
+
+def _mkdir(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def test_rows_name_linked_inputs_as_given_not_their_targets(fake_faces, run, tmp_path, rng):
+    # Convention (docs/formats.md): a row names a file as the user gave it or as it was found
+    # under the folder they gave: a symlink's own name, never its target.
+    write_image(tmp_path / "store/b.png", _photo(rng))
+    write_image(tmp_path / "photos/a.png", _photo(rng))
+    (tmp_path / "photos/link.png").symlink_to(tmp_path / "store/b.png")
+    (tmp_path / "photos/gone.mp4").symlink_to("../../../nonexistent.mp4")
+    (tmp_path / "cam").symlink_to("photos")  # the folder given is a link too
+    out = tmp_path / "annotated"
+    predict_inputs([tmp_path / "cam"], PredictOptions(out=out, run=run, workers=0))
+    df = pd.read_csv(out / "predictions.csv", dtype=str, keep_default_na=False)
+    assert set(df["file"]) == {"../cam/a.png", "../cam/link.png", "../cam/gone.mp4"}
+    assert set(df.loc[df["status"] == "ok", "annotated"]) == {"cam/a.png", "cam/link.png"}
+    gone = df[df["file"] == "../cam/gone.mp4"].iloc[0]
+    assert gone["status"] == "unreadable" and gone["reason"] == "file not found"
+    for row in df[df["status"] == "ok"].to_dict("records"):
+        assert (out / row["file"]).is_file() and (out / row["annotated"]).is_file()

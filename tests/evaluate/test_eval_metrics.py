@@ -249,3 +249,23 @@ def test_bootstrap_cis_several_thresholds_share_threshold_free_metrics():
     # A lower threshold finds more positives: recall interval moves up.
     assert cis["b"]["recall"]["low"] > cis["a"]["recall"]["low"]
     assert bootstrap_ci(y, _probs(s), BINARY, 0.3, n_boot=100, seed=1) == cis["b"]
+
+
+def test_subgroup_table_takes_missing_cells_as_none(tmp_path):
+    # A frame read the pandas way (empty cells are NaN): under pandas 3 astype(str) keeps NaN.
+    (tmp_path / "m.csv").write_text("mask_type,source\nsurgical,out\n,out\n,real\nnan,real\n")
+    frame = pd.read_csv(tmp_path / "m.csv")
+    assert frame["mask_type"].isna().sum() == 3
+    t = subgroup_table(frame, [1, 0, 0, 1], _probs([0.9, 0.2, 0.3, 0.6]), BINARY, ["mask_type"])
+    assert list(t["value"]) == ["(none)", "surgical"]
+    assert t.set_index("value").loc["(none)", "n"] == 3
+
+
+def test_bootstrap_keeps_items_whose_group_is_missing(tmp_path):
+    # A group column read the pandas way: the empty cells are NaN, and every item still counts.
+    (tmp_path / "g.csv").write_text("group\n" + "a\n" * 10 + "\n" * 10 + "b\n" * 10)
+    groups = pd.read_csv(tmp_path / "g.csv", skip_blank_lines=False)["group"].to_numpy()
+    assert pd.isna(groups).sum() == 10
+    y = np.array([1] * 10 + [0] * 10 + [1] * 10)
+    ci = bootstrap_ci(y, _probs(np.where(y == 1, 0.8, 0.3)), BINARY, groups=groups, n_boot=40)
+    assert ci["specificity"]["n_valid"] > 0  # the unmasked items (group missing) are resampled

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -613,3 +614,74 @@ def test_crop_faces_reports_a_photo_that_kills_its_detection_worker(
     assert "grey.png" in faceless and "crash.jpg" not in faceless
     assert "crash.jpg" not in list(kept["path"]) and len(boxes) == len(kept)
     assert any("Face detection crashed on 1 image(s)" in line for line in said)
+
+
+# --- one command at a time on a report folder; a read-only one ----------------------------------
+
+
+def _one_error(output: str) -> str:
+    """The one `Error:` line of a command's output (and no traceback)."""
+    assert "Traceback" not in output, output
+    (line,) = [line for line in output.splitlines() if line.startswith("Error")]
+    return line
+
+
+def _eval_args(workspace: Path, out: Path | str) -> list[str]:
+    manifest = workspace / "manifests/test.csv"
+    run = workspace / "runs/tiny"
+    return ["eval", str(run), "--manifest", str(manifest), "--out", str(out), "--bootstrap", "0"]
+
+
+def test_eval_into_a_report_folder_another_command_holds_is_refused(workspace, tmp_path, hold_lock):
+    out = tmp_path / "report"
+    with hold_lock(out / ".maskforge.lock"):
+        result = CliRunner().invoke(cli, _eval_args(workspace, out))
+    assert result.exit_code == 2, result.output
+    line = _one_error(result.output)
+    assert str(out) in line and "in use by another maskforge command" in line
+    assert [p.name for p in out.iterdir()] == [".maskforge.lock"]  # nothing written
+
+
+def test_eval_into_a_read_only_folder_is_a_one_line_error(workspace, tmp_path, in_namespace):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    args = " ".join(_eval_args(workspace, "$RO/report"))
+    done = in_namespace(f'read_only "$RO" || exit 99\n$MF {args}\n', RO=ro)
+    assert done.returncode == 2, done.stdout + done.stderr
+    line = _one_error(done.stdout + done.stderr)
+    assert line.startswith(f"Error: Cannot write to {ro / 'report'}") and "Read-only" in line
+
+
+# --- inputs as the user gave them: links keep their names, special files are recorded ----------
+
+
+def test_eval_folder_names_links_as_given_and_records_special_files(workspace, tmp_path, fifo):
+    # A folder reached through a link, a linked photo, a dangling link, a FIFO and a device named
+    # like photos: rows name each as found under the folder given, and no special file is opened.
+    rng = np.random.default_rng(11)
+    for k in range(3):
+        write_image(tmp_path / "photos" / f"{k}.png", toy_face(rng, "surgical"))
+    write_image(tmp_path / "store/far.png", toy_face(rng, "cloth"))
+    (tmp_path / "photos/link.png").symlink_to(tmp_path / "store/far.png")
+    (tmp_path / "photos/gone.png").symlink_to("../../../nonexistent.png")
+    (tmp_path / "photos/dev.png").symlink_to("/dev/zero")
+    fifo(tmp_path / "photos/pipe.jpg")
+    (tmp_path / "cam").symlink_to("photos")
+    args = ["eval", str(workspace / "runs/tiny"), "--folder", str(tmp_path / "cam")]
+    result = CliRunner().invoke(cli, [*args, "--label", "masked", "--bootstrap", "0", "--cam", "0"])
+    assert result.exit_code == 0, result.output
+    out = workspace / "runs/tiny/eval-cam"  # named after the folder given, not its target
+    df = pd.read_csv(out / "predictions.csv", dtype=str, keep_default_na=False)
+    rows = {Path(p).name: r for p, r in zip(df["path"], df.to_dict("records"), strict=True)}
+    names = ("0.png", "1.png", "2.png", "link.png", "gone.png", "dev.png", "pipe.jpg")
+    assert sorted(df["path"]) == sorted(
+        Path(os.path.relpath(tmp_path / "cam" / n, out)).as_posix() for n in names
+    )
+    assert all((out / p).is_symlink() or (out / p).exists() for p in df["path"])
+    assert set(df["source"]) == {"cam"}
+    assert rows["pipe.jpg"]["status"] == "unreadable"
+    assert rows["pipe.jpg"]["reason"] == "not a regular file (a FIFO)"
+    assert rows["dev.png"]["reason"] == "not a regular file (a device)"
+    assert rows["gone.png"]["status"] == "unreadable"
+    assert rows["link.png"]["status"] == "ok"
+    shutil.rmtree(out)

@@ -190,3 +190,16 @@ def test_torchrun_ctrl_c_then_resume_matches_an_uninterrupted_run(tmp_path, rng)
     mb = pd.read_csv(tmp_path / "runs" / "stopped" / "metrics.csv")
     for column in ("train_loss", "train_acc", "val_loss", "val_acc", "lr"):
         np.testing.assert_array_equal(ma[column], mb[column])
+
+
+def test_torchrun_into_a_run_folder_another_command_holds_stops_every_rank(
+    tmp_path, rng, hold_lock
+):
+    # Rank 0 takes the lock; the refusal reaches rank 1 too, so no rank waits on the other.
+    two_class_set(tmp_path, 16, 8, rng)
+    with hold_lock(tmp_path / "runs/held/.maskforge.lock"):
+        run = _torchrun(tmp_path, "--run", "runs/held", "--weights", "none", "--epochs", "1")
+        output, _ = run.communicate(timeout=300)
+    assert run.returncode != 0, output
+    assert output.count("in use by another maskforge command") == 2, output  # both ranks
+    assert [p.name for p in (tmp_path / "runs/held").iterdir()] == [".maskforge.lock"]

@@ -106,3 +106,28 @@ def test_plain_cached_items_are_the_cached_pixels(tmp_path, photos):
     image, target, weight = data[(0, 2)]
     np.testing.assert_array_equal(image.numpy(), np.load(cache)[2])
     assert (target, weight, len(data)) == (0, 2.0, 3)
+
+
+def test_a_cache_folder_that_fills_up_is_a_one_line_error_not_a_crash(tmp_path, in_namespace):
+    """The cache is a memory map: without its space reserved first, a full disk kills the
+    process with SIGBUS when a page is written. Reserved, it is an error naming the folder."""
+    rows = []
+    for i in range(12):
+        write_image(tmp_path / f"img/{i}.png", np.full((64, 64, 3), i * 20, np.uint8))
+        rows.append(f"../img/{i}.png,{('masked', 'unmasked')[i % 2]}")
+    (tmp_path / "manifests").mkdir()
+    for split in ("train", "val"):
+        (tmp_path / "manifests" / f"{split}.csv").write_text("path,label\n" + "\n".join(rows))
+    (tmp_path / "disk").mkdir()
+    script = """
+    small_disk "$DISK" 256k || exit 99  # 12 images at 128 px take 576 KiB
+    cd "$ROOT" && $MF train --arch resnet18 --weights none --img-size 128 --epochs 1 \
+        --workers 0 --cache-dir "$DISK/c" --run runs/a
+    code=$?; ls -A "$DISK/c" > "$ROOT/left"; exit $code
+    """
+    done = in_namespace(script, DISK=tmp_path / "disk", ROOT=tmp_path)
+    output = done.stdout + done.stderr
+    assert done.returncode == 2, output
+    (line,) = [line for line in output.splitlines() if line.startswith("Error")]
+    assert line.startswith(f"Error: Cannot write to {tmp_path / 'disk/c'}: No space left on device")
+    assert "Traceback" not in output and (tmp_path / "left").read_text() == ""  # no cut file

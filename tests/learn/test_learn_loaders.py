@@ -44,3 +44,34 @@ def test_make_loader_batches_the_sampler_keys_in_order():
     )
     assert [b.tolist() for b in loader] == [[1, 3], [5]]
     assert not loader.persistent_workers
+
+
+def test_training_data_names_a_fifo_for_what_it_is(tmp_path, unmasked_dir, fifo):
+    # A FIFO in a manifest is there but no image: said so (from stat, unopened), not "missing".
+    import shutil
+
+    import pandas as pd
+
+    from maskforge.learn.loaders import load_training_data
+
+    photos = sorted(unmasked_dir.glob("*.jpg"))[:4]
+    for p in photos:
+        shutil.copy(p, tmp_path / p.name)
+    fifo(tmp_path / "cam.jpg")
+    names = [p.name for p in photos]
+    manifests = tmp_path / "manifests"
+    manifests.mkdir()
+    train = pd.DataFrame({"path": [f"../{n}" for n in [*names[:2], "cam.jpg"]]})
+    train["label"] = ["masked", "unmasked", "masked"]
+    train.to_csv(manifests / "train.csv", index=False)
+    val = pd.DataFrame({"path": [f"../{n}" for n in names[2:]], "label": ["masked", "unmasked"]})
+    val.to_csv(manifests / "val.csv", index=False)
+    with pytest.raises(
+        ValueError,
+        match=r"1 image\(s\) in .*train\.csv cannot be read, e\.g\. .*"
+        r"cam\.jpg: not a regular file \(a FIFO\)",
+    ):
+        load_training_data(manifests)
+    (tmp_path / "cam.jpg").unlink()
+    with pytest.raises(FileNotFoundError, match=r"1 image\(s\) listed in .*train\.csv are missing"):
+        load_training_data(manifests)

@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import cv2
@@ -585,3 +588,133 @@ def test_help_explains_every_option():
     from maskforge.learn.models import ARCHS
 
     assert CLI_ARCHS == ARCHS
+
+
+# --- one command at a time on a run folder; a full or read-only disk ---------------------------
+
+LOCK = ".maskforge.lock"
+
+
+def _one_error(output: str) -> str:
+    """The one `Error:` line of a command's output (and no traceback)."""
+    assert "Traceback" not in output, output
+    (line,) = [line for line in output.splitlines() if line.startswith("Error")]
+    return line
+
+
+def _tiny_train_args(tmp_path: Path, run: Path, *more: str) -> list[str]:
+    return [
+        "train",
+        "--manifests",
+        str(tmp_path / "manifests"),
+        "--run",
+        str(run),
+        "--arch",
+        "resnet18",
+        "--weights",
+        "none",
+        "--img-size",
+        "32",
+        "--batch-size",
+        "8",
+        "--workers",
+        "0",
+        "--cache-dir",
+        str(tmp_path / "cache"),
+        *more,
+    ]
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
+
+
+def test_two_trains_started_together_on_one_run_one_is_refused_at_once(tmp_path, rng):
+    items = made_faces(tmp_path / "img", 36, rng)
+    write_manifests(tmp_path, items[:24], items[24:], stats=False)
+    run = tmp_path / "runs" / "same"
+    command = [sys.executable, "-m", "maskforge"]
+    command += _tiny_train_args(tmp_path, run, "--epochs", "500", "--patience", "0")
+    pipes = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "text": True}
+    both = [subprocess.Popen(command, cwd=tmp_path, **pipes) for _ in range(2)]
+    try:
+        deadline = time.monotonic() + 90
+        while all(p.poll() is None for p in both) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        ended = [p for p in both if p.poll() is not None]
+        assert len(ended) == 1, "neither run was refused: both are writing runs/same/"
+        (refused,) = ended
+        (winner,) = [p for p in both if p is not refused]
+        out, err = refused.communicate()
+        assert refused.returncode == 2, out + err
+        line = _one_error(out + err)
+        assert str(run) in line and "in use by another maskforge command" in line
+        assert "maskforge train, pid" in line  # who holds it
+        while not (run / "metrics.csv").exists() and winner.poll() is None:
+            time.sleep(0.2)  # an epoch done: SIGTERM now stops it as Ctrl-C does
+        winner.send_signal(signal.SIGTERM)
+        out, err = winner.communicate(timeout=120)
+        assert winner.returncode == 130, out + err
+    finally:
+        for p in both:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    log = (run / "train.log").read_text()
+    assert log.count("New run folder") == 1 and "Resuming" not in log  # one run's log only
+    assert (run / "last.pt").is_file() and not (run / LOCK).exists()
+
+
+def test_a_held_run_folder_is_refused_for_a_new_run_and_for_resume(tmp_path, rng, hold_lock):
+    items = made_faces(tmp_path / "img", 36, rng)
+    write_manifests(tmp_path, items[:24], items[24:], stats=False)
+    runner = CliRunner()
+    done = runner.invoke(cli, _tiny_train_args(tmp_path, tmp_path / "runs/r", "--epochs", "1"))
+    assert done.exit_code == 0, done.output
+    before = _files(tmp_path / "runs/r")
+    with hold_lock(tmp_path / "runs/r" / LOCK), hold_lock(tmp_path / "runs/new" / LOCK):
+        resumed = runner.invoke(cli, ["train", "--resume", str(tmp_path / "runs/r")])
+        new = runner.invoke(cli, _tiny_train_args(tmp_path, tmp_path / "runs/new"))
+    for result, folder in ((resumed, "runs/r"), (new, "runs/new")):
+        assert result.exit_code == 2, result.output
+        line = _one_error(result.output)
+        assert str(tmp_path / folder) in line and "in use by another maskforge command" in line
+        assert "pid 4242 on testhost" in line
+    assert _files(tmp_path / "runs/r") == {
+        **before,
+        LOCK: (tmp_path / "runs/r" / LOCK).read_bytes(),
+    }
+    assert [p.name for p in (tmp_path / "runs/new").iterdir()] == [LOCK]
+
+
+def test_a_read_only_or_full_run_folder_is_a_one_line_error_that_keeps_what_was_written(
+    tmp_path, rng, in_namespace
+):
+    items = made_faces(tmp_path / "img", 36, rng)
+    write_manifests(tmp_path, items[:24], items[24:], stats=False)
+    (tmp_path / "ro").mkdir()
+    (tmp_path / "disk").mkdir()
+    args = " ".join(_tiny_train_args(tmp_path, Path("RUN"), "--epochs", "1"))
+    script = f"""
+    read_only "$RO" || exit 99
+    $MF {args.replace("RUN", "$RO/r")} > "$LOGS/ro" 2>&1; echo $? > "$LOGS/ro.code"
+    small_disk "$DISK" 256k || exit 99  # config.json and train.log fit, best.pt does not
+    $MF {args.replace("RUN", "$DISK/r")} > "$LOGS/full" 2>&1; echo $? > "$LOGS/full.code"
+    cp -a "$DISK/r" "$LOGS/r"
+    """
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    done = in_namespace(script, RO=tmp_path / "ro", DISK=tmp_path / "disk", LOGS=logs)
+    assert done.returncode == 0, done.stderr
+    for name, folder in (("ro", tmp_path / "ro" / "r"), ("full", tmp_path / "disk" / "r")):
+        output = (logs / name).read_text()
+        assert (logs / f"{name}.code").read_text().strip() == "2", output
+        line = _one_error(output)
+        assert line.startswith(f"Error: Cannot write to {folder}"), line
+    assert "Read-only file system" in (logs / "ro").read_text()
+    full = _one_error((logs / "full").read_text())
+    assert "No space left on device" in full and "best.pt" in full
+    kept = logs / "r"  # what the full disk held: the run's config and log, no cut file
+    assert json.loads((kept / "config.json").read_text())["arch"] == "resnet18"
+    assert "New run folder" in (kept / "train.log").read_text()
+    assert not [p.name for p in kept.iterdir() if p.suffix in (".tmp", ".pt") or p.name == LOCK]

@@ -33,17 +33,37 @@ def test_boxes_and_landmark_rows_are_read(tmp_path):
 @pytest.mark.parametrize(
     "text, message",
     [
-        ("", "not a valid CSV"),
+        ("", r"b\.csv is empty"),
         ("file,left,top,right,bottom\na.jpg,1,2,3,4\n", "needs an 'image' column"),
         ("image,x,y\na.jpg,1,2\n", "needs columns left,top,right,bottom"),
-        ("image,left,top,right,bottom\na.jpg,1,2,three,4\n", "row 2 has a missing or non-numeric"),
+        ("image,left,top,right,bottom\na.jpg,1,2,three,4\n", "row 2: right is 'three'"),
         ("image,left,top,right,bottom\na.jpg,1,2,3,4\nb.jpg,10,2,5,4\n", "row 3 has right <= left"),
+        ("image,left,top,right,bottom\n,1,2,30,40\n", r"row 2 has an empty image name"),
+        ("image,left,top,right,bottom\n  ,1,2,30,40\n", r"row 2 has an empty image name"),
+        (
+            "image,left,top,right,bottom\na.jpg,1,2,30,40\nb.jpg,1,2,30,40,7\n",
+            r"row 3 has 6 fields but the header has 5",
+        ),
+        (
+            "image,left,top,right,bottom\na.jpg,1,2,30,40,7\n",
+            r"row 2 has 6 fields but the header has 5",
+        ),
+        ("image,left,top,right,bottom\na.jpg,1,2,inf,40\n", r"row 2: right is 'inf'"),
+        ("image,left,top,right,bottom\na.jpg,1,2,1e300,40\n", r"row 2: right is '1e300'"),
+        ("image,left,top,right,bottom\na.jpg,nan,2,30,40\n", r"row 2: left is 'nan'"),
+        ("image,left,top,right,bottom\na.jpg,1,2,30,\n", r"row 2: bottom is ''"),
+        (
+            "image," + ",".join(f"x{i},y{i}" for i in range(68)) + "\n"
+            "a.jpg," + ",".join(["5"] * 135) + ",-1e20\n",
+            r"row 2: y67 is '-1e20'",
+        ),
     ],
 )
 def test_malformed_boxes_file(tmp_path, text, message):
     (tmp_path / "b.csv").write_text(text)
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(ValueError, match=message) as info:
         read_boxes(tmp_path / "b.csv")
+    assert str(tmp_path / "b.csv") in str(info.value) and "\n" not in str(info.value)
 
 
 def test_cli_uses_given_boxes_and_reports_bad_files(unmasked_dir: Path, tmp_path):

@@ -82,7 +82,7 @@ def test_a_locked_folder_is_refused_and_a_killed_holder_leaves_no_stale_lock(
         assert holder.stdout.readline().strip() == "locked"
         code, output = run("synthesize", raw, out, *ONE_WORKER)
         assert code == 2, output
-        assert "in use by another synthesize run" in output and f"pid {holder.pid}" in output
+        assert "in use by another maskforge command" in output and f"pid {holder.pid}" in output
         assert len([line for line in output.splitlines() if line.startswith("Error")]) == 1
         assert not (out / CSV_NAME).exists() and not (out / JOURNAL).exists()
     finally:

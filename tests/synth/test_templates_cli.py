@@ -69,3 +69,14 @@ def test_help_explains_options():
     assert result.exit_code == 0
     for option in ("--root", "--sheet", "--anchors", "--seed"):
         assert option in result.output
+
+
+def test_sheet_into_a_read_only_folder_is_a_one_line_error(tmp_path: Path, in_namespace):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    done = in_namespace('read_only "$RO" || exit 99\n$MF templates --sheet "$RO/t.png"', RO=ro)
+    output = done.stdout + done.stderr
+    assert done.returncode == 2, output
+    (line,) = [line for line in output.splitlines() if line.startswith("Error")]
+    assert line.startswith(f"Error: Cannot write to {ro / 't.png'}: Read-only file system")
+    assert "Traceback" not in output and not list(ro.iterdir())

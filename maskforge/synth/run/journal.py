@@ -13,20 +13,17 @@ settings in OVERWRITE_RUN_FILE) and replaces synthesis.csv and run.json only whe
 from __future__ import annotations
 
 import csv
-import fcntl
 import io
 import json
 import os
-import socket
-import time
 from array import array
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import numpy as np
 
 from maskforge.core.imageio import atomic_text_stream
+from maskforge.core.outputs import folder_lock
 from maskforge.synth.run.records import (
     CSV_COLUMNS,
     CSV_NAME,
@@ -240,37 +237,12 @@ def finalize(out: Path, overwrite: bool = False) -> None:
     journal.unlink()
 
 
-@contextmanager
-def lock_output(out: Path) -> Iterator[None]:
-    """Hold an exclusive lock on out for the whole run (fcntl.flock on out/.synthesis.lock,
-    released by the kernel when the process dies, so a killed run never leaves it stuck).
-    Another run holding it: a one-line ValueError naming that run (pid, host, start)."""
-    path = Path(out) / LOCK_FILE
-    while True:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 300, 0).decode("utf-8", "replace").strip() or "pid unknown"
-            os.close(fd)
-            raise ValueError(
-                f"{out} is in use by another synthesize run ({holder}); wait for it to finish "
-                "or choose another output folder."
-            ) from None
-        try:  # the last holder may have removed the file between our open and flock
-            if os.stat(path).st_ino == os.fstat(fd).st_ino:
-                break
-        except FileNotFoundError:
-            pass
-        os.close(fd)
-    try:
-        started = time.strftime("%Y-%m-%d %H:%M:%S %Z")
-        os.ftruncate(fd, 0)
-        os.write(fd, f"pid {os.getpid()} on {socket.gethostname()}, started {started}\n".encode())
-        yield
-    finally:
-        path.unlink(missing_ok=True)  # still locked: a waiting run then retries on a new file
-        os.close(fd)
+def lock_output(out: Path) -> AbstractContextManager[None]:
+    """Hold an exclusive lock on out for the whole run (core.outputs.folder_lock on
+    out/.synthesis.lock, released by the kernel when the process dies, so a killed run never
+    leaves it stuck). Another command holding it: a one-line ValueError naming it (pid, host,
+    start)."""
+    return folder_lock(out, "synthesize", LOCK_FILE)
 
 
 def _settings_changed(previous: dict, run_info: dict, defaults: dict | None = None) -> list[str]:

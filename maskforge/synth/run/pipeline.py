@@ -27,10 +27,10 @@ from maskforge.core.imageio import (
     DEFAULT_MAX_PIXELS,
     ImageTooLargeError,
     UnreadableImageError,
-    is_storage_fault,
     read_image,
     write_image,
 )
+from maskforge.core.outputs import is_storage_fault
 from maskforge.core.paths import fit_stem, printable
 from maskforge.faces import geometry
 from maskforge.faces.cascade import (

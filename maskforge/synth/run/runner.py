@@ -40,8 +40,8 @@ from maskforge.core.imageio import (
     IMAGE_EXTENSIONS,
     atomic_write_text,
     is_image_path,
-    is_storage_fault,
 )
+from maskforge.core.outputs import is_storage_fault
 from maskforge.core.parallel import check_local_workers, pool_map, usable_cores
 from maskforge.core.paths import printable
 from maskforge.synth.run.journal import (
@@ -187,18 +187,18 @@ def _stems(
 
 
 def read_boxes(path: Path) -> dict[str, list]:
-    """User-given faces: CSV with `image` and left,top,right,bottom or x0,y0..x67,y67 columns."""
-    import pandas as pd
+    """User-given faces: CSV with `image` and left,top,right,bottom or x0,y0..x67,y67 columns.
+
+    {image name as written, with "/": [(4,) box or (68, 2) landmarks float64, ...]}. Every
+    image name must be non-empty and every coordinate a finite number of pixels within
+    +-BOXES_LIMIT; a one-line ValueError names the file, the row and the value otherwise.
+    """
+    from maskforge.core.tables import read_string_csv
 
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise FileNotFoundError(f"Boxes file not found: {path}")
-    try:
-        df = pd.read_csv(path)
-    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise ValueError(
-            f"Boxes file {path} is not a valid CSV: {' '.join(str(exc).split())}"
-        ) from None
+    df = read_string_csv(path, "Boxes file ")
     box_cols = ["left", "top", "right", "bottom"]
     lm_cols = [f"{a}{i}" for i in range(68) for a in "xy"]
     if "image" not in df.columns:
@@ -214,21 +214,42 @@ def read_boxes(path: Path) -> dict[str, list]:
             f"Boxes file {path} needs columns left,top,right,bottom or x0,y0,...,x67,y67 "
             "beside 'image'."
         )
-    values = df[cols].apply(pd.to_numeric, errors="coerce")
-    bad = values.isna().any(axis=1)
-    if bad.any():
-        raise ValueError(
-            f"Boxes file {path}: row {int(bad.idxmax()) + 2} has a missing or non-numeric value."
-        )
+    names = df["image"].str.strip()
+    if (names == "").any():
+        row = int(np.argmax((names == "").to_numpy())) + 2
+        raise ValueError(f"Boxes file {path}: row {row} has an empty image name.")
+    values = _coordinates(df[cols], path)
     if shape == (4,):
-        v = values.to_numpy()
+        v = values
         if ((v[:, 2] <= v[:, 0]) | (v[:, 3] <= v[:, 1])).any():
             row = int(np.argmax((v[:, 2] <= v[:, 0]) | (v[:, 3] <= v[:, 1]))) + 2
             raise ValueError(f"Boxes file {path}: row {row} has right <= left or bottom <= top.")
     out: dict[str, list] = {}
-    for image, vals in zip(df["image"].astype(str), values.to_numpy(dtype=np.float64)):
+    for image, vals in zip(df["image"], values, strict=True):
         out.setdefault(Path(image).as_posix(), []).append(vals.reshape(shape))
     return out
+
+
+# Pixel coordinates beyond this are no photo's (a side of 16,777,216 px), and every integer up
+# to it is exact in float32; larger values would overflow OpenCV's and dlib's integers.
+BOXES_LIMIT = 2**24
+
+
+def _coordinates(cells, path: Path) -> np.ndarray:
+    """(N, columns) float64 from string cells; ValueError naming the first bad cell."""
+    import pandas as pd
+
+    values = cells.apply(lambda col: pd.to_numeric(col.str.strip(), errors="coerce"))
+    values = values.to_numpy(np.float64)
+    with np.errstate(invalid="ignore"):
+        bad = ~(np.isfinite(values) & (np.abs(values) <= BOXES_LIMIT))
+    if bad.any():
+        i, j = (int(k[0]) for k in np.nonzero(bad))
+        raise ValueError(
+            f"Boxes file {path}: row {i + 2}: {cells.columns[j]} is {cells.iat[i, j]!r}; "
+            f"coordinates must be finite numbers of pixels within +-{BOXES_LIMIT:,}."
+        )
+    return values
 
 
 # -- worker side ---------------------------------------------------------------------------------
