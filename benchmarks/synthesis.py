@@ -8,11 +8,13 @@ In one run, on the same photos (default ../shared/faces/unmasked):
     landmarks, one template warped onto six anchors and alpha-blended, JPEG written; run as a
     subprocess and timed like maskforge (wall time with imports and model loading; the time of
     its photo loop alone is in the JSON too);
-  - maskforge synthesize in its default mode (cascade detector, realism on; --detector picks
-    another) with 1 and N workers,
-    run as a subprocess (as a user runs it), its peak memory read from the OS;
-  - the same default mode on every photo twice (two linked copies), to show that peak memory
+  - maskforge synthesize in each configuration of --configs (default: its defaults, and
+    `--landmarks dlib`), with 1 and N workers, run as a subprocess (as a user runs it), its
+    peak memory read from the OS;
+  - the first configuration on every photo twice (two linked copies), to show that peak memory
     does not grow with the number of inputs.
+MaskTheFace is one process, so speeds are compared per core: masked faces per second divided by
+the cores a run could use (its workers, at most the machine's cores; the baseline: 1).
 Prints a table and writes benchmarks/results/synthesis.json.
 """
 
@@ -111,6 +113,19 @@ def run_maskforge(folder: Path, out: Path, workers: int, extra: list[str]) -> di
     }
 
 
+def parse_configs(spec: str, common: list[str]) -> dict[str, list[str]]:
+    """'NAME=OPTIONS;...' as {name: synthesize options}, each with the common options added."""
+    configs = {}
+    for part in filter(None, (p.strip() for p in spec.split(";"))):
+        name, sep, options = part.partition("=")
+        if not sep or not name.strip():
+            raise SystemExit(f"--configs: {part!r} is not NAME=OPTIONS")
+        configs[name.strip()] = [*shlex.split(options), *common]
+    if not configs:
+        raise SystemExit("--configs names no configuration")
+    return configs
+
+
 def dlib_info() -> str:
     """dlib's version and whether it was built with BLAS (the CNN stage's main cost)."""
     import dlib
@@ -125,12 +140,15 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=None, help="use only the first N photos")
     harness.add_json_option(ap, "synthesis")
     ap.add_argument(
-        "--detector", default="cascade", help="maskforge's --detector (default: cascade)"
+        "--configs",
+        default="default=;dlib=--landmarks dlib",
+        help="';'-separated NAME=OPTIONS: the maskforge synthesize configurations to compare "
+        "(default: 'default=;dlib=--landmarks dlib')",
     )
     ap.add_argument(
         "--maskforge-args",
         default="",
-        help="more maskforge synthesize options, e.g. '--landmarks mediapipe --renderer mesh'",
+        help="options added to every configuration, e.g. '--renderer mesh'",
     )
     ap.add_argument(
         "--repeat",
@@ -159,44 +177,56 @@ def main() -> None:
             (double / copy / p.name).symlink_to(p.resolve())
     n = len(paths)
     rounds: list[dict] = []
-    extra = ["--detector", args.detector, *shlex.split(args.maskforge_args)]
+    configs = parse_configs(args.configs, shlex.split(args.maskforge_args))
+    first = next(iter(configs))
     try:
         base_cov = baseline_coverage(paths)
         for r in range(args.repeat):
             # Interleaved, so a slow spell of this noisy machine hits every run of a round.
-            rounds.append(
-                {
-                    "base": run_baseline(src, work / f"baseline{r}"),
-                    "one": run_maskforge(src, work / f"w1_{r}", 1, extra),
-                    "many": run_maskforge(src, work / f"wn_{r}", args.workers, extra),
-                    "small": run_maskforge(double, work / f"wd_{r}", args.workers, extra),
-                }
-            )
+            rd = {"base": run_baseline(src, work / f"baseline{r}")}
+            for name, extra in configs.items():
+                rd[f"{name}:one"] = run_maskforge(src, work / f"{name}1_{r}", 1, extra)
+                rd[f"{name}:many"] = run_maskforge(src, work / f"{name}n_{r}", args.workers, extra)
+            rd["small"] = run_maskforge(double, work / f"wd_{r}", args.workers, configs[first])
+            rounds.append(rd)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    ratios = sorted(rd["base"]["seconds"] / rd["many"]["seconds"] for rd in rounds)
+    ratios = sorted(rd["base"]["seconds"] / rd[f"{first}:many"]["seconds"] for rd in rounds)
 
     def median_run(key: str) -> dict:
         runs = sorted((rd[key] for rd in rounds), key=lambda run: run["seconds"])
         return {**runs[len(runs) // 2], "seconds_all_rounds": [run["seconds"] for run in runs]}
 
-    base, one, many, small = (median_run(k) for k in ("base", "one", "many", "small"))
+    base, small = median_run("base"), median_run("small")
     base_ips = n / base["seconds"]
+    base_fps = base["faces_masked"] / base["seconds"]
     base_cover = 100.0 * base_cov / n
-    label = f"maskforge {args.detector}"
-    runs = {  # JSON key: (table row, run)
-        "maskforge_1_worker": (f"{label}, 1 worker", one),
-        "maskforge_n_workers": (f"{label}, {args.workers} workers", many),
-        "maskforge_double_inputs": (f"{label}, {args.workers} workers, 2x inputs", small),
-    }
+    cores = os.cpu_count() or 1
+    runs = {}  # JSON key: (table row, run, cores it could use)
+    for name in configs:
+        one, many = median_run(f"{name}:one"), median_run(f"{name}:many")
+        runs[f"{name}_1_worker"] = (f"{name}, 1 worker", one, 1)
+        runs[f"{name}_n_workers"] = (f"{name}, {args.workers} workers", many, args.workers)
+    runs["double_inputs"] = (f"{first}, {args.workers} workers, 2x inputs", small, args.workers)
     name = "baseline (MaskTheFace-style, 1 process)"
-    table = [[name, n, base_cover, base["faces_masked"], base_ips, 1.0, None]]
-    for name, run in runs.values():
+    table = [[name, n, base_cover, base["faces_masked"], base_ips, base_fps, 1.0, None]]
+    for name, run, workers in runs.values():
         run["images_per_s"] = ips = run["inputs"] / run["seconds"]
+        run["faces_per_s_per_core"] = fpc = (
+            run["faces_masked"] / run["seconds"] / min(workers, cores)
+        )
+        run["x_baseline_per_core"] = fpc / base_fps
         faces, peak = run["faces_masked"], run["peak_rss_mb_any_process"]
-        table.append([name, run["inputs"], run["coverage_pct"], faces, ips, ips / base_ips, peak])
+        table.append(
+            [name, run["inputs"], run["coverage_pct"], faces, ips, fpc, fpc / base_fps, peak]
+        )
     counts = [("photos", ">7"), ("cover%", ">8.1f"), ("faces", ">7")]
-    rates = [("img/s", ">8.1f"), ("x base", ">8.2f"), ("peak MB", ">9.0f")]
+    rates = [
+        ("img/s", ">8.1f"),
+        ("face/s/core", ">12.1f"),
+        ("x base", ">8.2f"),
+        ("peak MB", ">9.0f"),
+    ]
     print()
     harness.print_table(table, [("run", "<46"), *counts, *rates], sep="")
     print(
@@ -205,9 +235,13 @@ def main() -> None:
         + f" (median {ratios[len(ratios) // 2]:.2f}, {args.repeat} round(s))"
     )
     print(f"dlib {dlib_info()}")
-    print(f"maskforge options: --detector {args.detector} {args.maskforge_args}".rstrip())
-    print(f"{args.detector}: masked faces by detector stage: {many['by_stage']}")
-    print(f"{args.detector}: rows by status: {many['status']}")
+    for name, extra in configs.items():
+        many = runs[f"{name}_n_workers"][1]
+        print(f"{name}: options {' '.join(extra) or '(none)'}")
+        print(
+            f"{name}: masked faces by detector stage: {many['by_stage']}; rows by status: "
+            f"{many['status']}"
+        )
     print(
         "(wall time includes process start and model loading, as a user sees it; the baseline's "
         f"photo loop alone: {n / base['loop_seconds']:.1f} img/s)"
@@ -219,10 +253,14 @@ def main() -> None:
         "folder": str(args.folder),
         "photos": n,
         "workers": args.workers,
-        "detector": args.detector,
-        "maskforge_args": args.maskforge_args,
-        "baseline": {**base, "images_per_s": base_ips, "coverage_pct": base_cover},
-        **{key: run for key, (_, run) in runs.items()},
+        "configs": {name: " ".join(extra) for name, extra in configs.items()},
+        "baseline": {
+            **base,
+            "images_per_s": base_ips,
+            "faces_per_s_per_core": base_fps,
+            "coverage_pct": base_cover,
+        },
+        **{key: run for key, (_, run, _) in runs.items()},
         "speed_ratio_n_workers_vs_baseline": ratios[len(ratios) // 2],
         "speed_ratio_per_round": ratios,
     }

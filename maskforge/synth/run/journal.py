@@ -38,6 +38,13 @@ from maskforge.synth.sampling.specs import stable_hash
 
 # Keys of run.json that must match for a rerun to resume into the same folder.
 RESUME_KEYS = ("input", "options", "detector", "boxes")
+# What a run.json that does not record an option was made with, where that differs from today's
+# default: the landmark model became an option when dlib's was the only one.
+UNRECORDED = {"landmarks": "dlib"}
+# Options whose default has changed since folders were made with the old one (0.1: the
+# licence-clean detector and landmarks): a resume that does not name them keeps what
+# run.json records, rather than being refused as a change of settings.
+DEFAULTS_CHANGED = ("detector", "landmarks")
 
 
 class DoneSet:
@@ -281,6 +288,19 @@ def _with_defaults(old: dict, defaults: dict, new: dict) -> dict:
         elif all(isinstance(d, dict) for d in (old[k], defaults[k], value)):
             filled[k] = _with_defaults(old[k], defaults[k], value)
     return filled
+
+
+def recorded_settings(out: Path) -> dict[str, str]:
+    """The DEFAULTS_CHANGED settings out/run.json records ({} without a readable run.json):
+    what a resume of out that does not name them should keep."""
+    try:
+        run = json.loads((out / RUN_FILE).read_text())
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(run, dict) or not isinstance(run.get("options"), dict):
+        return {}
+    recorded = {"detector": run.get("detector"), **UNRECORDED, **run["options"]}
+    return {k: recorded[k] for k in DEFAULTS_CHANGED if isinstance(recorded.get(k), str)}
 
 
 def _read_run_file(path: Path) -> dict:

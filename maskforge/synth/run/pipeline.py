@@ -15,7 +15,9 @@ from pathlib import Path
 import numpy as np
 
 from maskforge.choices import (
+    DEFAULT_DETECTOR,
     DEFAULT_LANDMARKS,
+    DEFAULT_PATTERNS,
     DEFAULT_RENDERER,
     FRAMINGS,
     LANDMARK_MODELS,
@@ -46,7 +48,7 @@ from maskforge.synth.render.surface import mesh_from_68
 from maskforge.synth.run.stems import mask_draw_suffix
 from maskforge.synth.sampling.draws import FaceSampler
 from maskforge.synth.sampling.params import FaceParams, FramingParams
-from maskforge.synth.sampling.specs import Choice, draw_key, face_seed
+from maskforge.synth.sampling.specs import Choice, draw_key, face_seed, parse_choice
 
 # Prevalence-like default mix: surgical masks dominate real photos, respirators are rarer.
 # Below this share of the written crop covered by the mask, the output is not written.
@@ -75,14 +77,31 @@ def default_mask_mix() -> dict[str, float]:
     return {name: DEFAULT_MASK_MIX.get(name, 1.0) for name in load_templates()}
 
 
+def every_pattern() -> dict[str, float]:
+    """What `--pattern random` means: every procedural pattern, equally likely."""
+    from maskforge.synth.sampling.patterns import PATTERN_NAMES
+
+    return dict.fromkeys(PATTERN_NAMES, 1.0)
+
+
+def default_choice(field_name: str) -> Choice:
+    """The default of SynthesisOptions.mask_types or .patterns, parsed as the CLI parses its
+    defaults (`random` over default_mask_mix, and choices.DEFAULT_PATTERNS), so that the library
+    and `maskforge synthesize` draw the same by default."""
+    if field_name == "mask_types":
+        return parse_choice("random", None, "mask type", default_mask_mix())
+    return parse_choice(DEFAULT_PATTERNS, None, "pattern", every_pattern())
+
+
 @dataclass(frozen=True)
 class SynthesisOptions:
     """Everything that decides what synthesize writes (recorded in out/run.json)."""
 
     seed: int = 0
-    mask_types: Choice = Choice(("surgical",), (1.0,))
+    # The CLI's defaults: the realistic mix of mask types, half of them patterned.
+    mask_types: Choice = field(default_factory=lambda: default_choice("mask_types"))
     colors: Choice | None = None  # None: each template's own realistic palette
-    patterns: Choice = Choice(("none",), (1.0,))
+    patterns: Choice = field(default_factory=lambda: default_choice("patterns"))
     pattern_weight: float = 0.7
     wear: Choice = Choice(("correct",), (1.0,))
     negatives: Choice | None = None
@@ -173,7 +192,7 @@ class Synthesizer:
     def __init__(
         self,
         options: SynthesisOptions,
-        detector: str = "cascade",
+        detector: str = DEFAULT_DETECTOR,
         landmarks_model: Path | None = None,
         cnn_model: Path | None = None,
         templates_root: Path | None = None,

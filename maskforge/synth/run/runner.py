@@ -45,6 +45,7 @@ from maskforge.core.outputs import is_storage_fault
 from maskforge.core.parallel import check_local_workers, pool_map, usable_cores
 from maskforge.core.paths import printable
 from maskforge.synth.run.journal import (
+    UNRECORDED,
     DoneSet,
     check_resume,
     finalize,
@@ -433,7 +434,7 @@ def _prepare(
     """Check that the run may resume into out, write its run file, tidy up after a killed
     run; (the inputs already done, with the stems they wrote under, the journal's name)."""
     killed = (out / JOURNAL).is_file() or (out / OVERWRITE_JOURNAL).is_file()
-    defaults = SynthesisOptions().describe()
+    defaults = {**SynthesisOptions().describe(), **UNRECORDED}
     resume_overwrite = check_resume(out, run_info, overwrite, defaults)
     journal_name = OVERWRITE_JOURNAL if overwrite else JOURNAL
     # --overwrite keeps the old run.json, synthesis.csv and journal until it finishes.
