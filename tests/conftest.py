@@ -4,9 +4,7 @@ absent, with a count at the end of the run) and made images."""
 from __future__ import annotations
 
 import fcntl
-import functools
 import os
-import shutil
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -15,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from namespaces import namespaces_work
 
 try:
     # Ray first, before torch, MediaPipe and protobuf load: importing it late, in a worker that
@@ -136,23 +135,6 @@ def hold_lock() -> Callable[[Path], AbstractContextManager[Path]]:
     return _holding
 
 
-@functools.cache
-def _namespaces_work() -> bool:
-    """True where `unshare` can make a user and mount namespace and mount in it."""
-    if not shutil.which("unshare"):
-        return False
-    probe = "d=$(mktemp -d) && mount -t tmpfs -o size=64k tmpfs $d && umount $d && rmdir $d"
-    try:
-        done = subprocess.run(
-            ["unshare", "--user", "--map-root-user", "--mount", "sh", "-c", probe],
-            capture_output=True,
-            timeout=30,
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-    return done.returncode == 0
-
-
 # The shell functions in_namespace's scripts get: `read_only DIR` (a bind mount remounted
 # read-only: tests run as root, whom chmod does not stop) and `small_disk DIR SIZE` (a tmpfs
 # that fills up), then $MF runs this checkout's maskforge.
@@ -167,7 +149,7 @@ def in_namespace() -> Callable[..., subprocess.CompletedProcess]:
     """in_namespace(script, **env): run a bash script in a new user and mount namespace (its
     mounts end with it), with the variables env and the functions of _FAULTS. Skips where
     namespaces cannot be made."""
-    if not _namespaces_work():
+    if not namespaces_work():
         pytest.skip("cannot mount in a user namespace here")
 
     def run(script: str, **env: Path | str) -> subprocess.CompletedProcess:

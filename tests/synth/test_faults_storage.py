@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from namespaces import namespaces_work
 from PIL import Image
 
 from maskforge.cli import cli
@@ -177,24 +178,8 @@ def test_another_write_error_stays_one_photos_error_row(raw, tmp_path, monkeypat
 # -- a real full disk and a read-only out/: a tmpfs in a user and mount namespace -------------
 
 
-def _namespaces_work() -> bool:
-    """True where `unshare` can make a user and mount namespace and mount a tmpfs in it."""
-    if not shutil.which("unshare"):
-        return False
-    probe = "d=$(mktemp -d) && mount -t tmpfs -o size=64k tmpfs $d && umount $d && rmdir $d"
-    try:
-        done = subprocess.run(
-            ["unshare", "--user", "--map-root-user", "--mount", "sh", "-c", probe],
-            capture_output=True,
-            timeout=30,
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-    return done.returncode == 0
-
-
 needs_namespaces = pytest.mark.skipif(
-    not _namespaces_work(), reason="cannot mount a tmpfs in a user namespace here"
+    not namespaces_work(), reason="cannot mount a tmpfs in a user namespace here"
 )
 
 
