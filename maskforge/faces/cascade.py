@@ -89,8 +89,11 @@ MTCNN_THRESHOLDS = (0.6, 0.7, 0.7)
 # its box and points run past the edges, and landmarks fitted from them fall off the photo (44 of
 # 378 HOG misses unpadded, 9 with this border; replicate borders fare worse, 22).
 MTCNN_PAD = 0.15
-# Eyes, nose and mouth: a fit with any of these outside the photo cannot place a mask.
+# Eyes, nose and mouth: the cascade tries its next stage while a fit has any of these outside.
 CORE_POINTS = np.arange(27, 68)
+# Eyes and nose: a face with any of these outside the photo cannot be given a mask (the nose
+# bridge and the cheeks hold it up); a mouth cut by the frame is a close-up and is masked.
+MASK_POINTS = np.arange(27, 48)
 # Plausibility limits: Procrustes residual against the mean shape, and disagreement (mean point
 # distance / eye distance) between the fit and the mirrored fit of the mirrored photo. A good
 # fit is stable under mirroring; a misplaced one usually is not. Both were chosen by looking at
@@ -152,9 +155,10 @@ class Face:
         already passed)."""
         return max_residual * (MESH_RESIDUAL_FACTOR if self.mesh is not None else 1.0)
 
-    def points_outside(self, shape: tuple) -> int:
-        """How many eye, nose and mouth landmarks fall outside an image of this shape."""
-        x, y = self.landmarks[CORE_POINTS].T
+    def points_outside(self, shape: tuple, points: np.ndarray = CORE_POINTS) -> int:
+        """How many of `points` (the 68-point indices; default the eyes, nose and mouth) fall
+        outside an image of this shape."""
+        x, y = self.landmarks[points].T
         return int(((x < 0) | (y < 0) | (x >= shape[1]) | (y >= shape[0])).sum())
 
     @property

@@ -36,6 +36,7 @@ from maskforge.core.outputs import is_storage_fault
 from maskforge.core.paths import fit_stem, printable
 from maskforge.faces import geometry
 from maskforge.faces.cascade import (
+    MASK_POINTS,
     MAX_FLIP_ERROR,
     MAX_RESIDUAL,
     Face,
@@ -373,7 +374,7 @@ class Synthesizer:
         opts = self.options
         lm = face.landmarks
         iod = geometry.interocular(lm)
-        outside = face.points_outside(rgb.shape)
+        outside = face.points_outside(rgb.shape, MASK_POINTS)
         # A box where MediaPipe found no face carries no landmarks (residual inf).
         missing_mesh = face.mesh is None and not np.isfinite(face.residual)
         if face.width < opts.min_face:
@@ -387,7 +388,7 @@ class Synthesizer:
         elif outside:
             result.status, result.reason = (
                 "off_image",
-                f"{outside} of the eye/nose/mouth landmarks fall outside the photo",
+                f"{outside} of the eye and nose landmarks fall outside the photo",
             )
         elif iod < 0.15 * face.width:
             result.status, result.reason = (
