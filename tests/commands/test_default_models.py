@@ -60,6 +60,11 @@ def loaded(monkeypatch):
         (cv2.dnn, "readNet"),
     ):
         recording(module, name)
+    from maskforge.faces import mesh
+
+    # The bundle's bytes are cached per process: another test in this worker may have read
+    # them, and this test must see the read its own run makes.
+    mesh._read_bundle.cache_clear()
     _opened = paths
     yield paths
     _opened = None
