@@ -337,8 +337,9 @@ def synthesize(raw: Path, out: Path, **params) -> None:
     synthesis.csv), 2 for bad options or input or an OUT that cannot be written (full,
     read-only), 130 after Ctrl-C, 143 after SIGTERM.
     """
+    from maskforge.core.outputs import StorageError
     from maskforge.core.workspace import remember
-    from maskforge.synth.run.runner import OutputFolderError, run_synthesis
+    from maskforge.synth.run.runner import run_synthesis
 
     _keep_recorded(params, out)
     options, run = synthesis_request(params)
@@ -356,7 +357,7 @@ def synthesize(raw: Path, out: Path, **params) -> None:
         how = "Stopped (SIGTERM)" if terminated else "Interrupted"
         click.echo(f"\n{how}: {where}; rerun the same command to resume.", err=True)
         raise SystemExit(128 + signal.SIGTERM if terminated else 130) from None
-    except OutputFolderError as exc:
+    except StorageError as exc:
         raise UserError(
             f"Cannot write to {out}: {exc.strerror} ({exc.filename}). The run stopped; the "
             "photos recorded so far are kept: free some space or make the folder writable, "

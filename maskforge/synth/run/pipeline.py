@@ -85,12 +85,18 @@ def every_pattern() -> dict[str, float]:
     return dict.fromkeys(PATTERN_NAMES, 1.0)
 
 
-def default_choice(field_name: str) -> Choice:
-    """The default of SynthesisOptions.mask_types or .patterns, parsed as the CLI parses its
-    defaults (`random` over default_mask_mix, and choices.DEFAULT_PATTERNS), so that the library
-    and `maskforge synthesize` draw the same by default."""
-    if field_name == "mask_types":
-        return parse_choice("random", None, "mask type", default_mask_mix())
+# SynthesisOptions' defaults for mask_types and patterns, parsed as the CLI parses its own
+# (`random` over default_mask_mix, and choices.DEFAULT_PATTERNS), so that the library and
+# `maskforge synthesize` draw the same by default.
+
+
+def default_mask_types() -> Choice:
+    """`--mask-type random`: the realistic mix (default_mask_mix)."""
+    return parse_choice("random", None, "mask type", default_mask_mix())
+
+
+def default_patterns() -> Choice:
+    """choices.DEFAULT_PATTERNS: half of the masks plain, a sixth with a novelty print."""
     return parse_choice(DEFAULT_PATTERNS, None, "pattern", every_pattern())
 
 
@@ -100,9 +106,9 @@ class SynthesisOptions:
 
     seed: int = 0
     # The CLI's defaults: the realistic mix of mask types, half of them patterned.
-    mask_types: Choice = field(default_factory=lambda: default_choice("mask_types"))
+    mask_types: Choice = field(default_factory=default_mask_types)
     colors: Choice | None = None  # None: each template's own realistic palette
-    patterns: Choice = field(default_factory=lambda: default_choice("patterns"))
+    patterns: Choice = field(default_factory=default_patterns)
     pattern_weight: float = 0.7
     wear: Choice = Choice(("correct",), (1.0,))
     negatives: Choice | None = None

@@ -41,7 +41,7 @@ from maskforge.core.imageio import (
     atomic_write_text,
     is_image_path,
 )
-from maskforge.core.outputs import is_storage_fault
+from maskforge.core.outputs import StorageError, is_storage_fault
 from maskforge.core.parallel import check_local_workers, pool_map, usable_cores
 from maskforge.core.paths import printable
 from maskforge.synth.run.journal import (
@@ -409,23 +409,19 @@ def run_synthesis(
     return summary
 
 
-class OutputFolderError(OSError):
-    """The output folder cannot be written (full, read-only, not ours): the run stops there,
-    keeping what it recorded, and a rerun once that is fixed resumes."""
-
-
 @contextmanager
 def _output_faults(out: Path) -> Iterator[None]:
-    """Turn a storage fault writing into out/ into an OutputFolderError (the photos that
-    follow would all fail the same way: they are left for the rerun, not recorded)."""
+    """Turn a storage fault writing into out/ into core.outputs.StorageError, naming out where
+    the fault names no file (the photos that follow would all fail the same way: they are left
+    for the rerun, not recorded)."""
     try:
         yield
-    except OutputFolderError:
+    except StorageError:
         raise
     except OSError as exc:
         if not is_storage_fault(exc):
             raise
-        raise OutputFolderError(exc.errno, exc.strerror, exc.filename or str(out)) from exc
+        raise StorageError(out, exc) from exc
 
 
 def _prepare(
