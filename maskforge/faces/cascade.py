@@ -304,9 +304,10 @@ class FaceFinder:
         )
         self._mesh = None
         if landmarks == "mediapipe":
-            from maskforge.faces.landmarker import MeshLandmarker
+            # MediaPipe's models run by LiteRT, or its Face Landmarker task without LiteRT.
+            from maskforge.faces.litert_mesh import mesh_landmarker
 
-            self._mesh = MeshLandmarker()
+            self._mesh = mesh_landmarker()
         self._hog = dlib.get_frontal_face_detector() if "hog" in CASCADES[detector] else None
         self._cnn = None if cnn_path is None else _load(dlib.cnn_face_detection_model_v1, cnn_path)
         self._mtcnn = None  # loaded on first use
