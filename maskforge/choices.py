@@ -65,6 +65,10 @@ MAX_FILE_BYTES = 512 * 2**20  # image files larger than this are refused unread 
 # Output file names are cut to fit this many bytes (the usual NAME_MAX), with a hash kept.
 MAX_NAME_BYTES = 255
 MIN_FACE = 40  # faces narrower than this many pixels are skipped (too_small)
+# predict's --min-face: smaller detected boxes are reported too_small. Street cameras see faces
+# of 20-40 px, and a face annotated 24 px wide is often detected a few pixels smaller (of the 792
+# faces of at least 24 px in ../shared/faces/scenes, 37 came out under 24 px at 24).
+PREDICT_MIN_FACE = 20
 MAX_YAW = 60.0  # heads turned further than this many degrees are skipped (extreme_yaw)
 JPEG_QUALITY = 95
 PREVIEW_COUNT = 48  # tiles of a `maskforge preview` contact sheet

