@@ -57,6 +57,11 @@ CROP_MARGIN = 0.25  # crop margin around the face box on each side, as a fractio
 # square.
 FRAMINGS = ("crop", "closeup", "wide", "full")
 DEFAULT_FRAMING = "crop"
+# share of pairs seen by a far camera: small, blurred, noisy, JPEG (synth/render/camera.py);
+# chosen on benchmarks/street.py (README, "Street faces")
+FAR_CAMERA = 0.5
+# the face widths (px) a far camera's pairs are brought down to, drawn log-uniformly
+FAR_FACES = (20, 100)
 HANDS_NEAR_MASK = 0.0  # share of masked outputs that also get a hand raised beside the mask
 MASKS_PER_FACE = 1  # masked/unmasked pairs per face (synthesize --masks-per-face)
 MAX_SHAPE_RESIDUAL = 0.1  # Procrustes residual above which a landmark fit is implausible

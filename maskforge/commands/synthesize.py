@@ -15,6 +15,7 @@ from maskforge import choices
 from maskforge.commands.errors import UserError
 from maskforge.commands.options import (
     FOLDER,
+    Parsed,
     choice_option,
     command,
     detector_option,
@@ -282,6 +283,22 @@ FRAMING_SPEC = ChoiceSpec("framing", choices.FRAMINGS, _random_framing)
         help="Fraction of masked faces that also get a hand raised beside the mask (never over "
         "it; on the unmasked original too), so that a hand near a face does not mean unmasked.",
     ),
+    float_option(
+        "--far-camera",
+        default=choices.FAR_CAMERA,
+        help="Fraction of pairs rendered as a camera far away sees them: brought down to a face "
+        "20-100 px wide, with the optics' blur, sensor noise and the JPEG of a CCTV or phone "
+        "frame, then stored at that size (or at --size). Drawn per pair from the face's seed, "
+        "the same for its masked and unmasked image, recorded in synthesis.csv (far_face, "
+        "far_blur, far_noise, far_jpeg). Street and CCTV cameras see most real masks this way.",
+    ),
+    click.option(
+        "--far-faces",
+        type=Parsed("MIN-MAX", "maskforge.synth.sampling.specs:parse_size_range"),
+        default="-".join(map(str, choices.FAR_FACES)),
+        help="--far-camera's face widths in pixels, drawn log-uniformly (as many faces under "
+        "their geometric mean as over): the sizes your cameras see faces at.",
+    ),
     int_option(
         "--masks-per-face",
         high=16,
@@ -450,6 +467,7 @@ def _describe(options: SynthesisOptions, run: RunOptions) -> str:
         f"seed {options.seed}, {how}, detector {run.detector}, "
         f"mask {options.mask_types}, wear {options.wear}, framing {options.framing}"
         + (f", hands near masks {options.hands_near_mask:g}" if options.hands_near_mask else "")
+        + (f", far camera {options.far_camera:g}" if options.far_camera else "")
         + (f", {options.masks_per_face} masks per face" if options.masks_per_face > 1 else "")
     )
 

@@ -293,7 +293,7 @@ def test_a_framing_mix_never_writes_over_another_photos_crop(unmasked_dir, tmp_p
     shutil.copy(unmasked_dir / GOOD[0], raw / "a.jpg")
     shutil.copy(unmasked_dir / GOOD[1], raw / "a_0.jpg")
     # --pattern none: the draws after the pattern's (framing) do not hang on the default's.
-    options = ("--framing", "crop,full", "--pattern", "none", "--seed", 2)
+    options = ("--framing", "crop,full", "--pattern", "none", "--seed", 2, "--far-camera", "0")
     code, output = run("synthesize", raw, out, *ONE_WORKER, *options)
     assert code == 0, output
     rows = {r["input"]: r for r in rows_of(out)}
@@ -309,7 +309,7 @@ def test_full_frame_negatives_never_overwrite_another_photos_output(unmasked_dir
     raw.mkdir()
     shutil.copy(unmasked_dir / GOOD[0], raw / "a.jpg")
     shutil.copy(unmasked_dir / GOOD[1], raw / "a_neg.jpg")
-    negatives = ("--full-frame", "--negatives", "hand", "--negative-rate", "1")
+    negatives = ("--full-frame", "--negatives", "hand", "--negative-rate", "1", "--far-camera", "0")
     code, output = run("synthesize", raw, out, *ONE_WORKER, *negatives)
     assert code == 0, output
     rows = {r["input"]: r for r in rows_of(out)}

@@ -98,6 +98,7 @@ def test_rows_name_the_hand_and_outputs_stay_in_masked(unmasked_dir, tmp_path):
         mask_types=Choice(("surgical",), (1.0,)),
         framing=Choice(("full",), (1.0,)),
         hands_near_mask=1.0,
+        far_camera=0.0,  # outputs the photo's size
     )
     synth, named = Synthesizer(options), []
     for key in "abcdefgh":  # keys seed the draws; a jaw too close to the edge fails

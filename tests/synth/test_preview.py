@@ -43,7 +43,15 @@ def synth(unmasked_dir: Path, tmp_path_factory) -> Path:
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(base)  # synthesize records its output in ./.maskforge/state.json
         code, output = run(
-            "synthesize", raw, base / "out", "--workers", "1", "--mask-type", "surgical"
+            "synthesize",
+            raw,
+            base / "out",
+            "--workers",
+            "1",
+            "--mask-type",
+            "surgical",
+            "--far-camera",
+            "0",
         )
     assert code == 0, output
     return base / "out"

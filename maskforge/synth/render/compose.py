@@ -21,6 +21,10 @@ SKIN_CHROMA = np.array([1.23, 0.95, 0.82])
 # it exactly, so the overlay follows the face's level only partly (LEVEL_EXPONENT).
 TYPICAL_SKIN = 0.62
 LEVEL_EXPONENT = 0.8
+# Where highlights start to roll off (tone_shoulder): a light blue surgical mask on a bright face
+# of ../shared/faces/unmasked had half its pixels clipped in a channel; rolled off, 9 %, and it
+# keeps its blue (median saturation 74 of 255, as real street masks: 75) and its pleats.
+HIGHLIGHT_KNEE = 0.8
 
 
 @dataclass(frozen=True)
@@ -55,6 +59,12 @@ def face_light(rgb: np.ndarray, landmarks: np.ndarray) -> tuple[float, np.ndarra
     cast = chroma / SKIN_CHROMA
     cast = np.clip(cast / cast.mean(), 0.85, 1.15)
     return luminance, cast / cast.mean(), spread < 2.0
+
+
+def light_gain(luminance: float) -> float:
+    """How much brighter (or darker) than in its template an overlay is drawn on a face of this
+    skin luminance (face_light): the face's level followed partly (LEVEL_EXPONENT)."""
+    return float(np.clip((luminance / TYPICAL_SKIN) ** LEVEL_EXPONENT, 0.3, 1.2))
 
 
 def prescale_factor(matrix: np.ndarray, src_pts: np.ndarray) -> float:
@@ -136,26 +146,27 @@ def finish_overlay(
     finish: Finish,
     grain: Grain,
     match_level: bool = True,
+    light: tuple[float, np.ndarray, bool] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Match a warped overlay to the photo: light level and gradient, cast, grayscale, softness.
 
     match_level: scale the overlay's brightness with the face's (off for overlays already
-    coloured from the face itself, such as a hand tinted with the face's skin).
+    coloured from the face itself, such as a hand tinted with the face's skin); light: the
+    face's face_light, where the caller has it already.
     """
     face_width = float(np.ptp(landmarks[:, 0]))
-    luminance, cast, grayscale = face_light(rgb, landmarks)
+    luminance, cast, grayscale = face_light(rgb, landmarks) if light is None else light
     out = over_rgb
     if finish.light > 0:
-        gain = (
-            float(np.clip((luminance / TYPICAL_SKIN) ** LEVEL_EXPONENT, 0.3, 1.2))
-            if match_level
-            else 1.0
-        )
+        gain = light_gain(luminance) if match_level else 1.0
         gain = gain**finish.light
         field = _shading_field(rgb, roi, face_width) ** (0.7 * finish.light)
         out = out * gain * field[..., None]
     if finish.cast > 0 and not grayscale:
         out = out * (cast**finish.cast)[None, None, :]
+    if finish.light > 0:
+        # Brightened to the face's light, a pale mask would clip to flat white-cyan.
+        out = tone_shoulder(out, HIGHLIGHT_KNEE)
     if grayscale:
         out = np.repeat((out @ np.array([0.299, 0.587, 0.114], np.float32))[..., None], 3, axis=2)
     if finish.grain > 0:
@@ -166,6 +177,18 @@ def finish_overlay(
         inner = cv2.erode(alpha, np.ones((3, 3), np.uint8), iterations=1) if sigma > 1.0 else alpha
         alpha = cv2.GaussianBlur(inner, (0, 0), sigma)
     return np.clip(out, 0.0, 1.0).astype(np.float32), np.clip(alpha, 0.0, 1.0).astype(np.float32)
+
+
+def tone_shoulder(rgb: np.ndarray, knee: float) -> np.ndarray:
+    """Roll highlights off smoothly, as a camera's tone curve does, instead of clipping each
+    channel: a pixel's brightest channel above knee is compressed towards 1 and its other
+    channels scaled with it, so a light blue mask in bright light keeps its hue, saturation and
+    folds where a per-channel clip would turn it flat white-cyan."""
+    peak = rgb.max(axis=2)
+    span = 1.0 - knee
+    rolled = knee + span * np.tanh(np.maximum(peak - knee, 0.0) / span)
+    scale = np.where(peak > knee, rolled / np.maximum(peak, 1e-6), 1.0)
+    return (rgb * scale[..., None]).astype(np.float32)
 
 
 def edge_blur_sigma(gray: np.ndarray, region: np.ndarray | None = None) -> float:

@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 
 from maskforge.faces import mesh
-from maskforge.synth.render import compose, surface
+from maskforge.synth.render import compose, loops, surface
 from maskforge.synth.render.raster import rasterize
 from maskforge.synth.sampling.params import FaceParams, Grain, MaskLook
 
@@ -31,19 +31,18 @@ MAX_DIRECTIONAL = 1.2
 # Contact shadow on the skin along the mask's edges: width in face widths, depth at the edge.
 SHADOW_WIDTH = 0.025
 SHADOW_DEPTH = 0.3
-LOOP_WIDTH = 0.007  # loop thickness in face widths
 # Per template, how it stands off the face; others get Look3D()'s defaults.
 LOOKS = {
-    "surgical": surface.Look3D(standoff=3.0, loops="ear"),
-    "cloth": surface.Look3D(standoff=3.5, loops="ear"),
-    "kn95": surface.Look3D(standoff=5.0, cup=6.0, loops="ear"),
-    "n95": surface.Look3D(standoff=6.0, cup=9.0, loops="head"),
-    "n95_valve": surface.Look3D(standoff=6.0, cup=9.0, loops="head"),
-    "gas": surface.Look3D(standoff=8.0, cup=12.0, loops="none"),
+    "surgical": surface.Look3D(standoff=3.0),
+    "cloth": surface.Look3D(standoff=3.5),
+    "kn95": surface.Look3D(standoff=5.0, cup=6.0),
+    "n95": surface.Look3D(standoff=6.0, cup=9.0),
+    "n95_valve": surface.Look3D(standoff=6.0, cup=9.0),
+    "gas": surface.Look3D(standoff=8.0, cup=12.0),
     # Stretch fabric hugs the face; a bandana is knotted behind the head, a gaiter is a tube.
-    "gaiter": surface.Look3D(standoff=1.5, loops="none"),
-    "bandana": surface.Look3D(standoff=3.0, loops="none"),
-    "sports": surface.Look3D(standoff=2.5, cup=2.0, loops="ear"),
+    "gaiter": surface.Look3D(standoff=1.5),
+    "bandana": surface.Look3D(standoff=3.0),
+    "sports": surface.Look3D(standoff=2.5, cup=2.0),
 }
 
 
@@ -122,35 +121,6 @@ def _shading(normals: np.ndarray, light: tuple[float, np.ndarray], mean_normal) 
     return np.clip((a + normals @ b) / reference, *SHADE_RANGE)
 
 
-def _loops(ears, attach: np.ndarray, roi, face_width: float, kind: str):
-    """Alpha (h, w) float32 of the loops (or straps) from the mask's sides to the ears.
-
-    ears: surface.ear_points (where each loop goes round its ear, whether that side shows)."""
-    x0, y0, x1, y1 = roi
-    layer = np.zeros((y1 - y0, x1 - x0), np.uint8)
-    if kind == "none":
-        return layer.astype(np.float32)
-    ears, visible = ears
-    thickness = max(1, int(round(LOOP_WIDTH * face_width)))
-    for side in (0, 1):
-        if not visible[side]:
-            continue
-        ear = ears[side, :2]
-        top, bottom = attach[2 * side], attach[2 * side + 1]
-        if kind == "head":  # straps run past the ear, above and below it
-            ends = (ear + (0, -0.18 * face_width), ear + (0, 0.22 * face_width))
-        else:
-            ends = (ear + (0, -0.08 * face_width), ear + (0, 0.1 * face_width))
-        for start, end in zip((top, bottom), ends):
-            sag = -0.04 if start is top else 0.03
-            bulge = (start + end) / 2 + (0, sag * face_width)
-            t = np.linspace(0, 1, 24)[:, None]
-            curve = (1 - t) ** 2 * start + 2 * (1 - t) * t * bulge + t**2 * end
-            points = np.round((curve - (x0, y0)) * 4).astype(np.int32)
-            cv2.polylines(layer, [points], False, 255, thickness, cv2.LINE_AA, shift=2)
-    return layer.astype(np.float32) / 255.0
-
-
 def _roi(points: np.ndarray, shape) -> tuple[int, int, int, int]:
     h, w = shape[:2]
     x0 = int(np.clip(np.floor(points[:, 0].min()) - 3, 0, w))
@@ -214,24 +184,24 @@ def apply_mask_mesh(
     face_width = float(np.ptp(landmarks[:, 0]))
     light = skin_light(*_face_gray(rgb, posed_mesh, face_width))
     shade = _shading(normals, light, np.array([0.0, 0.0, -1.0]))
-    kind = LOOKS.get(template.name, surface.Look3D()).loops
+    kind = loops.LOOP_KINDS.get(template.name, "none")
     ears = surface.ear_points(frame)
     extent = np.vstack([posed_pts[:, :2], ears[0][:, :2]])
     roi = _roi(posed_pts[:, :2] if kind == "none" else extent, rgb.shape)
     if roi[2] <= roi[0] or roi[3] <= roi[1]:
         return rgb.copy(), np.zeros(rgb.shape[:2], np.float32)
     colour, alpha = _lay_texture(appearance, scale, posed_pts, surf, shade, roi)
-    loops = _loops(ears, surf.attach_points(posed_pts), roi, face_width, kind)
+    layer = loops.loop_layer(ears, surf.attach_points(posed_pts), roi, face_width, kind)
     luminance, _, _ = compose.face_light(rgb, landmarks)
-    gain = float(np.clip((luminance / compose.TYPICAL_SKIN) ** compose.LEVEL_EXPONENT, 0.3, 1.2))
+    gain = compose.light_gain(luminance)
     colour = colour * gain**finish.light
     loop_colour = (
-        np.asarray(_loop_colour(template, params), np.float32)
+        np.asarray(loops.loop_colour(template, params), np.float32)
         * gain
         * float(np.clip(light[0] + 0.3, 0.3, 1.0))
     )
-    colour = colour * alpha[..., None] + loop_colour * (loops * (1 - alpha))[..., None]
-    alpha_all = alpha + loops * (1 - alpha)
+    colour = colour * alpha[..., None] + loop_colour * (layer * (1 - alpha))[..., None]
+    alpha_all = alpha + layer * (1 - alpha)
     colour = colour / np.maximum(alpha_all, 1e-4)[..., None]
     plain = compose.Finish(light=0.0, cast=finish.cast, feather=finish.feather, grain=finish.grain)
     over, alpha_all = compose.finish_overlay(colour, alpha_all, rgb, roi, landmarks, plain, grain)
@@ -263,12 +233,6 @@ def _face_gray(rgb: np.ndarray, posed_mesh: np.ndarray, face_width: float):
     y1 = int(np.clip(np.ceil(xy[:, 1].max()) + pad, y0 + 1, h))
     gray = cv2.cvtColor(rgb[y0:y1, x0:x1], cv2.COLOR_RGB2GRAY).astype(np.float32) / 255.0
     return cv2.GaussianBlur(gray, (0, 0), sigma), posed_mesh - np.array([x0, y0, 0.0])
-
-
-def _loop_colour(template, params: FaceParams) -> tuple[float, float, float]:
-    if template.name == "surgical":
-        return (0.93, 0.93, 0.92)
-    return tuple(c / 255.0 for c in params.color)
 
 
 def _contact_shadow(rgb, alpha, roi, face_width: float, strength: float) -> np.ndarray:

@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 
 from maskforge.faces import geometry
-from maskforge.synth.render import compose
+from maskforge.synth.render import compose, loops
 from maskforge.synth.sampling.params import FaceParams, Grain, MaskLook, OccluderParams
 
 MAX_SKIN_SATURATION = 110  # of 255 (OpenCV HSV)
@@ -77,8 +77,13 @@ def apply_mask(
     if look.accent is not None:
         appearance = recolour_accents(appearance, variant.tint, look.accent)
     over, alpha, roi = compose.warp_overlay(appearance, matrix, rgb.shape, variant.anchors)
-    over, alpha = compose.finish_overlay(over, alpha, rgb, roi, landmarks, finish, grain)
+    light = compose.face_light(rgb, landmarks)
+    over, alpha = compose.finish_overlay(
+        over, alpha, rgb, roi, landmarks, finish, grain, light=light
+    )
     out = compose.blend(rgb, over, alpha, roi)
+    gain = compose.light_gain(light[0]) ** finish.light
+    loops.add_flat_loops(out, landmarks, template, params, variant, matrix, alpha, roi, gain)
     if not return_alpha:
         return out
     full = np.zeros(rgb.shape[:2], np.float32)

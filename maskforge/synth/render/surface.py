@@ -42,11 +42,10 @@ EAR_DEPTH = 25.0  # mm behind the side of the face, where a loop goes round the 
 @dataclass(frozen=True)
 class Look3D:
     """How a template stands off the face: standoff mm everywhere, cup mm extra in the middle
-    (moulded respirators), loops: 'ear', 'head' or 'none'."""
+    (moulded respirators). Its loops are loops.LOOP_KINDS'."""
 
     standoff: float = 3.0
     cup: float = 0.0
-    loops: str = "ear"
 
 
 @dataclass(frozen=True)

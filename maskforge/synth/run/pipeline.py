@@ -9,7 +9,7 @@ user's own image.
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +19,8 @@ from maskforge.choices import (
     DEFAULT_LANDMARKS,
     DEFAULT_PATTERNS,
     DEFAULT_RENDERER,
+    FAR_CAMERA,
+    FAR_FACES,
     FRAMINGS,
     LANDMARK_MODELS,
     MASKS_PER_FACE,
@@ -44,11 +46,11 @@ from maskforge.faces.cascade import (
     check_detector,
     largest_first,
 )
-from maskforge.synth.render import compose, framing, hands, overlays
+from maskforge.synth.render import camera, compose, framing, hands, overlays
 from maskforge.synth.render.surface import mesh_from_68
 from maskforge.synth.run.stems import mask_draw_suffix
 from maskforge.synth.sampling.draws import FaceSampler
-from maskforge.synth.sampling.params import FaceParams, FramingParams
+from maskforge.synth.sampling.params import FaceParams, FarCameraParams, FramingParams
 from maskforge.synth.sampling.specs import Choice, draw_key, face_seed, parse_choice
 
 # Prevalence-like default mix: surgical masks dominate real photos, respirators are rarer.
@@ -118,6 +120,8 @@ class SynthesisOptions:
     size: int | None = None
     framing: Choice = Choice(("crop",), (1.0,))
     hands_near_mask: float = 0.0
+    far_camera: float = FAR_CAMERA
+    far_faces: tuple[int, int] = FAR_FACES
     masks_per_face: int = MASKS_PER_FACE
     max_faces: int | None = None
     min_face: int = 40
@@ -144,6 +148,7 @@ class SynthesisOptions:
             ("pattern_weight", self.pattern_weight, 0.0, 1.0),
             ("negative_rate", self.negative_rate, 0.0, 1.0),
             ("hands_near_mask", self.hands_near_mask, 0.0, 1.0),
+            ("far_camera", self.far_camera, 0.0, 1.0),
             ("max_yaw", self.max_yaw, 0.0, 90.0),
             ("margin", self.margin, 0.0, float("inf")),
             ("max_residual", self.max_residual, 0.0, float("inf")),
@@ -154,6 +159,11 @@ class SynthesisOptions:
         ):
             if not low <= value <= high:
                 raise ValueError(f"Invalid {name} {value!r}: must be within {low}..{high}.")
+        low, high = self.far_faces
+        if not 8 <= low <= high <= 1000:
+            raise ValueError(
+                f"Invalid far_faces {self.far_faces!r}: must be 8 <= MIN <= MAX <= 1000."
+            )
         for name, value, low in (("size", self.size, 16), ("max_faces", self.max_faces, 1)):
             if value is not None and value < low:
                 raise ValueError(f"Invalid {name} {value!r}: must be at least {low}.")
@@ -166,6 +176,8 @@ class SynthesisOptions:
                 value = str(value)
             elif isinstance(value, compose.Finish):
                 value = dict(value.__dict__)
+            elif isinstance(value, tuple):
+                value = list(value)  # as run.json reads back, so that a resume compares equal
             out[key] = value
         return out
 
@@ -191,6 +203,7 @@ class FaceResult:
     framing: FramingParams | None = None
     frame: tuple[int, int, int, int] | None = None  # the rectangle of the photo it shows
     near_hand: str = ""  # the hand sprite raised beside the mask, if any
+    far: FarCameraParams | None = None  # seen by a far camera (--far-camera), if drawn
 
 
 class Synthesizer:
@@ -347,6 +360,8 @@ class Synthesizer:
                     r.near_hand = near.occluder
                     face_masked = compose.blend(face_masked, *overlay)
                     face_plain = compose.blend(face_plain, *overlay)
+            # The last draw of all: a new draw goes after the others (sampling.draws).
+            r.far = sampler.far_camera(opts.far_camera, opts.far_faces)
             if full:
                 masked, plain = face_masked, face_plain
                 negative = face_negative if face_negative is not None else negative
@@ -356,12 +371,31 @@ class Synthesizer:
                     self._crop(face_plain, r.frame),
                 )
                 r.negative = None if face_negative is None else self._crop(face_negative, r.frame)
+                self._far_camera(r)
         ok = [r for r in ok if r.status == "ok"]
         if full and ok:
             whole = ok[0].frame
             ok[0].masked, ok[0].original = self._crop(masked, whole), self._crop(plain, whole)
             ok[0].negative = self._crop(negative, whole) if negative is not rgb else None
+            self._far_camera(ok[0])
         return results
+
+    def _far_camera(self, r: FaceResult) -> None:
+        """r's images as its far camera sees them (r.far, if drawn; the same for the pair), then
+        brought back to --size if one is set; r.far.face becomes the face's width as written."""
+        if r.far is None:
+            return
+        images = [r.masked, r.original] + ([r.negative] if r.negative is not None else [])
+        # The face box's width in the output (the frame was resized to --size, if set).
+        face_width = (
+            (r.face.box[2] - r.face.box[0]) * images[0].shape[1] / (r.frame[2] - r.frame[0])
+        )
+        seen = camera.far_camera(images, face_width, r.far)
+        r.far = replace(r.far, face=int(round(face_width * camera.far_scale(face_width, r.far))))
+        if self.options.size:
+            seen = [framing.resize_output(image, self.options.size) for image in seen]
+        r.masked, r.original = seen[0], seen[1]
+        r.negative = seen[2] if r.negative is not None else None
 
     def _faces(self, rgb: np.ndarray, given: list | None) -> list[Face]:
         if given is None:
@@ -510,6 +544,13 @@ class Synthesizer:
                 framing=r.framing.name,
                 frame=" ".join(str(v) for v in r.frame),
                 near_hand=r.near_hand,
+            )
+        if r.far is not None:
+            row.update(
+                far_face=r.far.face,
+                far_blur=round(r.far.blur, 2),
+                far_noise=round(r.far.noise, 2),
+                far_jpeg=r.far.jpeg,
             )
         return row
 

@@ -48,9 +48,22 @@ CSV_COLUMNS = (
     "frame",
     "near_hand",
     "mask_draw",
+    "far_face",
+    "far_blur",
+    "far_noise",
+    "far_jpeg",
 )
 # Columns added after synthesis.csv files were first written: readers treat them as optional.
-LATER_COLUMNS = ("framing", "frame", "near_hand", "mask_draw")
+LATER_COLUMNS = (
+    "framing",
+    "frame",
+    "near_hand",
+    "mask_draw",
+    "far_face",
+    "far_blur",
+    "far_noise",
+    "far_jpeg",
+)
 
 
 def read_synthesis_table(csv_path: Path, required: tuple[str, ...]) -> pd.DataFrame:

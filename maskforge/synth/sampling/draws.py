@@ -5,7 +5,8 @@ seed and input give the same choices in any process and in any order. `FaceSampl
 face's generator and draws, in this order: the mask type, then the rest of FaceParams (colour,
 pattern, wear, a hard negative), the MaskLook (fabric texture, accent colour), the mask's grain
 (while rendering, see params.Grain), for a hard negative its OccluderParams and grain, then the
-FramingParams and, sometimes, NearHandParams and the hand's grain. render/ composites from them.
+FramingParams, sometimes NearHandParams and the hand's grain, and last, sometimes, the
+FarCameraParams of the pair. render/ composites from them.
 One face's generator is consumed in that order, so that a seed keeps giving the same images; a
 new kind of draw goes after the others.
 """
@@ -20,6 +21,7 @@ import numpy as np
 from maskforge.synth.sampling.params import (
     RGB,
     FaceParams,
+    FarCameraParams,
     FramingParams,
     Grain,
     MaskLook,
@@ -133,6 +135,10 @@ class FaceSampler:
         """A hand raised beside the mask, or None (draw_near_hand)."""
         return draw_near_hand(self._rng, hands, rate)
 
+    def far_camera(self, share: float, faces: tuple[int, int]) -> FarCameraParams | None:
+        """With probability share: the pair as a far camera sees it (draw_far_camera)."""
+        return draw_far_camera(self._rng, share, faces)
+
 
 def sample_color(template, rng: np.random.Generator) -> RGB:
     """A colour from the template's realistic palette (a render.templates.MaskTemplate's
@@ -240,6 +246,29 @@ def draw_near_hand(
     scale = float(rng.uniform(*NEAR_SCALE))
     mirrored = bool(rng.random() < 0.5)
     return NearHandParams(occluder, spot, side, gap, tilt, scale, mirrored)
+
+
+# A far camera (synthesize --far-camera): the face's width in the written image is drawn
+# log-uniformly over --far-faces (street and CCTV cameras: most annotated faces of
+# ../shared/faces/scenes are 10-60 px wide); then the optics' blur (Gaussian sigma, px at that
+# size), sensor noise (sigma, levels of 255) and the JPEG quality of a CCTV or phone frame.
+FAR_BLUR = (0.3, 1.1)
+FAR_NOISE = (0.5, 4.0)
+FAR_JPEG = (35, 90)
+
+
+def draw_far_camera(
+    rng: np.random.Generator, share: float, faces: tuple[int, int]
+) -> FarCameraParams | None:
+    """With probability share (nothing drawn at 0): face width (log-uniform over faces, px),
+    blur, noise, JPEG quality and the noise's seed, in this order; else None."""
+    if share <= 0 or rng.random() >= share:
+        return None
+    face = int(round(np.exp(rng.uniform(np.log(faces[0]), np.log(faces[1])))))
+    blur = float(rng.uniform(*FAR_BLUR))
+    noise = float(rng.uniform(*FAR_NOISE))
+    jpeg = int(rng.integers(FAR_JPEG[0], FAR_JPEG[1] + 1))
+    return FarCameraParams(face, blur, noise, jpeg, int(rng.integers(2**31)))
 
 
 def draw_sheet_samples(seed: int, templates: Iterable) -> list[tuple[RGB, str, np.ndarray]]:

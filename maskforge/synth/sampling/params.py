@@ -86,6 +86,25 @@ class NearHandParams:
     mirrored: bool
 
 
+@dataclass(frozen=True)
+class FarCameraParams:
+    """A pair seen by a camera far away (render.camera): the face's width in the written image,
+    the optics' blur, the sensor's noise and the frame's JPEG quality, the same for every image
+    of the pair (its noise comes from noise_seed, so both images get the same grain)."""
+
+    face: int  # px: the face box's width in the written image
+    blur: float  # Gaussian sigma, px at that size
+    noise: float  # sensor noise sigma, 0..255 levels
+    jpeg: int  # JPEG quality of the camera's frame
+    noise_seed: int
+
+    def noise_field(self, shape: tuple[int, ...]) -> np.ndarray:
+        """The sensor noise of the pair, float32 levels: the same field for every image."""
+        return (
+            np.random.default_rng(self.noise_seed).normal(0.0, self.noise, shape).astype(np.float32)
+        )
+
+
 class Grain:
     """The film grain of one face's overlays: noise that makes a mask no cleaner than the photo.
 

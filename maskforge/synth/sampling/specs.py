@@ -141,6 +141,21 @@ def parse_color(spec: str) -> tuple[int, int, int]:
     )
 
 
+def parse_size_range(spec: str) -> tuple[int, int]:
+    """'MIN-MAX' pixels (e.g. '20-100'; one number: that size only) as (MIN, MAX)."""
+    parts = spec.replace(" ", "").split("-")
+    try:
+        low, high = (int(parts[0]), int(parts[-1])) if len(parts) <= 2 else (0, -1)
+    except ValueError:
+        low, high = 0, -1
+    if not 8 <= low <= high <= 1000:
+        raise ValueError(
+            f"{spec!r} is not a size range: give MIN-MAX pixels, 8 <= MIN <= MAX <= 1000 "
+            "(e.g. 20-100)"
+        )
+    return low, high
+
+
 def format_color(rgb: tuple[int, int, int]) -> str:
     """'#rrggbb' for an RGB triple (the form recorded in synthesis.csv)."""
     return "#{:02x}{:02x}{:02x}".format(*(int(c) for c in rgb))
