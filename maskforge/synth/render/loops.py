@@ -69,19 +69,6 @@ def loop_colour(template, params: FaceParams) -> tuple[float, float, float]:
     return tuple(c / 255.0 for c in params.color)
 
 
-def outline_attach(alpha: np.ndarray) -> np.ndarray:
-    """Where loops leave a template view (4, 2) in its px: the outermost opaque pixels at 25 %
-    and 75 % of its height, left then right."""
-    ys = np.nonzero((alpha > 8).any(axis=1))[0]
-    out = []
-    for side in (0, 1):
-        for share in (0.25, 0.75):
-            y = int(ys.min() + share * (ys.max() - ys.min()))
-            row = np.nonzero(alpha[y] > 8)[0]
-            out.append((row.min() if side == 0 else row.max(), y))
-    return np.asarray(out, np.float64)
-
-
 def add_flat_loops(
     out: np.ndarray,
     landmarks: np.ndarray,
@@ -102,7 +89,7 @@ def add_flat_loops(
     kind = LOOP_KINDS.get(template.name, "none")
     if kind == "none" or mask_alpha.size == 0:
         return
-    attach = geometry.apply_homography(matrix, outline_attach(variant.rgba[..., 3]))
+    attach = geometry.apply_homography(matrix, surface.outline_attach(variant.rgba[..., 3]))
     ears = surface.ear_points(surface.face_frame(surface.mesh_from_68(landmarks)))
     face_width = float(np.ptp(landmarks[:, 0]))
     h, w = out.shape[:2]

@@ -119,8 +119,9 @@ def _triangles(kept: np.ndarray, cols: int) -> np.ndarray:
     return np.concatenate([np.c_[a, b, d], np.c_[a, d, c]])
 
 
-def _attach_points(alpha: np.ndarray) -> np.ndarray:
-    """Where loops leave the mask: its outermost opaque pixels at 25% and 75% of its height."""
+def outline_attach(alpha: np.ndarray) -> np.ndarray:
+    """Where loops leave a template view (4, 2) in its px: its outermost opaque pixels at 25%
+    and 75% of its height, left then right (loops.py draws them in either renderer)."""
     ys, _ = np.nonzero(alpha > 8)
     out = []
     for side in (0, 1):
@@ -153,7 +154,7 @@ def build_surface(variant, wear: str, look: Look3D) -> Surface:
     distance, neighbours = tree.query(xy, NEIGHBOURS)
     weights = 1.0 / (distance + FOLLOW_SOFTENING) ** 2
     # Each loop's start follows the three grid points nearest to it in the template.
-    attach = _attach_points(alpha)
+    attach = outline_attach(alpha)
     grid_distance = np.linalg.norm(uv[None, :, :] - attach[:, None, :], axis=2)
     attach_neighbours = np.argsort(grid_distance, axis=1)[:, :3]
     attach_weights = 1.0 / (np.take_along_axis(grid_distance, attach_neighbours, axis=1) + 1e-3)

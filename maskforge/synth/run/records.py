@@ -24,6 +24,17 @@ LOCK_FILE = ".synthesis.lock"
 OVERWRITE_JOURNAL = ".synthesis.overwrite.journal.csv"
 OVERWRITE_RUN_FILE = ".run.overwrite.json"
 
+# Columns added after synthesis.csv files were first written: readers treat them as optional.
+LATER_COLUMNS = (
+    "framing",
+    "frame",
+    "near_hand",
+    "mask_draw",
+    "far_face",
+    "far_blur",
+    "far_noise",
+    "far_jpeg",
+)
 CSV_COLUMNS = (
     "input",
     "face",
@@ -44,25 +55,7 @@ CSV_COLUMNS = (
     "pattern",
     "wear",
     "seed",
-    "framing",
-    "frame",
-    "near_hand",
-    "mask_draw",
-    "far_face",
-    "far_blur",
-    "far_noise",
-    "far_jpeg",
-)
-# Columns added after synthesis.csv files were first written: readers treat them as optional.
-LATER_COLUMNS = (
-    "framing",
-    "frame",
-    "near_hand",
-    "mask_draw",
-    "far_face",
-    "far_blur",
-    "far_noise",
-    "far_jpeg",
+    *LATER_COLUMNS,
 )
 
 
