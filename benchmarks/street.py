@@ -17,8 +17,8 @@ training photos (half A of ../shared/faces/unmasked, alternate files as benchmar
    may call a face mask_weared_incorrect.
 
 Seeds (--seeds 0,1,2) move synthesis and training; the table gives each config's mean over seeds
-and the JSON every seed. MaskTheFace's data has no synthesis seed: its judge rows are computed
-once, its end-to-end rows per seed (training).
+and the JSON every seed. MaskTheFace's data has no synthesis seed: its judge rows are the same
+every seed (the judge is deterministic), its end-to-end rows move with the training seed.
 
     python benchmarks/street.py --seeds 0,1,2 --e2e --config default: \
         --config plain:"--mask-type surgical"

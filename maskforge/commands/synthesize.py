@@ -287,7 +287,7 @@ FRAMING_SPEC = ChoiceSpec("framing", choices.FRAMINGS, _random_framing)
         "--far-camera",
         default=choices.FAR_CAMERA,
         help="Fraction of pairs rendered as a camera far away sees them: brought down to a face "
-        "20-100 px wide, with the optics' blur, sensor noise and the JPEG of a CCTV or phone "
+        "--far-faces px wide, with the optics' blur, sensor noise and the JPEG of a CCTV or phone "
         "frame, then stored at that size (or at --size). Drawn per pair from the face's seed, "
         "the same for its masked and unmasked image, recorded in synthesis.csv (far_face, "
         "far_blur, far_noise, far_jpeg). Street and CCTV cameras see most real masks this way.",
@@ -420,7 +420,8 @@ def _keep_recorded(params: dict, out: Path) -> None:
     for name, value in recorded_settings(out).items():
         if ctx.get_parameter_source(name) is ParameterSource.DEFAULT and params[name] != value:
             params[name] = value
-            kept.append(f"--{name} {value}")
+            shown = f"{value:g}" if isinstance(value, float) else value
+            kept.append(f"--{name.replace('_', '-')} {shown}")
     if kept:
         click.echo(f"Resuming with {' '.join(kept)}, as {out}/run.json records.")
 

@@ -317,16 +317,23 @@ def test_a_folder_begun_with_dlib_landmarks_resumes_with_them(small_raw, tmp_pat
     neither keeps what run.json records (an older run.json, without a landmarks entry, was made
     with dlib's), instead of being refused or mixing two landmark models in one folder."""
     out = tmp_path / "out"
-    begun = ("--landmarks", "dlib", "--detector", "cascade", "--limit", "1", "--workers", "1")
+    # As before the far camera existed (its default was then, in effect, 0).
+    begun = ("--landmarks", "dlib", "--detector", "cascade", "--far-camera", "0")
+    begun += ("--limit", "1", "--workers", "1")
     code, output = run("synthesize", small_raw, out, *begun)
     assert code in (0, 3), output
-    if recorded == "unrecorded":  # as a version before the option wrote it
+    if recorded == "unrecorded":  # as a version before the options wrote them
         run_json = json.loads((out / "run.json").read_text())
-        del run_json["options"]["landmarks"]
+        for option in ("landmarks", "far_camera", "far_faces"):
+            del run_json["options"][option]
         (out / "run.json").write_text(json.dumps(run_json))
     code, output = run("synthesize", small_raw, out, "--workers", "1")
     assert code in (0, 3), output
     assert "Resuming with --detector cascade --landmarks dlib" in output
+    if recorded == "unrecorded":  # made before the far camera: none of its pairs get one
+        assert "--landmarks dlib --far-camera 0," in output, output
+        assert json.loads((out / "run.json").read_text())["options"]["far_camera"] == 0.0
+        assert not any(r.get("far_face") for r in rows_of(out))
     assert json.loads((out / "run.json").read_text())["options"]["landmarks"] == "dlib"
     assert len({r["input"] for r in rows_of(out)}) == len(list(small_raw.iterdir()))
     # Naming the new default is a change of settings, refused as before.

@@ -110,3 +110,24 @@ def test_off_by_default_and_recorded_only_when_drawn(unmasked_dir, tmp_path):
     (row,) = [r for r in synth.run_file(unmasked_dir / "120.jpg", "a.jpg", tmp_path, "a")]
     assert "far_face" not in row
     assert cv2.imread(str(tmp_path / row["output"])).shape[1] > 100
+
+
+def test_a_full_frame_records_the_one_camera_it_was_seen_by_for_every_face(photo_faces):
+    ((rgb, face),) = photo_faces(["120.jpg"])
+    two = np.hstack([rgb, rgb])  # the same face twice, side by side
+    left = tuple(int(v) for v in face.box)
+    right = (left[0] + rgb.shape[1], left[1], left[2] + rgb.shape[1], left[3])
+    full = Choice(("full",), (1.0,))
+    options = SynthesisOptions(mask_types=SURGICAL, framing=full, far_camera=1.0, landmarks="dlib")
+    for key in ("a.jpg", "b.jpg"):
+        first, second = _process_two(options, two, key, [left, right])
+        # One image: the second face was seen by the first face's camera, at its own width.
+        assert (second.far.blur, second.far.jpeg) == (first.far.blur, first.far.jpeg)
+        assert abs(second.far.face - first.far.face) <= 2
+        assert first.masked.shape[1] < two.shape[1]
+
+
+def _process_two(options, rgb, key, boxes):
+    results = Synthesizer(options).process(rgb, key, boxes)
+    assert [r.status for r in results] == ["ok", "ok"], [r.reason for r in results]
+    return results

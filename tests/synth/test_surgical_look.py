@@ -105,3 +105,25 @@ def test_ear_loops_run_from_the_mask_to_the_ears(surgical, photo_faces, mask_on)
     g_cov = mask_on(rgb, face, compose.Finish(grain=0), mask_type="gaiter")[1]
     g_near = cv2.dilate((g_cov > 0.02).astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
     assert not ((np.abs(gaiter.astype(int) - rgb.astype(int)).max(axis=2) > 25) & ~g_near).any()
+
+
+def test_loops_on_a_black_and_white_photo_are_grey(photo_faces, mask_on):
+    ((rgb, face),) = photo_faces([PHOTO])
+    gray = cv2.cvtColor(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), cv2.COLOR_GRAY2RGB)
+    for mask_type in ("cloth", "n95"):
+        out, _ = mask_on(
+            gray, face, compose.Finish(grain=0), mask_type=mask_type, color=(200, 30, 40)
+        )
+        spread = out.astype(int).max(axis=2) - out.astype(int).min(axis=2)
+        assert spread.max() <= 2, mask_type  # no colour anywhere: not the mask, not its loops
+
+
+def test_head_straps_reach_past_the_ear_uncut(photo_faces, mask_on):
+    ((rgb, face),) = photo_faces([PHOTO])
+    out, coverage = mask_on(rgb, face, compose.Finish(grain=0), mask_type="n95")
+    near = cv2.dilate((coverage > 0.02).astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+    rows = np.nonzero(
+        ((np.abs(out.astype(int) - rgb.astype(int)).max(axis=2) > 25) & ~near).any(axis=1)
+    )[0]
+    # The straps' upper ends lie well above the eyes (0.18 face widths above the ears).
+    assert rows.min() < face.landmarks[36:48, 1].min() - 5

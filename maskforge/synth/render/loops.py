@@ -27,6 +27,8 @@ LOOP_KINDS = {
     "sports": "ear",
 }
 SURGICAL_LOOP = (0.93, 0.93, 0.92)  # white elastic whatever the mask's colour
+# How far above or below its ear a loop or strap may end, in face widths (loop_layer).
+STRAP_REACH = 0.25
 # Kept clear of loops round each eye centre: half-width, half-height in eye distances.
 EYE_CLEAR = (0.3, 0.2)
 
@@ -79,13 +81,14 @@ def add_flat_loops(
     mask_alpha: np.ndarray,
     roi: tuple[int, int, int, int],
     gain: float,
+    grayscale: bool = False,
 ) -> None:
     """Draw the template's loops into out (the photo with a flat-warped mask, RGB uint8, in
     place) from the warped outline's sides to the ears, under the mask (never over it).
 
     variant, matrix: the warped view and its homography (overlays.mask_placement); mask_alpha:
     the mask's coverage over roi; gain: the mask's light level (compose.light_gain), which the
-    loops share."""
+    loops share; grayscale: the photo is black and white (the loops too, as the mask is)."""
     kind = LOOP_KINDS.get(template.name, "none")
     if kind == "none" or mask_alpha.size == 0:
         return
@@ -93,7 +96,10 @@ def add_flat_loops(
     ears = surface.ear_points(surface.face_frame(surface.mesh_from_68(landmarks)))
     face_width = float(np.ptp(landmarks[:, 0]))
     h, w = out.shape[:2]
-    extent = np.vstack([attach, ears[0][:, :2]])
+    # The loops' box: from where they leave the mask to where they end above and below each ear
+    # (loop_layer's ends reach 0.18 / 0.22 face widths off the ear for head straps).
+    reach = np.array([0.0, STRAP_REACH * face_width])
+    extent = np.vstack([attach, ears[0][:, :2] - reach, ears[0][:, :2] + reach])
     big = (
         int(np.clip(np.floor(extent[:, 0].min()) - 3, 0, w)),
         int(np.clip(np.floor(extent[:, 1].min()) - 3, 0, h)),
@@ -128,7 +134,10 @@ def add_flat_loops(
     if len(ys) == 0:
         return
     # Only the loops' own pixels are touched (a whole-box blend would copy the photo again).
-    colour = np.clip(np.asarray(loop_colour(template, params), np.float32) * gain, 0.0, 1.0)
+    colour = np.asarray(loop_colour(template, params), np.float32) * gain
+    if grayscale:
+        colour = np.full(3, colour @ np.array([0.299, 0.587, 0.114], np.float32), np.float32)
+    colour = np.clip(colour, 0.0, 1.0)
     a = layer[ys, xs][:, None]
     yy, xx = ys + big[1], xs + big[0]
     mixed = out[yy, xx].astype(np.float32) / 255.0 * (1.0 - a) + colour * a

@@ -83,7 +83,9 @@ def apply_mask(
     )
     out = compose.blend(rgb, over, alpha, roi)
     gain = compose.light_gain(light[0]) ** finish.light
-    loops.add_flat_loops(out, landmarks, template, params, variant, matrix, alpha, roi, gain)
+    loops.add_flat_loops(
+        out, landmarks, template, params, variant, matrix, alpha, roi, gain, grayscale=light[2]
+    )
     if not return_alpha:
         return out
     full = np.zeros(rgb.shape[:2], np.float32)

@@ -40,11 +40,11 @@ from maskforge.synth.sampling.specs import stable_hash
 RESUME_KEYS = ("input", "options", "detector", "boxes")
 # What a run.json that does not record an option was made with, where that differs from today's
 # default: the landmark model became an option when dlib's was the only one.
-UNRECORDED = {"landmarks": "dlib"}
+UNRECORDED = {"landmarks": "dlib", "far_camera": 0.0}
 # Options whose default has changed since folders were made with the old one (0.1: the
-# licence-clean detector and landmarks): a resume that does not name them keeps what
-# run.json records, rather than being refused as a change of settings.
-DEFAULTS_CHANGED = ("detector", "landmarks")
+# licence-clean detector and landmarks, then the far camera): a resume that does not name them
+# keeps what run.json records, rather than being refused as a change of settings.
+DEFAULTS_CHANGED = ("detector", "landmarks", "far_camera")
 
 
 class DoneSet:
@@ -290,7 +290,7 @@ def _with_defaults(old: dict, defaults: dict, new: dict) -> dict:
     return filled
 
 
-def recorded_settings(out: Path) -> dict[str, str]:
+def recorded_settings(out: Path) -> dict[str, str | float]:
     """The DEFAULTS_CHANGED settings out/run.json records ({} without a readable run.json):
     what a resume of out that does not name them should keep."""
     try:
@@ -300,7 +300,11 @@ def recorded_settings(out: Path) -> dict[str, str]:
     if not isinstance(run, dict) or not isinstance(run.get("options"), dict):
         return {}
     recorded = {"detector": run.get("detector"), **UNRECORDED, **run["options"]}
-    return {k: recorded[k] for k in DEFAULTS_CHANGED if isinstance(recorded.get(k), str)}
+    return {
+        k: recorded[k]
+        for k in DEFAULTS_CHANGED
+        if isinstance(recorded.get(k), (str, float, int)) and not isinstance(recorded[k], bool)
+    }
 
 
 def _read_run_file(path: Path) -> dict:

@@ -377,25 +377,34 @@ class Synthesizer:
             whole = ok[0].frame
             ok[0].masked, ok[0].original = self._crop(masked, whole), self._crop(plain, whole)
             ok[0].negative = self._crop(negative, whole) if negative is not rgb else None
-            self._far_camera(ok[0])
+            written = ok[0].masked.shape[1] / (whole[2] - whole[0])  # before the far camera
+            scale = self._far_camera(ok[0])
+            for r in ok[1:]:
+                # One image for the photo: its faces' rows record the camera it was seen by.
+                width = (r.face.box[2] - r.face.box[0]) * written
+                far = ok[0].far
+                r.far = None if far is None else replace(far, face=int(round(width * scale)))
         return results
 
-    def _far_camera(self, r: FaceResult) -> None:
+    def _far_camera(self, r: FaceResult) -> float:
         """r's images as its far camera sees them (r.far, if drawn; the same for the pair), then
-        brought back to --size if one is set; r.far.face becomes the face's width as written."""
+        brought back to --size if one is set; r.far.face becomes the face's width in the
+        camera's frame (as written without --size). The scale applied (1: none)."""
         if r.far is None:
-            return
+            return 1.0
         images = [r.masked, r.original] + ([r.negative] if r.negative is not None else [])
         # The face box's width in the output (the frame was resized to --size, if set).
         face_width = (
             (r.face.box[2] - r.face.box[0]) * images[0].shape[1] / (r.frame[2] - r.frame[0])
         )
         seen = camera.far_camera(images, face_width, r.far)
-        r.far = replace(r.far, face=int(round(face_width * camera.far_scale(face_width, r.far))))
+        scale = camera.far_scale(face_width, r.far)
+        r.far = replace(r.far, face=int(round(face_width * scale)))
         if self.options.size:
             seen = [framing.resize_output(image, self.options.size) for image in seen]
         r.masked, r.original = seen[0], seen[1]
         r.negative = seen[2] if r.negative is not None else None
+        return scale
 
     def _faces(self, rgb: np.ndarray, given: list | None) -> list[Face]:
         if given is None:

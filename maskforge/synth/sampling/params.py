@@ -92,7 +92,7 @@ class FarCameraParams:
     the optics' blur, the sensor's noise and the frame's JPEG quality, the same for every image
     of the pair (its noise comes from noise_seed, so both images get the same grain)."""
 
-    face: int  # px: the face box's width in the written image
+    face: int  # px: the face box's width at the camera's resolution (as written without --size)
     blur: float  # Gaussian sigma, px at that size
     noise: float  # sensor noise sigma, 0..255 levels
     jpeg: int  # JPEG quality of the camera's frame
