@@ -10,9 +10,12 @@ by the mask.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import cv2
 import numpy as np
 
+from maskforge.synth.render.framing import resize_output
 from maskforge.synth.sampling.params import FarCameraParams
 
 
@@ -40,3 +43,16 @@ def far_camera(
             raise RuntimeError("could not JPEG-encode a far-camera frame")
         out.append(np.ascontiguousarray(cv2.imdecode(data, cv2.IMREAD_COLOR)[..., ::-1]))
     return out
+
+
+def seen_far(
+    images: list[np.ndarray], face_width: float, params: FarCameraParams, size: int | None
+) -> tuple[list[np.ndarray], FarCameraParams, float]:
+    """A pair's images (its face face_width px wide in them) as the far camera sees them, then
+    brought back to size (--size) if given; params with face set to the face's width at the
+    camera's resolution; the scale applied."""
+    seen = far_camera(images, face_width, params)
+    scale = far_scale(face_width, params)
+    if size:
+        seen = [resize_output(image, size) for image in seen]
+    return seen, replace(params, face=int(round(face_width * scale))), scale

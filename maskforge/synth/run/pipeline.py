@@ -379,11 +379,9 @@ class Synthesizer:
             ok[0].negative = self._crop(negative, whole) if negative is not rgb else None
             written = ok[0].masked.shape[1] / (whole[2] - whole[0])  # before the far camera
             scale = self._far_camera(ok[0])
-            for r in ok[1:]:
-                # One image for the photo: its faces' rows record the camera it was seen by.
-                width = (r.face.box[2] - r.face.box[0]) * written
-                far = ok[0].far
-                r.far = None if far is None else replace(far, face=int(round(width * scale)))
+            for r in ok[1:]:  # one image: its faces' rows record the camera it was seen by
+                width = (r.face.box[2] - r.face.box[0]) * written * scale
+                r.far = None if ok[0].far is None else replace(ok[0].far, face=round(width))
         return results
 
     def _far_camera(self, r: FaceResult) -> float:
@@ -394,14 +392,8 @@ class Synthesizer:
             return 1.0
         images = [r.masked, r.original] + ([r.negative] if r.negative is not None else [])
         # The face box's width in the output (the frame was resized to --size, if set).
-        face_width = (
-            (r.face.box[2] - r.face.box[0]) * images[0].shape[1] / (r.frame[2] - r.frame[0])
-        )
-        seen = camera.far_camera(images, face_width, r.far)
-        scale = camera.far_scale(face_width, r.far)
-        r.far = replace(r.far, face=int(round(face_width * scale)))
-        if self.options.size:
-            seen = [framing.resize_output(image, self.options.size) for image in seen]
+        width = (r.face.box[2] - r.face.box[0]) * images[0].shape[1] / (r.frame[2] - r.frame[0])
+        seen, r.far, scale = camera.seen_far(images, width, r.far, self.options.size)
         r.masked, r.original = seen[0], seen[1]
         r.negative = seen[2] if r.negative is not None else None
         return scale
