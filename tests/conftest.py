@@ -175,6 +175,36 @@ def in_namespace() -> Callable[..., subprocess.CompletedProcess]:
     return run
 
 
+def error_line(output: str) -> str:
+    """The one `Error:` line of a command's output, which holds no traceback."""
+    assert "Traceback" not in output, output
+    (line,) = [line for line in output.splitlines() if line.startswith("Error")]
+    return line
+
+
+@pytest.fixture
+def one_error() -> Callable[[str], str]:
+    """one_error(output): the one `Error:` line of a command's output (and no traceback)."""
+    return error_line
+
+
+@pytest.fixture
+def read_only_refusal(tmp_path, in_namespace) -> Callable[..., tuple[Path, str]]:
+    """refused(command, **env): run `maskforge COMMAND` (bash words; $RO is a folder made
+    read-only by a real mount) in a namespace; it must exit 2 with one `Error:` line and no
+    traceback. Returns (the read-only folder, that line)."""
+
+    def refused(command: str, **env: Path | str) -> tuple[Path, str]:
+        ro = tmp_path / "ro"
+        ro.mkdir()
+        done = in_namespace(f'read_only "$RO" || exit 99\n$MF {command}\n', RO=ro, **env)
+        output = done.stdout + done.stderr
+        assert done.returncode == 2, output
+        return ro, error_line(output)
+
+    return refused
+
+
 def pytest_collection_modifyitems(config, items) -> None:
     """Run the tests that load MediaPipe's landmarker last: a worker process that has MediaPipe's
     runtime loaded segfaulted in ray.init (both bundle their own C++ runtimes), so Ray's tests

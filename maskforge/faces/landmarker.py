@@ -32,7 +32,7 @@ MIN_PRESENCE = 0.5
 
 
 @contextlib.contextmanager
-def _quiet_stderr():
+def quiet_stderr():
     """Silence file descriptor 2 for a while: MediaPipe's C++ start-up logs (absl, TFLite) go
     straight to it, and a CLI must not print them."""
     sys.stderr.flush()
@@ -90,7 +90,7 @@ class MeshLandmarker:
             output_facial_transformation_matrixes=True,
         )
         self._mp = mediapipe
-        with _quiet_stderr():
+        with quiet_stderr():
             self._task = vision.FaceLandmarker.create_from_options(options)
             # The first call starts its graph threads, which log too.
             self._task.detect(self._image(np.zeros((INPUT_SIDE, INPUT_SIDE, 3), np.uint8)))

@@ -33,8 +33,8 @@ from maskforge.faces.landmarker import (
     MIN_DETECTION,
     MIN_PRESENCE,
     MeshFit,
-    _quiet_stderr,
     pose_from_matrix,
+    quiet_stderr,
 )
 
 MESH_FILE = "face_landmarks_detector.tflite"
@@ -146,7 +146,7 @@ class LiteMeshLandmarker:
                 models = {name: bundle.read(name) for name in (MESH_FILE, DETECTOR_FILE)}
         except (KeyError, zipfile.BadZipFile) as exc:
             raise mesh.ModelBundleError(f"the bundle's models are unreadable ({exc})") from None
-        with _quiet_stderr():  # "Created TensorFlow Lite XNNPACK delegate" goes to fd 2
+        with quiet_stderr():  # "Created TensorFlow Lite XNNPACK delegate" goes to fd 2
             self._mesh = Interpreter(model_content=models[MESH_FILE], num_threads=1)
             self._detector = Interpreter(model_content=models[DETECTOR_FILE], num_threads=1)
             self._mesh.allocate_tensors()

@@ -301,31 +301,19 @@ def test_cli_single_class_folder_warns(tmp_path, photos, monkeypatch):
 # --- one command at a time on an output folder; a read-only one ---------------------------------
 
 
-def _one_error(output: str) -> str:
-    """The one `Error:` line of a command's output (and no traceback)."""
-    assert "Traceback" not in output, output
-    (line,) = [line for line in output.splitlines() if line.startswith("Error")]
-    return line
-
-
-def test_split_into_a_folder_another_command_holds_is_refused(tmp_path, out, hold_lock):
+def test_split_into_a_folder_another_command_holds_is_refused(tmp_path, out, hold_lock, one_error):
     manifests = tmp_path / "manifests"
     with hold_lock(manifests / ".maskforge.lock"):
         args = ["split", str(out), "--out", str(manifests), "--workers", "1", "--no-stats"]
         result = CliRunner().invoke(cli, args)
     assert result.exit_code == 2, result.output
-    line = _one_error(result.output)
+    line = one_error(result.output)
     assert str(manifests) in line and "in use by another maskforge command" in line
     assert [p.name for p in manifests.iterdir()] == [".maskforge.lock"]  # nothing written
 
 
-def test_split_into_a_read_only_folder_is_a_one_line_error(tmp_path, out, in_namespace):
-    ro = tmp_path / "ro"
-    ro.mkdir()
-    script = 'read_only "$RO" || exit 99\n$MF split "$SRC" --out "$RO/m" --workers 1 --no-stats'
-    done = in_namespace(script, RO=ro, SRC=out)
-    assert done.returncode == 2, done.stdout + done.stderr
-    line = _one_error(done.stdout + done.stderr)
+def test_split_into_a_read_only_folder_is_a_one_line_error(out, read_only_refusal):
+    ro, line = read_only_refusal('split "$SRC" --out "$RO/m" --workers 1 --no-stats', SRC=out)
     assert line.startswith(f"Error: Cannot write to {ro / 'm'}") and "Read-only" in line
 
 

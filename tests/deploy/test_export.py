@@ -168,25 +168,20 @@ def test_preprocess_is_the_eval_resize(rng):
 # --- one command at a time on an exported file; a read-only or full disk -------------------------
 
 
-def _one_error(output: str) -> str:
-    """The one `Error:` line of a command's output (and no traceback)."""
-    assert "Traceback" not in output, output
-    (line,) = [line for line in output.splitlines() if line.startswith("Error")]
-    return line
-
-
-def test_export_to_a_file_another_command_writes_is_refused(tmp_path, hold_lock):
+def test_export_to_a_file_another_command_writes_is_refused(tmp_path, hold_lock, one_error):
     run = make_run(tmp_path, "resnet18", ["unmasked", "masked"])
     out = tmp_path / "exported" / "model.onnx"
     with hold_lock(out.parent / ".model.onnx.lock"):
         result = CliRunner().invoke(cli, ["export", str(run), "--out", str(out)])
     assert result.exit_code == 2, result.output
-    line = _one_error(result.output)
+    line = one_error(result.output)
     assert str(out) in line and "in use by another maskforge command" in line
     assert [p.name for p in out.parent.iterdir()] == [".model.onnx.lock"]  # nothing written
 
 
-def test_export_to_a_read_only_folder_or_a_full_disk_is_a_one_line_error(tmp_path, in_namespace):
+def test_export_to_a_read_only_folder_or_a_full_disk_is_a_one_line_error(
+    tmp_path, in_namespace, one_error
+):
     run = make_run(tmp_path, "resnet18", ["unmasked", "masked"])
     (tmp_path / "ro").mkdir()
     (tmp_path / "disk").mkdir()
@@ -209,6 +204,6 @@ def test_export_to_a_read_only_folder_or_a_full_disk_is_a_one_line_error(tmp_pat
     ):
         output = (logs / name).read_text()
         assert (logs / f"{name}.code").read_text().strip() == "2", output
-        line = _one_error(output)
+        line = one_error(output)
         assert line.startswith(f"Error: Cannot write to {target}") and why in line, line
     assert (logs / "full.files").read_text().split() == ["kept.txt"]  # no cut file left

@@ -450,15 +450,8 @@ def test_a_video_is_opened_once(fake_faces, run, tmp_path, rng, monkeypatch):
 # --- one command at a time on an output folder; a read-only one ---------------------------------
 
 
-def _one_error(output: str) -> str:
-    """The one `Error:` line of a command's output (and no traceback)."""
-    assert "Traceback" not in output, output
-    (line,) = [line for line in output.splitlines() if line.startswith("Error")]
-    return line
-
-
 def test_predict_into_a_folder_another_command_holds_is_refused(
-    fake_faces, run, tmp_path, rng, hold_lock
+    fake_faces, run, tmp_path, rng, hold_lock, one_error
 ):
     write_image(tmp_path / "photos/a.png", _photo(rng))
     out = tmp_path / "annotated"
@@ -466,19 +459,15 @@ def test_predict_into_a_folder_another_command_holds_is_refused(
         args = ["predict", str(tmp_path / "photos"), "--run", str(run), "--out", str(out)]
         result = CliRunner().invoke(cli, args)
     assert result.exit_code == 2, result.output
-    line = _one_error(result.output)
+    line = one_error(result.output)
     assert str(out) in line and "in use by another maskforge command" in line
     assert [p.name for p in out.iterdir()] == [".maskforge.lock"]  # nothing written
 
 
-def test_predict_into_a_read_only_folder_is_a_one_line_error(run, tmp_path, rng, in_namespace):
+def test_predict_into_a_read_only_folder_is_a_one_line_error(run, tmp_path, rng, read_only_refusal):
     write_image(tmp_path / "photos/a.png", _photo(rng))
-    ro = tmp_path / "ro"
-    ro.mkdir()
-    script = 'read_only "$RO" || exit 99\n$MF predict "$PHOTOS" --run "$RUN" --out "$RO/annotated"'
-    done = in_namespace(script, RO=ro, PHOTOS=tmp_path / "photos", RUN=run)
-    assert done.returncode == 2, done.stdout + done.stderr
-    line = _one_error(done.stdout + done.stderr)
+    command = 'predict "$PHOTOS" --run "$RUN" --out "$RO/annotated"'
+    ro, line = read_only_refusal(command, PHOTOS=tmp_path / "photos", RUN=run)
     assert line.startswith(f"Error: Cannot write to {ro / 'annotated'}") and "Read-only" in line
 
 

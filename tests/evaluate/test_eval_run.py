@@ -619,36 +619,26 @@ def test_crop_faces_reports_a_photo_that_kills_its_detection_worker(
 # --- one command at a time on a report folder; a read-only one ----------------------------------
 
 
-def _one_error(output: str) -> str:
-    """The one `Error:` line of a command's output (and no traceback)."""
-    assert "Traceback" not in output, output
-    (line,) = [line for line in output.splitlines() if line.startswith("Error")]
-    return line
-
-
 def _eval_args(workspace: Path, out: Path | str) -> list[str]:
     manifest = workspace / "manifests/test.csv"
     run = workspace / "runs/tiny"
     return ["eval", str(run), "--manifest", str(manifest), "--out", str(out), "--bootstrap", "0"]
 
 
-def test_eval_into_a_report_folder_another_command_holds_is_refused(workspace, tmp_path, hold_lock):
+def test_eval_into_a_report_folder_another_command_holds_is_refused(
+    workspace, tmp_path, hold_lock, one_error
+):
     out = tmp_path / "report"
     with hold_lock(out / ".maskforge.lock"):
         result = CliRunner().invoke(cli, _eval_args(workspace, out))
     assert result.exit_code == 2, result.output
-    line = _one_error(result.output)
+    line = one_error(result.output)
     assert str(out) in line and "in use by another maskforge command" in line
     assert [p.name for p in out.iterdir()] == [".maskforge.lock"]  # nothing written
 
 
-def test_eval_into_a_read_only_folder_is_a_one_line_error(workspace, tmp_path, in_namespace):
-    ro = tmp_path / "ro"
-    ro.mkdir()
-    args = " ".join(_eval_args(workspace, "$RO/report"))
-    done = in_namespace(f'read_only "$RO" || exit 99\n$MF {args}\n', RO=ro)
-    assert done.returncode == 2, done.stdout + done.stderr
-    line = _one_error(done.stdout + done.stderr)
+def test_eval_into_a_read_only_folder_is_a_one_line_error(workspace, read_only_refusal):
+    ro, line = read_only_refusal(" ".join(_eval_args(workspace, "$RO/report")))
     assert line.startswith(f"Error: Cannot write to {ro / 'report'}") and "Read-only" in line
 
 

@@ -595,13 +595,6 @@ def test_help_explains_every_option():
 LOCK = ".maskforge.lock"
 
 
-def _one_error(output: str) -> str:
-    """The one `Error:` line of a command's output (and no traceback)."""
-    assert "Traceback" not in output, output
-    (line,) = [line for line in output.splitlines() if line.startswith("Error")]
-    return line
-
-
 def _tiny_train_args(tmp_path: Path, run: Path, *more: str) -> list[str]:
     return [
         "train",
@@ -629,7 +622,7 @@ def _files(folder: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
 
 
-def test_two_trains_started_together_on_one_run_one_is_refused_at_once(tmp_path, rng):
+def test_two_trains_started_together_on_one_run_one_is_refused_at_once(tmp_path, rng, one_error):
     items = made_faces(tmp_path / "img", 36, rng)
     write_manifests(tmp_path, items[:24], items[24:], stats=False)
     run = tmp_path / "runs" / "same"
@@ -647,7 +640,7 @@ def test_two_trains_started_together_on_one_run_one_is_refused_at_once(tmp_path,
         (winner,) = [p for p in both if p is not refused]
         out, err = refused.communicate()
         assert refused.returncode == 2, out + err
-        line = _one_error(out + err)
+        line = one_error(out + err)
         assert str(run) in line and "in use by another maskforge command" in line
         assert "maskforge train, pid" in line  # who holds it
         while not (run / "metrics.csv").exists() and winner.poll() is None:
@@ -665,7 +658,9 @@ def test_two_trains_started_together_on_one_run_one_is_refused_at_once(tmp_path,
     assert (run / "last.pt").is_file() and not (run / LOCK).exists()
 
 
-def test_a_held_run_folder_is_refused_for_a_new_run_and_for_resume(tmp_path, rng, hold_lock):
+def test_a_held_run_folder_is_refused_for_a_new_run_and_for_resume(
+    tmp_path, rng, hold_lock, one_error
+):
     items = made_faces(tmp_path / "img", 36, rng)
     write_manifests(tmp_path, items[:24], items[24:], stats=False)
     runner = CliRunner()
@@ -677,7 +672,7 @@ def test_a_held_run_folder_is_refused_for_a_new_run_and_for_resume(tmp_path, rng
         new = runner.invoke(cli, _tiny_train_args(tmp_path, tmp_path / "runs/new"))
     for result, folder in ((resumed, "runs/r"), (new, "runs/new")):
         assert result.exit_code == 2, result.output
-        line = _one_error(result.output)
+        line = one_error(result.output)
         assert str(tmp_path / folder) in line and "in use by another maskforge command" in line
         assert "pid 4242 on testhost" in line
     assert _files(tmp_path / "runs/r") == {
@@ -688,7 +683,7 @@ def test_a_held_run_folder_is_refused_for_a_new_run_and_for_resume(tmp_path, rng
 
 
 def test_a_read_only_or_full_run_folder_is_a_one_line_error_that_keeps_what_was_written(
-    tmp_path, rng, in_namespace
+    tmp_path, rng, in_namespace, one_error
 ):
     items = made_faces(tmp_path / "img", 36, rng)
     write_manifests(tmp_path, items[:24], items[24:], stats=False)
@@ -709,10 +704,10 @@ def test_a_read_only_or_full_run_folder_is_a_one_line_error_that_keeps_what_was_
     for name, folder in (("ro", tmp_path / "ro" / "r"), ("full", tmp_path / "disk" / "r")):
         output = (logs / name).read_text()
         assert (logs / f"{name}.code").read_text().strip() == "2", output
-        line = _one_error(output)
+        line = one_error(output)
         assert line.startswith(f"Error: Cannot write to {folder}"), line
     assert "Read-only file system" in (logs / "ro").read_text()
-    full = _one_error((logs / "full").read_text())
+    full = one_error((logs / "full").read_text())
     assert "No space left on device" in full and "best.pt" in full
     kept = logs / "r"  # what the full disk held: the run's config and log, no cut file
     assert json.loads((kept / "config.json").read_text())["arch"] == "resnet18"

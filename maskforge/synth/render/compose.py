@@ -67,6 +67,17 @@ def light_gain(luminance: float) -> float:
     return float(np.clip((luminance / TYPICAL_SKIN) ** LEVEL_EXPONENT, 0.3, 1.2))
 
 
+def region_around(points: np.ndarray, shape) -> tuple[int, int, int, int]:
+    """The pixel rectangle (x0, y0, x1, y1) holding points (N, 2), with a few pixels to spare for
+    antialiased edges, clipped to an image of this shape (it may come out empty)."""
+    h, w = shape[:2]
+    x0 = int(np.clip(np.floor(points[:, 0].min()) - 3, 0, w))
+    y0 = int(np.clip(np.floor(points[:, 1].min()) - 3, 0, h))
+    x1 = int(np.clip(np.ceil(points[:, 0].max()) + 4, 0, w))
+    y1 = int(np.clip(np.ceil(points[:, 1].max()) + 4, 0, h))
+    return x0, y0, x1, y1
+
+
 def prescale_factor(matrix: np.ndarray, src_pts: np.ndarray) -> float:
     """How much to shrink an overlay before warping so it lands at about 1:1 (<= 1).
 

@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 
 from maskforge.faces import geometry
-from maskforge.synth.render import surface
+from maskforge.synth.render import compose, surface
 from maskforge.synth.sampling.params import FaceParams
 
 LOOP_WIDTH = 0.007  # loop thickness in face widths
@@ -95,17 +95,11 @@ def add_flat_loops(
     attach = geometry.apply_homography(matrix, surface.outline_attach(variant.rgba[..., 3]))
     ears = surface.ear_points(surface.face_frame(surface.mesh_from_68(landmarks)))
     face_width = float(np.ptp(landmarks[:, 0]))
-    h, w = out.shape[:2]
     # The loops' box: from where they leave the mask to where they end above and below each ear
     # (loop_layer's ends reach 0.18 / 0.22 face widths off the ear for head straps).
     reach = np.array([0.0, STRAP_REACH * face_width])
     extent = np.vstack([attach, ears[0][:, :2] - reach, ears[0][:, :2] + reach])
-    big = (
-        int(np.clip(np.floor(extent[:, 0].min()) - 3, 0, w)),
-        int(np.clip(np.floor(extent[:, 1].min()) - 3, 0, h)),
-        int(np.clip(np.ceil(extent[:, 0].max()) + 4, 0, w)),
-        int(np.clip(np.ceil(extent[:, 1].max()) + 4, 0, h)),
-    )
+    big = compose.region_around(extent, out.shape)
     if big[2] <= big[0] or big[3] <= big[1]:
         return
     layer = loop_layer(ears, attach, big, face_width, kind)

@@ -121,15 +121,6 @@ def _shading(normals: np.ndarray, light: tuple[float, np.ndarray], mean_normal) 
     return np.clip((a + normals @ b) / reference, *SHADE_RANGE)
 
 
-def _roi(points: np.ndarray, shape) -> tuple[int, int, int, int]:
-    h, w = shape[:2]
-    x0 = int(np.clip(np.floor(points[:, 0].min()) - 3, 0, w))
-    y0 = int(np.clip(np.floor(points[:, 1].min()) - 3, 0, h))
-    x1 = int(np.clip(np.ceil(points[:, 0].max()) + 4, 0, w))
-    y1 = int(np.clip(np.ceil(points[:, 1].max()) + 4, 0, h))
-    return x0, y0, x1, y1
-
-
 def _lay_texture(appearance, scale, posed_pts, surf, shade, roi):
     """(rgb float32 (h, w, 3) 0..1, alpha (h, w)) of the texture laid over roi by the surface."""
     x0, y0, x1, y1 = roi
@@ -187,7 +178,7 @@ def apply_mask_mesh(
     kind = loops.LOOP_KINDS.get(template.name, "none")
     ears = surface.ear_points(frame)
     extent = np.vstack([posed_pts[:, :2], ears[0][:, :2]])
-    roi = _roi(posed_pts[:, :2] if kind == "none" else extent, rgb.shape)
+    roi = compose.region_around(posed_pts[:, :2] if kind == "none" else extent, rgb.shape)
     if roi[2] <= roi[0] or roi[3] <= roi[1]:
         return rgb.copy(), np.zeros(rgb.shape[:2], np.float32)
     colour, alpha = _lay_texture(appearance, scale, posed_pts, surf, shade, roi)
